@@ -1,0 +1,3 @@
+from magsit.cli import main
+
+main()
