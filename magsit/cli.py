@@ -1,0 +1,162 @@
+"""The `magsit` command line: a Click group, the global options, and the one error boundary.
+
+Commands stay thin: parse options, call the core, render. Exit codes (the interface contract):
+0 done; 1 the run failed; 2 usage or config error; 3 done, but some records failed;
+4 skipped, another run holds the lock; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from magsit import __version__
+from magsit.config import Config, load_config
+from magsit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MagsitError
+from magsit.logs import setup_logging
+
+
+@dataclass
+class App:
+    """Global options and lazily loaded shared objects, passed to every command as ctx.obj."""
+
+    config_path: str | None = None
+    dry_run: bool = False
+    json: bool = False
+    verbose: int = 0
+    quiet: bool = False
+    log_format: str = "rich"
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+            for warning in self._config.warnings:
+                self.err.print(f"[yellow]warning:[/yellow] {warning}")
+        return self._config
+
+    @property
+    def out(self) -> Console:
+        return Console(highlight=False, soft_wrap=False)
+
+    @property
+    def err(self) -> Console:
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def echo(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="MAGSIT_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Config file (default magsit.toml; env MAGSIT_CONFIG).",
+)
+@click.option("--dry-run", is_flag=True, help="Pull and plan, print the plan, write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: every HTTP call, credentials redacted).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--log-format", type=click.Choice(["rich", "json"]), default="rich", show_default=True, help="Log format on stderr.")
+@click.version_option(__version__, prog_name="magsit")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: str | None, dry_run: bool, as_json: bool, verbose: int, quiet: bool, log_format: str
+) -> None:
+    """magsit keeps a Magento 2 web shop and a Sitoo POS estate in sync.
+
+    Each sync command runs one pull -> diff -> push cycle and records what it did in the state file.
+    """
+    setup_logging(verbose, quiet, log_format)
+    ctx.obj = App(config_path, dry_run, as_json, verbose, quiet, log_format)
+
+
+def _register() -> None:
+    from magsit.commands import (
+        audit,
+        check,
+        customers,
+        daemon,
+        demo,
+        events,
+        exceptions,
+        fulfilment,
+        orders,
+        products,
+        reconcile,
+        returns,
+        sandbox,
+        status,
+        stock,
+    )
+
+    for module in (
+        stock,
+        products,
+        orders,
+        fulfilment,
+        customers,
+        returns,
+        reconcile,
+        audit,
+        status,
+        exceptions,
+        daemon,
+        events,
+        check,
+        sandbox,
+        demo,
+    ):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the one place errors become exit codes and one-line messages."""
+    code = run(argv)
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        result: Any = cli.main(args=argv, prog_name="magsit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("magsit: interrupted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
+    except KeyboardInterrupt:
+        err.print("magsit: interrupted")
+        return EXIT_INTERRUPTED
+    except MagsitError as exc:
+        err.print(f"magsit: error: {exc.message}", markup=False)
+        return exc.exit_code
+    except Exception as exc:  # never a traceback for the operator; -vv logs it
+        import logging
+
+        logging.getLogger("magsit").debug("unexpected error", exc_info=True)
+        err.print(f"magsit: internal error: {type(exc).__name__}: {exc}", markup=False)
+        return EXIT_FAILED
+    return int(result) if isinstance(result, int) else 0
+
+
+def config_path_hint(app: App) -> Path:
+    return Path(app.config_path or "magsit.toml")

@@ -1,0 +1,73 @@
+"""`magsit check`: config valid, both APIs reachable read-only, credentials accepted, mapped ids exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.errors import EXIT_FAILED, EXIT_OK, MagsitError
+from magsit.report import print_json
+
+
+def run_checks(app: App) -> list[dict[str, Any]]:
+    from magsit.magento.client import MagentoClient
+    from magsit.sitoo.client import SitooClient
+
+    config = app.config
+    results: list[dict[str, Any]] = [{"check": "config", "ok": True, "detail": f"{config.source} is valid"}]
+    magento = MagentoClient(config.magento, config.http)
+    sitoo = SitooClient(config.sitoo, config.http)
+
+    def attempt(name: str, fn: Any) -> Any:
+        try:
+            value = fn()
+        except MagsitError as exc:
+            results.append({"check": name, "ok": False, "detail": exc.message})
+            return None
+        return value
+
+    sources = attempt("magento: reach API and list sources", magento.list_sources)
+    if sources is not None:
+        codes = {s["source_code"] for s in sources}
+        results.append({"check": "magento: reach API and list sources", "ok": True, "detail": f"{len(codes)} sources"})
+        unknown = sorted(set(config.stock.sources.values()) - codes)
+        results.append(
+            {
+                "check": "magento: mapped sources exist",
+                "ok": not unknown,
+                "detail": f"unknown source codes in [stock].sources: {', '.join(unknown)}" if unknown else "all mapped sources exist",
+            }
+        )
+    warehouses = attempt("sitoo: reach API and list warehouses", sitoo.list_warehouses)
+    if warehouses is not None:
+        ids = {str(w["warehouseid"]) for w in warehouses}
+        results.append({"check": "sitoo: reach API and list warehouses", "ok": True, "detail": f"{len(ids)} warehouses"})
+        wanted = set(config.stock.sources) | {str(config.orders.warehouse_id)}
+        wanted |= {str(w) for w in config.orders.shipping_method_warehouses.values()}
+        wanted |= {str(w) for w in config.orders.pickup_location_warehouses.values()}
+        unknown = sorted(wanted - ids)
+        results.append(
+            {
+                "check": "sitoo: mapped warehouses exist",
+                "ok": not unknown,
+                "detail": f"unknown Sitoo warehouse ids in the config: {', '.join(unknown)}" if unknown else "all mapped warehouses exist",
+            }
+        )
+    return results
+
+
+@click.command("check")
+@pass_app
+def command(app: App) -> int:
+    """Validate the config and reach both APIs read-only."""
+    results = run_checks(app)
+    ok = all(r["ok"] for r in results)
+    if app.json:
+        print_json({"ok": ok, "checks": results})
+    else:
+        for r in results:
+            mark = "[green]ok[/green]  " if r["ok"] else "[red]FAIL[/red]"
+            app.out.print(f"{mark} {r['check']}: {r['detail']}")
+    return EXIT_OK if ok else EXIT_FAILED

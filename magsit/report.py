@@ -1,0 +1,87 @@
+"""Rendering of results: rich tables for people, JSON for scripts. Nothing here decides anything."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from magsit.runner import RunOutcome
+
+STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red", "skipped": "dim"}
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return to_jsonable(value.model_dump())
+    if hasattr(value, "__dataclass_fields__"):
+        return to_jsonable(value.__dict__)
+    return value
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n")
+
+
+def rows_table(rows: list[dict[str, Any]], title: str | None = None, columns: list[str] | None = None, limit: int = 50) -> Table:
+    columns = columns or (list(rows[0].keys()) if rows else [])
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column.replace("_", " "), overflow="fold")
+    for row in rows[:limit]:
+        table.add_row(*[_cell(row.get(column)) for column in columns])
+    if len(rows) > limit:
+        table.caption = f"{len(rows) - limit} more rows not shown (use --json for all)"
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(to_jsonable(value), ensure_ascii=False)
+    return str(to_jsonable(value))
+
+
+def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = False) -> None:
+    style = STATUS_STYLE.get(outcome.status, "")
+    label = "dry run, nothing written" if dry_run else outcome.status
+    console.print(f"[bold]{outcome.job}[/bold]: [{style}]{label}[/{style}] (exit {outcome.exit_code})")
+    if outcome.result.counts:
+        console.print("  " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())))
+    for line in outcome.result.summary:
+        console.print(f"  {line}")
+    plan = outcome.result.plan
+    if dry_run and isinstance(plan, list) and plan and isinstance(plan[0], dict):
+        console.print(rows_table(plan, title="plan"))
+    elif dry_run and isinstance(plan, dict):
+        for name, rows in plan.items():
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+                console.print(rows_table(rows, title=name))
+    if outcome.failures:
+        console.print(
+            rows_table(
+                [f.__dict__ for f in outcome.failures],
+                title="records that failed (see `magsit exceptions list`)",
+                columns=["key", "kind", "owner", "message"],
+                limit=20,
+            )
+        )
+    if outcome.error:
+        console.print(f"[red]error:[/red] {outcome.error}")

@@ -1,0 +1,267 @@
+"""Runs one job: lock, run record, the flow's pull/plan/push, exception capture, exit code.
+
+Flows are plain functions ``run(ctx: JobContext) -> JobResult``; everything around them (locking,
+the run row, turning record failures into exception rows, mapping errors to exit codes) lives
+here once, so a flow module holds only its own logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from magsit.config import Config
+from magsit.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    LockedError,
+    MagsitError,
+    Owner,
+    RecordError,
+)
+from magsit.state.lock import JobLock
+from magsit.state.store import StateStore, now_utc
+
+if TYPE_CHECKING:
+    from magsit.magento.client import MagentoClient
+    from magsit.sitoo.client import SitooClient
+
+log = logging.getLogger("magsit.runner")
+
+JOBS = (
+    "sync-stock",
+    "sync-products",
+    "push-orders",
+    "sync-fulfilment",
+    "sync-customers",
+    "sync-returns",
+    "reconcile",
+    "audit",
+    "events",
+)
+
+
+@dataclass
+class RecordFailure:
+    kind: str
+    owner: Owner
+    key: str
+    message: str
+
+
+@dataclass
+class JobResult:
+    """What a flow did. ``counts`` are for humans and `status`; ``plan`` is what --dry-run prints."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    plan: Any = None
+    summary: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    # Set by a flow whose result itself means "not clean" (e.g. reconcile variances) without record failures.
+    findings: int = 0
+
+
+@dataclass
+class RunOutcome:
+    job: str
+    exit_code: int
+    status: str
+    result: JobResult
+    failures: list[RecordFailure]
+    run_id: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "run_id": self.run_id,
+            "counts": self.result.counts,
+            "summary": self.result.summary,
+            "failures": [f.__dict__ for f in self.failures],
+            "plan": self.result.plan,
+            "details": self.result.details,
+            "error": self.error,
+        }
+
+
+class JobContext:
+    """Everything a flow needs: config, state, clients, options, and the record-failure API."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        job: str,
+        *,
+        dry_run: bool = False,
+        options: dict[str, Any] | None = None,
+        magento: MagentoClient | None = None,
+        sitoo: SitooClient | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.job = job
+        self.dry_run = dry_run
+        self.options = options or {}
+        self.counts: Counter[str] = Counter()
+        self.failures: list[RecordFailure] = []
+        self.run_id: int | None = None
+        self.started_at = now_utc()
+        self.stop_event = stop_event or threading.Event()
+        self._magento = magento
+        self._sitoo = sitoo
+
+    @property
+    def magento(self) -> MagentoClient:
+        if self._magento is None:
+            from magsit.magento.client import MagentoClient
+
+            self._magento = MagentoClient(self.config.magento, self.config.http)
+        return self._magento
+
+    @property
+    def sitoo(self) -> SitooClient:
+        if self._sitoo is None:
+            from magsit.sitoo.client import SitooClient
+
+            self._sitoo = SitooClient(self.config.sitoo, self.config.http)
+        return self._sitoo
+
+    def should_stop(self) -> bool:
+        """True once SIGTERM/SIGINT asked the daemon to stop: finish the record in hand, then return."""
+        return self.stop_event.is_set()
+
+    def fail(
+        self,
+        kind: str,
+        owner: Owner,
+        key: str,
+        message: str,
+        payload: Any = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
+        """One record failed: open its exception row (not in --dry-run) and go on with the batch."""
+        self.failures.append(RecordFailure(kind, owner, key, message))
+        self.counts["failed"] += 1
+        if not self.dry_run:
+            self.state.record_exception(self.job, kind, owner, key, message, payload, retry_after)
+        log.warning("%s: %s [%s, owner %s]: %s", self.job, key, kind, owner, message)
+
+    def fail_record(self, error: RecordError, retry_after: timedelta | None = None) -> None:
+        self.fail(error.kind, error.owner, error.key, error.message, error.payload, retry_after)
+
+    def succeeded(self, key: str) -> None:
+        """A record went through: its open exception (if any) resolves itself."""
+        if not self.dry_run and self.state.resolve_exception(self.job, key):
+            self.counts["resolved"] += 1
+
+    def is_due(self, key: str) -> bool:
+        return self.state.exception_due(self.job, key)
+
+
+Flow = Callable[[JobContext], JobResult]
+AfterRunHook = Callable[[Config, StateStore, RunOutcome], None]
+after_run_hooks: list[AfterRunHook] = []
+
+
+def run_job(
+    config: Config,
+    job: str,
+    flow: Flow,
+    *,
+    dry_run: bool = False,
+    options: dict[str, Any] | None = None,
+    state: StateStore | None = None,
+    magento: MagentoClient | None = None,
+    sitoo: SitooClient | None = None,
+    stop_event: threading.Event | None = None,
+) -> RunOutcome:
+    """Run ``flow`` under the job's lock. Raises LockedError (exit 4) if another run holds it."""
+    own_state = state is None
+    state = state or StateStore(config.state.path)
+    try:
+        with JobLock(config.state.path, job):
+            return _run_locked(config, state, job, flow, dry_run, options, magento, sitoo, stop_event)
+    finally:
+        if own_state:
+            state.close()
+
+
+def _run_locked(
+    config: Config,
+    state: StateStore,
+    job: str,
+    flow: Flow,
+    dry_run: bool,
+    options: dict[str, Any] | None,
+    magento: MagentoClient | None,
+    sitoo: SitooClient | None,
+    stop_event: threading.Event | None,
+) -> RunOutcome:
+    state.mark_abandoned_runs()
+    ctx = JobContext(
+        config, state, job, dry_run=dry_run, options=options, magento=magento, sitoo=sitoo, stop_event=stop_event
+    )
+    ctx.run_id = state.start_run(job, dry_run=dry_run)
+    result = JobResult()
+    error: str | None = None
+    try:
+        result = flow(ctx)
+    except KeyboardInterrupt:
+        outcome = _finish(ctx, result, "interrupted", EXIT_INTERRUPTED, "interrupted")
+        raise _Interrupted(outcome) from None
+    except LockedError:
+        raise
+    except MagsitError as exc:
+        error = exc.message
+        outcome = _finish(ctx, result, "failed", EXIT_FAILED, error)
+        _after_run(config, state, outcome)
+        return outcome
+    except Exception as exc:  # the run fails; the traceback goes to the debug log, never to the operator
+        log.debug("unexpected error in %s", job, exc_info=True)
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        outcome = _finish(ctx, result, "failed", EXIT_FAILED, error)
+        _after_run(config, state, outcome)
+        return outcome
+    if ctx.failures:
+        status, code = "partial", EXIT_PARTIAL
+    elif result.findings:
+        status, code = "ok", EXIT_PARTIAL
+    else:
+        status, code = "ok", EXIT_OK
+    outcome = _finish(ctx, result, status, code, "")
+    _after_run(config, state, outcome)
+    return outcome
+
+
+class _Interrupted(KeyboardInterrupt):
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+def _finish(ctx: JobContext, result: JobResult, status: str, code: int, message: str) -> RunOutcome:
+    counts = dict(ctx.counts)
+    counts.update(result.counts)
+    result.counts = counts
+    if ctx.run_id is not None:
+        ctx.state.finish_run(ctx.run_id, status, code, counts, message)
+    return RunOutcome(ctx.job, code, status, result, list(ctx.failures), ctx.run_id, message or None)
+
+
+def _after_run(config: Config, state: StateStore, outcome: RunOutcome) -> None:
+    for hook in after_run_hooks:
+        try:
+            hook(config, state, outcome)
+        except Exception:  # an alert that cannot be delivered must never fail the sync run
+            log.warning("after-run hook %r failed", hook, exc_info=True)

@@ -1,0 +1,4 @@
+from magsit.state.lock import JobLock
+from magsit.state.store import StateStore
+
+__all__ = ["JobLock", "StateStore"]

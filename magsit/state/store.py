@@ -1,0 +1,488 @@
+"""The local state file: runs, cursors, ID mappings, the stock baseline and per-record exceptions.
+
+SQLite in WAL mode with a busy timeout, so cron runs, the daemon and a human can share it; created
+0600 because mappings and payload excerpts are business data. Schema changes are numbered
+migrations keyed on ``PRAGMA user_version``; a state file written by a newer magsit is refused
+rather than silently misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from magsit.errors import MagsitError, Owner
+
+OWNERS: tuple[Owner, ...] = ("ops", "ecommerce", "finance")
+PAYLOAD_LIMIT = 2000
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None = None) -> str:
+    return (moment or now_utc()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True, ensure_ascii=False)
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,            -- running | ok | partial | failed | skipped | interrupted
+            exit_code INTEGER,
+            counts TEXT NOT NULL DEFAULT '{}',
+            message TEXT,
+            pid INTEGER,
+            dry_run INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX runs_job ON runs(job, started_at);
+        CREATE TABLE cursors (
+            job TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (job, stream)
+        );
+        CREATE TABLE mappings (
+            entity TEXT NOT NULL,            -- order | customer | creditmemo | refund | shipment | product ...
+            system TEXT NOT NULL,            -- the system whose id is external_id: magento | sitoo
+            external_id TEXT NOT NULL,
+            other_id TEXT,                   -- the counterpart's id (NULL while a create is in flight)
+            status TEXT NOT NULL DEFAULT 'done',
+            data TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (entity, system, external_id)
+        );
+        CREATE INDEX mappings_other ON mappings(entity, other_id);
+        CREATE INDEX mappings_status ON mappings(entity, status);
+        CREATE TABLE pushed_stock (
+            sku TEXT NOT NULL,
+            source_code TEXT NOT NULL,
+            quantity TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            pushed_at TEXT NOT NULL,
+            PRIMARY KEY (sku, source_code)
+        );
+        CREATE TABLE exceptions (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            record_key TEXT NOT NULL,
+            message TEXT NOT NULL,
+            payload TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            status TEXT NOT NULL DEFAULT 'open',   -- open | resolved | ignored
+            next_retry_at TEXT,
+            resolved_at TEXT,
+            alerted_at TEXT,
+            UNIQUE (job, record_key)
+        );
+        CREATE INDEX exceptions_status ON exceptions(status, owner);
+        CREATE TABLE heartbeats (
+            name TEXT PRIMARY KEY,
+            at TEXT NOT NULL,
+            pid INTEGER,
+            info TEXT NOT NULL DEFAULT '{}'
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+
+
+class StateError(MagsitError):
+    pass
+
+
+class StateStore:
+    """All reads and writes of the state file. Safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Create it 0600 before SQLite does, so it is never briefly world-readable.
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state file {self.path} cannot be opened: {exc}") from None
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # -- schema ----------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._lock:
+            try:
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise StateError(f"state file {self.path} is not a magsit state file: {exc}") from None
+            if version > len(MIGRATIONS):
+                raise StateError(
+                    f"state file {self.path} was written by a newer magsit (schema {version}, this one knows "
+                    f"{len(MIGRATIONS)}); upgrade magsit instead of risking the state"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                with self.transaction():
+                    MIGRATIONS[number](self.db)
+                    self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StateStore]:
+        """One atomic unit: outcomes and the cursor that covers them commit together or not at all."""
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                savepoint = f"sp_{threading.get_ident()}_{id(self)}"
+                conn.execute(f"SAVEPOINT {savepoint}")
+                try:
+                    yield self
+                except BaseException:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                    conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                    raise
+                conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                return
+            # IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can
+            # fail at once with SQLITE_BUSY under WAL when another process wrote in between.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _exec(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self.db.execute(sql, params)
+
+    def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # -- runs ------------------------------------------------------------------------------------
+    def start_run(self, job: str, dry_run: bool = False) -> int:
+        cursor = self._exec(
+            "INSERT INTO runs (job, started_at, status, pid, dry_run) VALUES (?, ?, 'running', ?, ?)",
+            (job, iso(), os.getpid(), int(dry_run)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, exit_code: int, counts: dict[str, Any], message: str = "") -> None:
+        self._exec(
+            "UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, counts = ?, message = ? WHERE id = ?",
+            (iso(), status, exit_code, _json(counts), message[:2000], run_id),
+        )
+
+    def last_runs(self) -> list[dict[str, Any]]:
+        """The newest run of each job, plus its newest successful run."""
+        rows = self._rows(
+            """
+            SELECT r.* FROM runs r
+            JOIN (SELECT job, MAX(id) AS id FROM runs WHERE dry_run = 0 GROUP BY job) last ON last.id = r.id
+            ORDER BY r.job
+            """
+        )
+        ok = {
+            row["job"]: row
+            for row in self._rows(
+                "SELECT job, MAX(finished_at) AS finished_at FROM runs "
+                "WHERE dry_run = 0 AND status IN ('ok', 'partial') GROUP BY job"
+            )
+        }
+        for row in rows:
+            row["counts"] = json.loads(row["counts"] or "{}")
+            row["last_success_at"] = ok.get(row["job"], {}).get("finished_at")
+        return rows
+
+    def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
+        rows = self._rows(f"SELECT * FROM runs {where} ORDER BY id DESC LIMIT {int(limit)}", params)
+        for row in rows:
+            row["counts"] = json.loads(row["counts"] or "{}")
+        return rows
+
+    def mark_abandoned_runs(self) -> None:
+        """Runs left 'running' by a process that no longer exists (killed) are marked as such."""
+        for row in self._rows("SELECT id, pid FROM runs WHERE status = 'running'"):
+            if row["pid"] and not _pid_alive(row["pid"]):
+                self._exec(
+                    "UPDATE runs SET status = 'failed', message = 'process died during the run' WHERE id = ?",
+                    (row["id"],),
+                )
+
+    # -- cursors ---------------------------------------------------------------------------------
+    def get_cursor(self, job: str, stream: str = "default") -> Any:
+        rows = self._rows("SELECT value FROM cursors WHERE job = ? AND stream = ?", (job, stream))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_cursor(self, job: str, stream: str, value: Any) -> None:
+        self._exec(
+            "INSERT INTO cursors (job, stream, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (job, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (job, stream, _json(value), iso()),
+        )
+
+    # -- mappings --------------------------------------------------------------------------------
+    def get_mapping(self, entity: str, system: str, external_id: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT * FROM mappings WHERE entity = ? AND system = ? AND external_id = ?",
+            (entity, system, str(external_id)),
+        )
+        return _mapping(rows[0]) if rows else None
+
+    def find_mapping_by_other(self, entity: str, other_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM mappings WHERE entity = ? AND other_id = ?", (entity, str(other_id)))
+        return _mapping(rows[0]) if rows else None
+
+    def put_mapping(
+        self,
+        entity: str,
+        system: str,
+        external_id: str,
+        other_id: str | None,
+        data: dict[str, Any] | None = None,
+        status: str = "done",
+    ) -> None:
+        moment = iso()
+        self._exec(
+            """
+            INSERT INTO mappings (entity, system, external_id, other_id, status, data, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (entity, system, external_id) DO UPDATE SET
+                other_id = excluded.other_id, status = excluded.status, data = excluded.data,
+                updated_at = excluded.updated_at
+            """,
+            (entity, system, str(external_id), None if other_id is None else str(other_id), status, _json(data or {}), moment, moment),
+        )
+
+    def mappings(self, entity: str, status: str | None = None) -> list[dict[str, Any]]:
+        if status is None:
+            rows = self._rows("SELECT * FROM mappings WHERE entity = ? ORDER BY external_id", (entity,))
+        else:
+            rows = self._rows(
+                "SELECT * FROM mappings WHERE entity = ? AND status = ? ORDER BY external_id", (entity, status)
+            )
+        return [_mapping(row) for row in rows]
+
+    def delete_mapping(self, entity: str, system: str, external_id: str) -> None:
+        self._exec(
+            "DELETE FROM mappings WHERE entity = ? AND system = ? AND external_id = ?", (entity, system, str(external_id))
+        )
+
+    # -- stock baseline --------------------------------------------------------------------------
+    def pushed_stock(self) -> dict[tuple[str, str], tuple[Decimal, int]]:
+        return {
+            (row["sku"], row["source_code"]): (Decimal(row["quantity"]), int(row["status"]))
+            for row in self._rows("SELECT sku, source_code, quantity, status FROM pushed_stock")
+        }
+
+    def record_pushed_stock(self, rows: list[tuple[str, str, Decimal, int]]) -> None:
+        moment = iso()
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT INTO pushed_stock (sku, source_code, quantity, status, pushed_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (sku, source_code) DO UPDATE SET quantity = excluded.quantity, "
+                "status = excluded.status, pushed_at = excluded.pushed_at",
+                [(sku, source, str(qty), int(status), moment) for sku, source, qty, status in rows],
+            )
+
+    def forget_pushed_stock(self, keys: list[tuple[str, str]] | None = None) -> None:
+        if keys is None:
+            self._exec("DELETE FROM pushed_stock")
+            return
+        with self._lock:
+            self.db.conn.executemany("DELETE FROM pushed_stock WHERE sku = ? AND source_code = ?", keys)
+
+    # -- exceptions ------------------------------------------------------------------------------
+    def record_exception(
+        self,
+        job: str,
+        kind: str,
+        owner: Owner,
+        record_key: str,
+        message: str,
+        payload: Any = None,
+        retry_after: timedelta | None = None,
+    ) -> dict[str, Any]:
+        """Open (or refresh) the exception row of one record. Attempts count up; the retry time backs off."""
+        if owner not in OWNERS:
+            raise ValueError(f"owner must be one of {OWNERS}, not {owner!r}")
+        moment = now_utc()
+        excerpt = None if payload is None else _json(payload)[:PAYLOAD_LIMIT]
+        existing = self._rows("SELECT * FROM exceptions WHERE job = ? AND record_key = ?", (job, record_key))
+        attempts = (existing[0]["attempts"] + 1) if existing and existing[0]["status"] == "open" else 1
+        next_retry = iso(moment + retry_after * (2 ** min(attempts - 1, 8))) if retry_after else None
+        if existing:
+            row = existing[0]
+            status = "ignored" if row["status"] == "ignored" else "open"
+            self._exec(
+                """
+                UPDATE exceptions SET kind = ?, owner = ?, message = ?, payload = ?, last_seen = ?, attempts = ?,
+                    status = ?, next_retry_at = ?, resolved_at = NULL,
+                    alerted_at = CASE WHEN status = 'open' THEN alerted_at ELSE NULL END,
+                    first_seen = CASE WHEN status = 'open' THEN first_seen ELSE ? END
+                WHERE id = ?
+                """,
+                (kind, owner, message, excerpt, iso(moment), attempts, status, next_retry, iso(moment), row["id"]),
+            )
+        else:
+            self._exec(
+                """
+                INSERT INTO exceptions (job, kind, owner, record_key, message, payload, first_seen, last_seen,
+                    attempts, status, next_retry_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 'open', ?)
+                """,
+                (job, kind, owner, record_key, message, excerpt, iso(moment), iso(moment), next_retry),
+            )
+        return self._rows("SELECT * FROM exceptions WHERE job = ? AND record_key = ?", (job, record_key))[0]
+
+    def resolve_exception(self, job: str, record_key: str) -> bool:
+        """A record that went through resolves its open row. Returns whether there was one."""
+        cursor = self._exec(
+            "UPDATE exceptions SET status = 'resolved', resolved_at = ? "
+            "WHERE job = ? AND record_key = ? AND status = 'open'",
+            (iso(), job, record_key),
+        )
+        return cursor.rowcount > 0
+
+    def open_exception_keys(self, job: str) -> set[str]:
+        return {row["record_key"] for row in self._rows("SELECT record_key FROM exceptions WHERE job = ? AND status = 'open'", (job,))}
+
+    def exception_due(self, job: str, record_key: str, moment: datetime | None = None) -> bool:
+        """False while an open exception of this record waits for its backoff time (poison records)."""
+        rows = self._rows(
+            "SELECT next_retry_at, status FROM exceptions WHERE job = ? AND record_key = ?", (job, record_key)
+        )
+        if not rows or rows[0]["status"] != "open" or not rows[0]["next_retry_at"]:
+            return True
+        due = parse_iso(rows[0]["next_retry_at"])
+        return due is None or due <= (moment or now_utc())
+
+    def exceptions(
+        self,
+        status: str | None = "open",
+        owner: str | None = None,
+        job: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        for column, value in (("status", status), ("owner", owner), ("job", job), ("kind", kind)):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        return self._rows(f"SELECT * FROM exceptions {where} ORDER BY last_seen DESC, id DESC{tail}", params)
+
+    def get_exception(self, exception_id: int) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM exceptions WHERE id = ?", (exception_id,))
+        return rows[0] if rows else None
+
+    def set_exception_status(self, exception_id: int, status: str) -> bool:
+        if status not in ("open", "resolved", "ignored"):
+            raise ValueError(status)
+        resolved_at = iso() if status != "open" else None
+        cursor = self._exec(
+            "UPDATE exceptions SET status = ?, resolved_at = ?, next_retry_at = NULL WHERE id = ?",
+            (status, resolved_at, exception_id),
+        )
+        return cursor.rowcount > 0
+
+    def retry_exception(self, exception_id: int) -> bool:
+        """Make the record due on the next run (after the cause was fixed)."""
+        cursor = self._exec(
+            "UPDATE exceptions SET status = 'open', next_retry_at = NULL, resolved_at = NULL WHERE id = ?",
+            (exception_id,),
+        )
+        return cursor.rowcount > 0
+
+    def exception_counts(self) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT owner, job, kind, COUNT(*) AS count FROM exceptions WHERE status = 'open' "
+            "GROUP BY owner, job, kind ORDER BY owner, job, kind"
+        )
+
+    def mark_alerted(self, ids: list[int]) -> None:
+        moment = iso()
+        with self._lock:
+            self.db.conn.executemany("UPDATE exceptions SET alerted_at = ? WHERE id = ?", [(moment, i) for i in ids])
+
+    # -- heartbeats ------------------------------------------------------------------------------
+    def heartbeat(self, name: str, info: dict[str, Any] | None = None) -> None:
+        self._exec(
+            "INSERT INTO heartbeats (name, at, pid, info) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET at = excluded.at, pid = excluded.pid, info = excluded.info",
+            (name, iso(), os.getpid(), _json(info or {})),
+        )
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM heartbeats ORDER BY name")
+        for row in rows:
+            row["info"] = json.loads(row["info"] or "{}")
+        return rows
+
+    def integrity_check(self) -> str:
+        return str(self._exec("PRAGMA integrity_check").fetchone()[0])
+
+
+def _mapping(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["data"] = json.loads(row.get("data") or "{}")
+    return row
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,84 @@
+import os
+import sqlite3
+import stat
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from magsit.errors import LockedError
+from magsit.state import JobLock, StateStore
+from magsit.state.store import StateError
+
+
+def test_created_0600_with_wal(tmp_path):
+    path = tmp_path / "s.db"
+    store = StateStore(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version == 1
+    assert store.integrity_check() == "ok"
+
+
+def test_newer_state_file_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    StateStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StateError, match="newer magsit"):
+        StateStore(path)
+
+
+def test_transaction_is_atomic(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_mapping("order", "magento", "000000001", "17")
+        store.set_cursor("push-orders", "orders", ["2026-01-01 00:00:00", 1])
+        raise RuntimeError("crash between outcome and cursor")
+    assert store.get_mapping("order", "magento", "000000001") is None
+    assert store.get_cursor("push-orders", "orders") is None
+    with store.transaction():
+        store.put_mapping("order", "magento", "000000001", "17", {"lines": {"1": 0}})
+        store.set_cursor("push-orders", "orders", ["2026-01-01 00:00:00", 1])
+    assert store.get_mapping("order", "magento", "000000001")["data"] == {"lines": {"1": 0}}
+    assert store.find_mapping_by_other("order", "17")["external_id"] == "000000001"
+
+
+def test_exceptions_lifecycle_and_backoff(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    row = store.record_exception("push-orders", "unknown_sku", "ecommerce", "000000007", "SKU X is not in Sitoo", retry_after=timedelta(minutes=5))
+    assert row["attempts"] == 1 and row["status"] == "open"
+    assert not store.exception_due("push-orders", "000000007")
+    row = store.record_exception("push-orders", "unknown_sku", "ecommerce", "000000007", "again", retry_after=timedelta(minutes=5))
+    assert row["attempts"] == 2
+    assert store.retry_exception(row["id"])
+    assert store.exception_due("push-orders", "000000007")
+    assert store.resolve_exception("push-orders", "000000007")
+    assert store.exceptions() == []
+    assert store.exceptions(status="resolved")[0]["record_key"] == "000000007"
+    with pytest.raises(ValueError):
+        store.record_exception("j", "k", "nobody", "key", "m")
+
+
+def test_pushed_stock_baseline(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    store.record_pushed_stock([("A/B", "default", Decimal("3"), 1), ("C", "store-2", Decimal("0"), 0)])
+    store.record_pushed_stock([("A/B", "default", Decimal("2"), 1)])
+    assert store.pushed_stock() == {("A/B", "default"): (Decimal("2"), 1), ("C", "store-2"): (Decimal("0"), 0)}
+
+
+def test_lock_excludes_second_holder_and_dies_with_holder(tmp_path):
+    path = tmp_path / "s.db"
+    with JobLock(path, "sync-stock"):
+        with pytest.raises(LockedError, match="another run holds the lock"):
+            JobLock(path, "sync-stock").acquire()
+        JobLock(path, "push-orders").acquire().release()  # other jobs are independent
+    JobLock(path, "sync-stock").acquire().release()
+    # A holder killed with SIGKILL leaves the lock file behind but not the lock.
+    pid = os.fork()
+    if pid == 0:
+        JobLock(path, "sync-stock").acquire()
+        os.kill(os.getpid(), 9)
+    os.waitpid(pid, 0)
+    JobLock(path, "sync-stock").acquire().release()
