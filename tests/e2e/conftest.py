@@ -1,0 +1,121 @@
+"""End-to-end fixtures: both emulators on loopback, a config pointing at them, the real CLI.
+
+Every request magsit sends is checked against the official schemas by the emulators; a test
+fails at teardown if any request did not conform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magsit.sandbox.magento import MagentoSandbox
+from magsit.sandbox.schemacheck import magento_checker, sitoo_checker
+from magsit.sandbox.sitoo import SitooSandbox
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Env:
+    magento: MagentoSandbox
+    sitoo: SitooSandbox
+    tmp: Path
+    config_path: Path
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def state_path(self) -> Path:
+        return self.tmp / "magsit.db"
+
+    def configure(self, **sections: dict[str, Any]) -> None:
+        """Merge keys into config sections, e.g. env.configure(stock={"buffer": 1})."""
+        for name, values in sections.items():
+            self.extra.setdefault(name, {}).update(values)
+        write_config(self)
+
+    def run(self, *args: str, check_code: int | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run `magsit --config <cfg> <args>` as a subprocess, like cron would."""
+        env = dict(os.environ)
+        env.pop("MAGSIT_CONFIG", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "magsit", "--config", str(self.config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.tmp,
+            env=env,
+        )
+        if check_code is not None:
+            assert result.returncode == check_code, (
+                f"exit {result.returncode} != {check_code}\nSTDOUT:\n{result.stdout}\nSTDERR:\n{result.stderr}"
+            )
+        return result
+
+    def run_json(self, *args: str, check_code: int | None = None) -> dict[str, Any]:
+        result = self.run("--json", *args, check_code=check_code)
+        return json.loads(result.stdout)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def write_config(env: Env) -> None:
+    sections: dict[str, dict[str, Any]] = {
+        "magento": {"base_url": env.magento.url, "token": env.magento.state.token, "store_code": "default"},
+        "sitoo": {
+            "base_url": env.sitoo.base_url,
+            "api_id": env.sitoo.state.api_id,
+            "password": env.sitoo.state.password,
+            "site_id": 1,
+        },
+        "stock": {"sources": {"1": "default"}},
+        "orders": {"warehouse_id": 1},
+        "http": {"max_retries": 3, "backoff_base": 0.05, "max_wait": 2, "read_timeout": 10},
+        "state": {"path": str(env.state_path)},
+    }
+    for name, values in env.extra.items():
+        sections.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    env.config_path.write_text("\n".join(lines))
+    env.config_path.chmod(0o600)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Env]:
+    magento = MagentoSandbox().start()
+    sitoo = SitooSandbox().start()
+    magento.control.checker = magento_checker()
+    sitoo.control.checker = sitoo_checker()
+    env = Env(magento, sitoo, tmp_path, tmp_path / "magsit.toml")
+    write_config(env)
+    try:
+        yield env
+        violations = magento.control.violations() + sitoo.control.violations()
+        assert not violations, "requests that do not conform to the API schemas:\n" + "\n".join(
+            f"{v['method']} {v['path']}: {v['violations']}" for v in violations[:10]
+        )
+    finally:
+        magento.stop()
+        sitoo.stop()
