@@ -1,0 +1,308 @@
+"""sync-stock planning: Sitoo warehouse levels + in-flight units + buffers -> MSI source-item writes.
+
+Pure functions only (no I/O): `plan(snapshot, baseline, levels)` is property-tested with
+hypothesis. Garbage from either side (None, text, NaN, huge numbers, odd SKUs) never raises: it
+becomes a `Problem` that the flow turns into an exception row, and the rest of the plan goes on.
+
+The formula (DESIGN.md "Stock: what Magento should show"):
+
+    qty = max(0, sitoo_available + in_flight − buffer);  if qty <= floor: qty = 0;  status = qty > 0
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from magsit.config import StockSettings
+from magsit.errors import ConfigError, Owner
+
+# inventory_source_item.quantity is DECIMAL(12,4): larger values cannot be stored.
+MAX_QUANTITY = Decimal("99999999.9999")
+QUANTUM = Decimal("0.0001")
+MAX_SKU_LENGTH = 64  # inventory_source_item.sku / catalog_product_entity.sku are varchar(64)
+
+Key = tuple[str, str]  # (sku, source_code)
+Baseline = tuple[Decimal, int]  # (quantity, status)
+
+
+@dataclass
+class Problem:
+    kind: str
+    owner: Owner
+    key: str
+    message: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StockSnapshot:
+    """What pull() read. ``items``: (sku, source) -> {sitoo warehouse id: raw decimalavailable}.
+
+    ``magento`` holds Magento's actual source items when they were read (``--full`` / ``--sku``):
+    they then replace the pushed_stock baseline, which is how hand-made drift gets healed.
+    """
+
+    items: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    in_flight: dict[Key, Decimal] = field(default_factory=dict)
+    magento: dict[Key, Baseline] | None = None
+
+
+@dataclass
+class StockRow:
+    sku: str
+    source: str
+    sitoo_available: Decimal
+    in_flight: Decimal
+    buffer: Decimal
+    floor: Decimal
+    qty: Decimal
+    status: int
+    baseline: Baseline | None
+    write: bool
+
+    @property
+    def key(self) -> str:
+        return row_key(self.sku, self.source)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "source": self.source,
+            "sitoo_available": str(self.sitoo_available),
+            "in_flight": str(self.in_flight),
+            "buffer": str(self.buffer),
+            "floor": str(self.floor),
+            "qty": str(self.qty),
+            "status": self.status,
+            "baseline": None if self.baseline is None else {"qty": str(self.baseline[0]), "status": self.baseline[1]},
+            "write": self.write,
+        }
+
+
+@dataclass
+class StockPlan:
+    rows: list[StockRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # Warehouse items read cleanly this time: their negative_stock exception (if any) resolves.
+    clean_keys: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> list[StockRow]:
+        return [row for row in self.rows if row.write]
+
+
+def row_key(sku: str, source: str) -> str:
+    return f"{sku}@{source}"
+
+
+def warehouse_key(sku: str, warehouse: str) -> str:
+    return f"{sku}@warehouse {warehouse}"
+
+
+# -- buffers and floors ---------------------------------------------------------------------------
+Override = tuple[Decimal | None, Decimal | None]  # (buffer, floor); None = not overridden
+Overrides = dict[tuple[str, str], Override]  # (sku, source_code or "" for every source)
+
+
+@dataclass
+class Levels:
+    """Buffer and floor per (sku, source): per-SKU CSV row > per-SKU any-source row > per source > global."""
+
+    settings: StockSettings
+    overrides: Overrides = field(default_factory=dict)
+
+    def __call__(self, sku: str, source: str) -> tuple[Decimal, Decimal]:
+        buffer = self.settings.source_buffer.get(source, self.settings.buffer)
+        floor = self.settings.source_floor.get(source, self.settings.floor)
+        for key in ((sku, ""), (sku, source)):  # the more specific row wins
+            override = self.overrides.get(key)
+            if override:
+                buffer = override[0] if override[0] is not None else buffer
+                floor = override[1] if override[1] is not None else floor
+        return buffer, floor
+
+
+def _level(text: str, column: str, where: str) -> Decimal | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{where}: {column} {text!r} is not a number") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigError(f"{where}: {column} must be a number >= 0, not {text!r}")
+    return value
+
+
+def load_overrides(path: Path | None) -> Overrides:
+    """Read the per-SKU override CSV (columns sku,source_code,buffer,floor). Any bad line is a ConfigError."""
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"[stock] overrides_csv {path}: cannot be read: {exc.strerror}") from None
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    expected = ["sku", "source_code", "buffer", "floor"]
+    if header is None or [h.strip().lower() for h in header] != expected:
+        raise ConfigError(f"{path} line 1: the header must be exactly: {','.join(expected)} (got {header!r})")
+    out: Overrides = {}
+    for number, row in enumerate(reader, start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        where = f"{path} line {number}"
+        if len(row) != 4:
+            raise ConfigError(f"{where}: expected 4 columns (sku,source_code,buffer,floor), got {len(row)}")
+        sku, source = row[0].strip(), row[1].strip()
+        if not sku:
+            raise ConfigError(f"{where}: the sku is empty")
+        buffer, floor = _level(row[2], "buffer", where), _level(row[3], "floor", where)
+        if (sku, source) in out:
+            raise ConfigError(f"{where}: sku {sku!r} source {source or '(every source)'!r} is listed twice")
+        out[(sku, source)] = (buffer, floor)
+    return out
+
+
+# -- validation of what the APIs sent -------------------------------------------------------------
+def sku_problem(sku: Any) -> str | None:
+    """Why Magento cannot take this SKU as a source item, or None if it can."""
+    if not isinstance(sku, str) or not sku:
+        return "the SKU is empty"
+    if sku != sku.strip():
+        return "the SKU has leading or trailing spaces (Magento rejects it)"
+    if len(sku) > MAX_SKU_LENGTH:
+        return f"the SKU is longer than {MAX_SKU_LENGTH} characters (Magento cannot store it)"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in sku):
+        return "the SKU contains control characters"
+    return None
+
+
+def parse_quantity(raw: Any) -> Decimal | None:
+    """A Sitoo decimal string ("5.000") or number -> Decimal; None when it is not a finite number."""
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(str(raw))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return value if value.is_finite() else None
+
+
+def printable(sku: Any) -> str:
+    text = sku if isinstance(sku, str) else repr(sku)
+    return text[:100] if text else "(empty SKU)"
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def target(available: Decimal, in_flight: Decimal, buffer: Decimal, floor: Decimal) -> tuple[Decimal, int]:
+    qty = max(Decimal(0), available + in_flight - buffer)
+    if qty <= floor:
+        qty = Decimal(0)
+    qty = qty.quantize(QUANTUM).normalize() if qty else Decimal(0)
+    return qty, 1 if qty > 0 else 0
+
+
+def plan(
+    snapshot: StockSnapshot,
+    baseline: Mapping[Key, Baseline],
+    levels: Callable[[str, str], tuple[Decimal, Decimal]],
+) -> StockPlan:
+    """Target quantity/status per (sku, source); a write only where it differs from the baseline.
+
+    ``baseline`` is what magsit last pushed (pushed_stock); when the snapshot carries Magento's own
+    values (full run), those win, so a quantity changed by hand in Magento is overwritten.
+    """
+    result = StockPlan()
+    for key in sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1]))):
+        try:
+            _plan_one(key, snapshot, baseline, levels, result)
+        except Exception as exc:  # a plan must never crash on one record's data
+            sku = key[0] if isinstance(key, tuple) and key else key
+            result.problems.append(
+                Problem(
+                    "bad_stock_value",
+                    "ops",
+                    row_key(printable(sku), printable(key[1] if isinstance(key, tuple) and len(key) > 1 else "")),
+                    f"stock of SKU {printable(sku)} could not be computed ({type(exc).__name__}); nothing written for it",
+                )
+            )
+    return result
+
+
+def _plan_one(
+    key: Key,
+    snapshot: StockSnapshot,
+    baseline: Mapping[Key, Baseline],
+    levels: Callable[[str, str], tuple[Decimal, Decimal]],
+    result: StockPlan,
+) -> None:
+    sku, source = key
+    why = sku_problem(sku)
+    if why:
+        result.problems.append(
+            Problem(
+                "invalid_sku",
+                "ecommerce",
+                printable(sku),
+                f"SKU {printable(sku)!r} in Sitoo cannot be sent to Magento: {why}. Fix the SKU in Sitoo.",
+                {"sku": printable(sku)},
+            )
+        )
+        return
+    available = Decimal(0)
+    for warehouse, raw in sorted((snapshot.items.get(key) or {}).items(), key=lambda kv: str(kv[0])):
+        value = parse_quantity(raw)
+        if value is None or abs(value) > MAX_QUANTITY:
+            result.problems.append(
+                Problem(
+                    "bad_stock_value",
+                    "ops",
+                    row_key(sku, source),
+                    f"Sitoo warehouse {warehouse} reports an unusable available quantity {str(raw)[:40]!r} for SKU "
+                    f"{sku}; nothing written to Magento source {source} for it. Check the item in Sitoo.",
+                    {"sku": sku, "source": source, "warehouse": str(warehouse), "raw": str(raw)[:40]},
+                )
+            )
+            return
+        if value < 0:
+            # Counts as 0 so the write of 0 still happens; reported so someone counts the shelf.
+            result.problems.append(
+                Problem(
+                    "negative_stock",
+                    "ops",
+                    warehouse_key(sku, str(warehouse)),
+                    f"Sitoo warehouse {warehouse} shows negative stock ({value}) for SKU {sku}; Magento gets 0 "
+                    "from it. Do a stock count or correct the item in Sitoo.",
+                    {"sku": sku, "source": source, "warehouse": str(warehouse), "available": str(value)},
+                )
+            )
+            continue
+        result.clean_keys.append(warehouse_key(sku, str(warehouse)))
+        available += value
+    in_flight = snapshot.in_flight.get(key, Decimal(0))
+    if not isinstance(in_flight, Decimal) or not in_flight.is_finite() or in_flight < 0:
+        in_flight = Decimal(0)
+    buffer, floor = levels(sku, source)
+    if available + in_flight > MAX_QUANTITY:
+        result.problems.append(
+            Problem(
+                "bad_stock_value",
+                "ops",
+                row_key(sku, source),
+                f"SKU {sku} would get {available + in_flight} units at source {source}, more than Magento can "
+                "store; nothing written. Check the Sitoo warehouse items.",
+                {"sku": sku, "source": source, "available": str(available), "in_flight": str(in_flight)},
+            )
+        )
+        return
+    qty, status = target(available, in_flight, buffer, floor)
+    base = snapshot.magento.get(key) if snapshot.magento is not None else baseline.get(key)
+    write = base is None or base[0] != qty or int(base[1]) != status
+    result.rows.append(StockRow(sku, source, available, in_flight, buffer, floor, qty, status, base, write))

@@ -1,0 +1,154 @@
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from magsit.config import StockSettings
+from magsit.errors import ConfigError
+from magsit.sync.stockplan import (
+    MAX_QUANTITY,
+    Levels,
+    StockSnapshot,
+    load_overrides,
+    plan,
+    target,
+)
+
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+
+
+def levels(buffer=0, floor=0, **kw):
+    return Levels(StockSettings(buffer=Decimal(buffer), floor=Decimal(floor), **kw))
+
+
+def test_formula_examples():
+    assert target(Decimal(5), Decimal(0), Decimal(0), Decimal(0)) == (Decimal(5), 1)
+    assert target(Decimal(1), Decimal(0), Decimal(0), Decimal(1)) == (Decimal(0), 0)  # last unit, floor 1
+    assert target(Decimal(0), Decimal(0), Decimal(0), Decimal(0)) == (Decimal(0), 0)
+    assert target(Decimal(4), Decimal(1), Decimal(2), Decimal(0)) == (Decimal(3), 1)
+    assert target(Decimal(4), Decimal(0), Decimal(1), Decimal(3)) == (Decimal(0), 0)  # 3 <= floor 3
+    assert target(Decimal(2), Decimal(0), Decimal(5), Decimal(0)) == (Decimal(0), 0)
+
+
+def test_sums_warehouses_of_one_source_and_adds_in_flight():
+    snap = StockSnapshot(items={("A", "default"): {"1": "2.000", "3": "1.000"}}, in_flight={("A", "default"): Decimal(1)})
+    result = plan(snap, {}, levels())
+    (row,) = result.rows
+    assert (row.sitoo_available, row.in_flight, row.qty, row.status, row.write) == (Decimal(3), Decimal(1), Decimal(4), 1, True)
+
+
+def test_no_write_when_equal_to_baseline_and_full_run_uses_magento_values():
+    snap = StockSnapshot(items={("A", "default"): {"1": "5.000"}})
+    assert plan(snap, {("A", "default"): (Decimal("5.0000"), 1)}, levels()).writes == []
+    snap.magento = {("A", "default"): (Decimal(7), 1)}  # changed by hand in Magento
+    (row,) = plan(snap, {("A", "default"): (Decimal(5), 1)}, levels()).writes
+    assert row.qty == 5
+
+
+def test_negative_counts_as_zero_reported_and_still_written():
+    snap = StockSnapshot(items={("A", "default"): {"1": "-2.000", "3": "1.000"}})
+    result = plan(snap, {("A", "default"): (Decimal(9), 1)}, levels())
+    assert [p.kind for p in result.problems] == ["negative_stock"]
+    (row,) = result.writes
+    assert row.qty == 1
+
+
+def test_per_source_and_per_sku_levels(tmp_path: Path):
+    csv = tmp_path / "o.csv"
+    csv.write_text("sku,source_code,buffer,floor\nA,,2,\nA,store,,5\nB,default,0,0\n")
+    lv = Levels(StockSettings(buffer=Decimal(1), source_buffer={"store": Decimal(3)}, source_floor={"store": Decimal(1)}), load_overrides(csv))
+    assert lv("A", "default") == (Decimal(2), Decimal(0))
+    assert lv("A", "store") == (Decimal(2), Decimal(5))
+    assert lv("B", "default") == (Decimal(0), Decimal(0))
+    assert lv("C", "store") == (Decimal(3), Decimal(1))
+    assert lv("C", "default") == (Decimal(1), Decimal(0))
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("sku,source,buffer,floor\n", "line 1"),
+        ("sku,source_code,buffer,floor\nA,,x,\n", "line 2"),
+        ("sku,source_code,buffer,floor\nA,,1,\nB,,-1,\n", "line 3"),
+        ("sku,source_code,buffer,floor\nA,,1\n", "line 2"),
+        ("sku,source_code,buffer,floor\nA,,1,1\nA,,2,2\n", "line 3"),
+        ("sku,source_code,buffer,floor\n,,1,1\n", "line 2"),
+    ],
+)
+def test_bad_override_csv_names_the_line(tmp_path: Path, text, line):
+    path = tmp_path / "o.csv"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=line):
+        load_overrides(path)
+
+
+def test_garbage_examples_become_problems():
+    snap = StockSnapshot(
+        items={
+            ("A", "default"): {"1": None},
+            ("B", "default"): {"1": "NaN"},
+            ("C", "default"): {"1": "1e30"},
+            (" D", "default"): {"1": "1"},
+            ("", "default"): {"1": "1"},
+            ("ÅÄÖ ✓/+ x", "default"): {"1": "2"},
+        }
+    )
+    result = plan(snap, {}, levels())
+    assert sorted(p.kind for p in result.problems) == ["bad_stock_value"] * 3 + ["invalid_sku"] * 2
+    assert [r.sku for r in result.rows] == ["ÅÄÖ ✓/+ x"]
+
+
+sane_qty = st.decimals(min_value=-1000, max_value=100000, places=3, allow_nan=False, allow_infinity=False)
+raw_qty = st.one_of(
+    sane_qty.map(lambda d: f"{d:.3f}"),
+    sane_qty,
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.text(max_size=8),
+    st.booleans(),
+    st.lists(st.integers(), max_size=1),
+)
+skus = st.one_of(st.text(max_size=70), st.sampled_from(["A/B", "A B", "A+B", "ÅÄÖ"]), st.none(), st.integers())
+levels_st = st.decimals(min_value=0, max_value=50, places=2, allow_nan=False, allow_infinity=False)
+baselines = st.tuples(sane_qty.map(lambda d: abs(d)), st.sampled_from([0, 1]))
+
+
+@FAST
+@given(
+    items=st.dictionaries(
+        st.tuples(skus, st.sampled_from(["default", "store-2"])),
+        st.dictionaries(st.sampled_from(["1", "2", "3"]), raw_qty, min_size=1, max_size=3),
+        max_size=8,
+    ),
+    in_flight=st.dictionaries(st.tuples(st.sampled_from(["A/B", "A B"]), st.just("default")), st.decimals(min_value=0, max_value=100, places=0), max_size=2),
+    base=st.dictionaries(st.tuples(st.sampled_from(["A/B", "A B", "A+B", "ÅÄÖ"]), st.sampled_from(["default", "store-2"])), baselines, max_size=4),
+    magento=st.one_of(st.none(), st.dictionaries(st.tuples(st.sampled_from(["A/B", "A B"]), st.just("default")), baselines, max_size=2)),
+    buffer=levels_st,
+    floor=levels_st,
+)
+def test_plan_properties(items, in_flight, base, magento, buffer, floor):
+    snap = StockSnapshot(items=items, in_flight=in_flight, magento=magento)
+    result = plan(snap, base, levels(buffer, floor))
+    reference = magento if magento is not None else base
+    for row in result.rows:
+        assert row.qty >= 0  # never negative
+        assert row.qty <= MAX_QUANTITY
+        assert row.status == (1 if row.qty > 0 else 0)  # status consistent with quantity
+        assert row.qty == 0 or row.qty > row.floor  # floor respected
+        if row.write:  # never a write equal to the baseline
+            b = reference.get((row.sku, row.source))
+            assert b is None or (b[0], b[1]) != (row.qty, row.status)
+        else:
+            b = reference[(row.sku, row.source)]
+            assert b[0] == row.qty and b[1] == row.status
+    # every input key ends up as a row or as (at least) one problem: nothing vanishes silently
+    planned = {(r.sku, r.source) for r in result.rows}
+    assert len(planned) == len(result.rows)
+    unplanned = [k for k in items if k not in planned]
+    assert len(unplanned) == len([p for p in result.problems if p.kind != "negative_stock"])
+    for p in result.problems:
+        assert p.kind in {"bad_stock_value", "invalid_sku", "negative_stock"}
+        assert p.owner in {"ops", "ecommerce"}
