@@ -142,6 +142,9 @@ class OrderSettings(Section):
     price_policy: Literal["warn", "block"] = "warn"
     merge_configurable: bool = True
     retry_backoff_minutes: float = Field(5, ge=0)  # a failing order waits this long, doubling per attempt
+    reservation_days: int = Field(14, ge=0)  # Sitoo datereserved = push time + this many days
+    carrier_code: str = "custom"  # Magento track carrier_code for Sitoo delivery references
+    carrier_title: str = "Store delivery"  # Magento track title shown to the customer
 
 
 class CustomerSettings(Section):

@@ -1,0 +1,126 @@
+"""Keyset reading of a Magento list endpoint on ``(updated_at, entity_id)``: no record missed, none twice.
+
+Pure logic (no I/O): the caller passes a ``fetch`` function that runs one search with the given
+extra filters, sorted ``updated_at ASC, entity_id ASC``, ``pageSize`` = ``page_size``,
+``currentPage`` = 1, and returns ``(items, total_count)``.
+
+Why keyset and not ``currentPage``: deep offsets are slow (P5), Magento repeats the last page past
+the end (P1), and a cluster of rows sharing one ``updated_at`` larger than a page would loop or
+skip with a timestamp-only cursor (P6). So every query is page 1 of a narrower window:
+
+1. ``updated_at >= start``                       (first page)
+2. ``updated_at = ts AND entity_id > last``      (finish the cluster of the last row seen)
+3. ``updated_at > ts``                           (the next page), then 2. again, ...
+
+Each query stops on ``total_count`` (the unpaged count), never on an empty page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# (field, value, condition_type); each tuple is its own filter group (groups are ANDed).
+Filter = tuple[str, str, str]
+Fetch = Callable[[list[Filter], int], tuple[list[dict[str, Any]], int]]
+
+MAGENTO_TS = "%Y-%m-%d %H:%M:%S"
+
+
+class PagingError(RuntimeError):
+    """The endpoint answered inconsistently (a page repeated, rows out of order)."""
+
+
+def magento_ts(moment: datetime) -> str:
+    """Magento's UTC timestamp text (P7: always UTC, no offset)."""
+    return moment.astimezone(UTC).strftime(MAGENTO_TS)
+
+
+def parse_magento_ts(text: str) -> datetime:
+    return datetime.strptime(text[:19], MAGENTO_TS).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A point in the ``(updated_at, entity_id)`` order; ``entity_id`` 0 = before any row of ``updated_at``."""
+
+    updated_at: str
+    entity_id: int = 0
+
+    def as_value(self) -> list[Any]:
+        return [self.updated_at, self.entity_id]
+
+    @classmethod
+    def from_value(cls, value: Any) -> Position | None:
+        if not value:
+            return None
+        if isinstance(value, dict):
+            return cls(str(value["updated_at"]), int(value.get("entity_id", 0)))
+        return cls(str(value[0]), int(value[1]))
+
+
+def key_of(item: dict[str, Any]) -> Position:
+    return Position(str(item["updated_at"]), int(item["entity_id"]))
+
+
+def keyset_scan(fetch: Fetch, start: str, page_size: int, until: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield every row with ``start <= updated_at (<= until)`` once, in ``(updated_at, entity_id)`` order."""
+    upper: list[Filter] = [("updated_at", until, "lteq")] if until else []
+    items, total = fetch([("updated_at", start, "gteq"), *upper], page_size)
+    previous: Position | None = None
+    while True:
+        for item in items:
+            position = key_of(item)
+            if previous is not None and position <= previous:
+                raise PagingError(f"rows out of order or repeated at {position} (after {previous})")
+            previous = position
+            yield item
+        if not items or len(items) >= total:
+            return
+        # Finish the cluster of the last timestamp seen, keyset on entity_id.
+        assert previous is not None
+        while True:
+            cluster, cluster_total = fetch(
+                [("updated_at", previous.updated_at, "eq"), ("entity_id", str(previous.entity_id), "gt")], page_size
+            )
+            for item in cluster:
+                position = key_of(item)
+                if position <= previous:
+                    raise PagingError(f"rows out of order or repeated at {position} (after {previous})")
+                previous = position
+                yield item
+            if not cluster or len(cluster) >= cluster_total:
+                break
+        items, total = fetch([("updated_at", previous.updated_at, "gt"), *upper], page_size)
+
+
+def read_start(
+    cursor: Position | None,
+    *,
+    run_start: datetime,
+    lookback: timedelta,
+    initial_lookback: timedelta,
+    since: datetime | None = None,
+) -> str:
+    """Where this run reads from: ``--since``, else the cursor minus the lookback, else now − initial lookback."""
+    if since is not None:
+        return magento_ts(since)
+    if cursor is None:
+        return magento_ts(run_start - initial_lookback)
+    return magento_ts(parse_magento_ts(cursor.updated_at) - lookback)
+
+
+def next_cursor(
+    previous: Position | None, seen: list[Position], *, run_start: datetime, lookback: timedelta
+) -> Position | None:
+    """The cursor after a run: the furthest row seen, never past ``run_start − lookback`` (P8), never backwards."""
+    if not seen:
+        return previous
+    furthest = max(seen)
+    ceiling = Position(magento_ts(run_start - lookback), 0)
+    candidate = min(furthest, ceiling)
+    if previous is not None and candidate < previous:
+        return previous
+    return candidate
