@@ -1,3 +1,19 @@
-from magsit.commands.common import not_built
+"""`magsit sync-products`: Sitoo product master data -> Magento, one way (thin: parse, call, render)."""
 
-command = not_built("sync-products", "Sitoo product master data -> Magento, one way.")
+from __future__ import annotations
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.commands.common import run_flow
+
+
+@click.command("sync-products")
+@click.option("--full", is_flag=True, help="Read every Sitoo product, not only those changed since the last run.")
+@click.option("--sku", "skus", multiple=True, help="Re-sync this SKU now (repeatable).")
+@pass_app
+def command(app: App, full: bool, skus: tuple[str, ...]) -> int:
+    """Sitoo product master data -> Magento, one way."""
+    from magsit.sync import products
+
+    return run_flow(app, products.JOB, products.run, {"full": full, "skus": list(skus)})

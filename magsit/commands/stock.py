@@ -1,3 +1,20 @@
-from magsit.commands.common import not_built
+"""`magsit sync-stock`: Sitoo stock -> Magento MSI source items (thin: parse, call, render)."""
 
-command = not_built("sync-stock", "Sitoo stock -> Magento MSI source items.")
+from __future__ import annotations
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.commands.common import run_flow
+
+
+@click.command("sync-stock")
+@click.option("--full", is_flag=True, help="Read every warehouse item and Magento's source items; heals drift.")
+@click.option("--sku", "skus", multiple=True, help="Re-sync this SKU now (repeatable).")
+@pass_app
+def command(app: App, full: bool, skus: tuple[str, ...]) -> int:
+    """Sitoo stock -> Magento MSI source items."""
+    from magsit.sync import stock
+
+    stock.check_settings(app.config)  # a bad overrides CSV is a config error (exit 2) before any call
+    return run_flow(app, stock.JOB, stock.run, {"full": full, "skus": list(skus)})
