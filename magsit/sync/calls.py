@@ -1,0 +1,68 @@
+"""The API calls the order flows make, in one place (thin wrappers over the two clients).
+
+Flows call these instead of the clients directly so the flow logic reads as the sync it is, and
+unit tests can replace the I/O wholesale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magsit.runner import JobContext
+
+SITOO_BATCH = 100  # ids per comma-separated Sitoo filter (keeps URLs short)
+SITOO_ORDER_FIELDS = "orderid,externalid,orderstateid,paymentstateid,warehouseid,orderitems"
+
+
+def _chunks(values: list[str], size: int) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def magento_search_orders(ctx: JobContext, filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
+    """Page 1 of /V1/orders with these filters (one group each), sorted updated_at, entity_id ASC."""
+    raise NotImplementedError
+
+
+def magento_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[dict[str, Any]]:
+    """Orders whose ``field`` is one of ``values`` (``in`` filter, chunked, paged on total_count)."""
+    raise NotImplementedError
+
+
+def magento_order(ctx: JobContext, entity_id: int) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+def magento_ship(ctx: JobContext, entity_id: int, body: dict[str, Any]) -> int:
+    raise NotImplementedError
+
+
+def magento_cancel(ctx: JobContext, entity_id: int) -> bool:
+    raise NotImplementedError
+
+
+def magento_comment(ctx: JobContext, entity_id: int, comment: str) -> None:
+    raise NotImplementedError
+
+
+def sitoo_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[dict[str, Any]]:
+    raise NotImplementedError
+
+
+def sitoo_create_order(ctx: JobContext, payload: dict[str, Any]) -> int:
+    raise NotImplementedError
+
+
+def sitoo_deliveries(ctx: JobContext, orderid: int) -> list[dict[str, Any]]:
+    raise NotImplementedError
+
+
+def sitoo_products_by_sku(ctx: JobContext, skus: list[str]) -> list[dict[str, Any]]:
+    raise NotImplementedError
+
+
+def sitoo_users_by_email(ctx: JobContext, email: str) -> list[dict[str, Any]]:
+    raise NotImplementedError
+
+
+def sitoo_create_users(ctx: JobContext, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    raise NotImplementedError

@@ -1,0 +1,368 @@
+"""sync-fulfilment: Sitoo deliveries and cancellations of pushed web orders -> Magento.
+
+pull  — the order mappings still open (status ``pushed``); their Sitoo orders in batches of
+        orderids, each one's deliveries; the Magento order (detail) of every order with news.
+plan  — pure: per new delivery one Magento shipment with explicit top-level items and the
+        remaining quantities, the tracking reference as a track, the Magento source of the
+        delivering warehouse; per Sitoo cancellation a Magento cancel; status of the mapping.
+push  — a shipment mapping (key = Sitoo orderdeliveryid) is written ``pending`` before the POST.
+        Quantities are always "cumulative delivered in Sitoo − already shipped in Magento", so a
+        shipment whose POST outcome was unknown (or that Magento refuses with "does not allow a
+        shipment") is recognised on the next run by the order's ``qty_shipped``: never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from magsit.config import Config
+from magsit.errors import ApiError
+from magsit.http import parallel_map
+from magsit.runner import JobContext, JobResult
+from magsit.sync import calls as api
+from magsit.sync.orders import _lines_from_sitoo
+
+log = logging.getLogger("magsit.fulfilment")
+
+JOB = "sync-fulfilment"
+SITOO_OPEN, SITOO_CLOSED, SITOO_CANCELLED = 0, 10, 20
+NOT_ALLOWED = "does not allow a shipment to be created"
+
+
+@dataclass
+class OrderState:
+    mapping: dict[str, Any]
+    sitoo: dict[str, Any]
+    deliveries: list[dict[str, Any]]
+    magento: dict[str, Any] | None = None
+
+
+@dataclass
+class ShipmentPlan:
+    increment_id: str
+    entity_id: int
+    key: str  # shipment mapping key: the Sitoo orderdeliveryid (or order-<id> for a closed remainder)
+    delivery_units: dict[int, int]  # mapping line index -> units delivered by this delivery
+    body: dict[str, Any]
+    items: dict[int, int]  # Magento order_item_id -> qty
+
+    def describe(self) -> dict[str, Any]:
+        return {"action": "ship", "increment_id": self.increment_id, "delivery": self.key, "items": self.items,
+                "tracks": self.body.get("tracks", [])}
+
+
+@dataclass
+class FulfilmentPlan:
+    shipments: list[ShipmentPlan] = field(default_factory=list)
+    cancels: list[tuple[str, int]] = field(default_factory=list)  # (increment_id, entity_id)
+    problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # kind, owner, key, message
+    finished: dict[str, str] = field(default_factory=dict)  # increment_id -> final status
+
+
+def _magento_items(order: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {int(i["item_id"]): i for i in order.get("items") or []}
+
+
+def _units(value: Any) -> int:
+    return int(Decimal(str(value or 0)))
+
+
+def target_shipped(lines: list[dict[str, Any]], delivered: list[int]) -> dict[int, int]:
+    """Magento top-level item -> units that should be shipped once ``delivered`` (per line) are.
+
+    A plain line ships one to one; bundle children ship their parent by whole bundles
+    (the least complete child decides).
+    """
+    target: dict[int, int] = {}
+    groups: dict[int, list[tuple[dict[str, Any], int]]] = {}
+    for line, units in zip(lines, delivered, strict=True):
+        groups.setdefault(int(line.get("ship_item_id") or line["item_id"]), []).append((line, units))
+    for ship_item_id, members in groups.items():
+        if len(members) == 1 and int(members[0][0]["item_id"]) == ship_item_id:
+            target[ship_item_id] = members[0][1]
+        else:
+            target[ship_item_id] = min(units // max(1, int(line.get("per_parent") or 1)) for line, units in members)
+    return target
+
+
+def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], bool, list[tuple[str, str, str, str]]]:
+    """Shipments for one order's new deliveries (pure). Returns (shipments, cancel?, problems)."""
+    mapping = state.mapping
+    increment_id = str(mapping["external_id"])
+    data = mapping["data"]
+    lines = data.get("lines") or []
+    magento = state.magento or {}
+    m_items = _magento_items(magento)
+    done = set(data.get("deliveries_done") or [])
+    by_orderitem = {line.get("sitoo_orderitemid"): index for index, line in enumerate(lines)}
+    delivered = [int(line.get("shipped") or 0) for line in lines]
+    shipped_in_magento = {item_id: _units(item.get("qty_shipped")) for item_id, item in m_items.items()}
+    shipments: list[ShipmentPlan] = []
+    problems: list[tuple[str, str, str, str]] = []
+    settings = config.orders
+    todo = [d for d in sorted(state.deliveries, key=lambda d: int(d["orderdeliveryid"]))
+            if str(d["orderdeliveryid"]) not in done and not d.get("datecancelled")]
+    closed_remainder = (
+        int(state.sitoo.get("orderstateid") or 0) == SITOO_CLOSED
+        and not todo
+        and any(int(line["qty"]) - int(line.get("shipped") or 0) - int(line.get("canceled") or 0) > 0 for line in lines)
+    )
+    if closed_remainder:
+        # Closed in Sitoo with units no delivery covers (e.g. collected in store): ship the rest.
+        todo.append({"orderdeliveryid": f"order-{mapping['other_id']}", "warehouseid": data.get("warehouse_id"),
+                     "orderdeliveryitems": [{"orderitemid": line.get("sitoo_orderitemid"),
+                                             "quantity": int(line["qty"]) - int(line.get("shipped") or 0)
+                                             - int(line.get("canceled") or 0)} for line in lines]})
+    for delivery in todo:
+        key = str(delivery["orderdeliveryid"])
+        units: dict[int, int] = {}
+        unknown = []
+        for item in delivery.get("orderdeliveryitems") or []:
+            index = by_orderitem.get(item.get("orderitemid"))
+            if index is None:
+                unknown.append(item.get("orderitemid"))
+                continue
+            units[index] = units.get(index, 0) + int(item.get("quantity") or 0)
+        if unknown and not units:
+            problems.append(("unmatched_delivery", "ops", f"{increment_id}/delivery-{key}",
+                             f"Sitoo delivery {key} of order {increment_id} names order lines {unknown} that magsit "
+                             "did not push; ship it by hand in Magento, then ignore this exception"))
+            continue
+        for index, count in units.items():
+            delivered[index] += count
+        target = target_shipped(lines, delivered)
+        items: dict[int, int] = {}
+        for item_id, want in target.items():
+            m_item = m_items.get(item_id, {})
+            cap = _units(m_item.get("qty_ordered")) - _units(m_item.get("qty_canceled"))
+            qty = min(want, cap) - shipped_in_magento.get(item_id, 0)
+            if qty > 0:
+                items[item_id] = qty
+                shipped_in_magento[item_id] = shipped_in_magento.get(item_id, 0) + qty
+        warehouse = delivery.get("warehouseid") or data.get("warehouse_id")
+        source = config.stock.sources.get(str(warehouse))
+        if source is None:
+            problems.append(("unmapped_warehouse", "ops", f"{increment_id}/delivery-{key}",
+                             f"Sitoo delivery {key} of order {increment_id} left from warehouse {warehouse}, which "
+                             "feeds no Magento source: add it to [stock].sources in magsit.toml, then "
+                             "`magsit exceptions retry`"))
+            # Undo this delivery's effect on the running totals: it is not shipped yet.
+            for index, count in units.items():
+                delivered[index] -= count
+            continue
+        body: dict[str, Any] = {
+            "items": [{"order_item_id": item_id, "qty": qty} for item_id, qty in sorted(items.items())],
+            "notify": True,
+            "appendComment": True,
+            "comment": {"comment": f"Delivered by Sitoo (delivery {key}, warehouse {warehouse})", "is_visible_on_front": 0},
+            "arguments": {"extension_attributes": {"source_code": source}},
+        }
+        ref = str(delivery.get("orderdeliveryref") or "").strip()
+        if ref:
+            body["tracks"] = [{"track_number": ref, "title": settings.carrier_title, "carrier_code": settings.carrier_code}]
+        shipments.append(ShipmentPlan(increment_id, int(data["entity_id"]), key, units, body, items))
+    cancel = int(state.sitoo.get("orderstateid") or 0) == SITOO_CANCELLED and not data.get("sitoo_cancelled_done")
+    return shipments, cancel, problems
+
+
+def pull(ctx: JobContext) -> list[OrderState]:
+    mappings = [m for m in ctx.state.mappings("order", status="pushed") if m.get("other_id")]
+    wanted = set(ctx.options.get("orders") or ())
+    if wanted:
+        mappings = [m for m in mappings if m["external_id"] in wanted]
+    if not mappings:
+        return []
+    sitoo_orders = {str(o["orderid"]): o for o in api.sitoo_orders_by(ctx, "orderid", [m["other_id"] for m in mappings])}
+    states = [OrderState(m, sitoo_orders.get(str(m["other_id"]), {}), []) for m in mappings]
+    states = [s for s in states if s.sitoo]
+
+    def deliveries(state: OrderState) -> OrderState:
+        state.deliveries = api.sitoo_deliveries(ctx, int(state.mapping["other_id"]))
+        return state
+
+    states = list(parallel_map(deliveries, states, ctx.config.sitoo.concurrency))
+    for state in states:
+        _lines_from_sitoo(state.mapping["data"], state.sitoo)
+    news = [s for s in states if _has_news(s)]
+
+    def detail(state: OrderState) -> OrderState:
+        state.magento = api.magento_order(ctx, int(state.mapping["data"]["entity_id"]))
+        return state
+
+    list(parallel_map(detail, news, ctx.config.magento.concurrency))
+    return states
+
+
+def _has_news(state: OrderState) -> bool:
+    data = state.mapping["data"]
+    done = set(data.get("deliveries_done") or [])
+    if any(str(d["orderdeliveryid"]) not in done and not d.get("datecancelled") for d in state.deliveries):
+        return True
+    sitoo_state = int(state.sitoo.get("orderstateid") or 0)
+    return sitoo_state in (SITOO_CLOSED, SITOO_CANCELLED)
+
+
+def plan(states: list[OrderState], config: Config) -> FulfilmentPlan:
+    result = FulfilmentPlan()
+    for state in states:
+        if state.magento is None:
+            continue
+        shipments, cancel, problems = plan_order(state, config)
+        result.shipments.extend(shipments)
+        result.problems.extend(problems)
+        if cancel:
+            result.cancels.append((str(state.mapping["external_id"]), int(state.mapping["data"]["entity_id"])))
+    return result
+
+
+def _save(ctx: JobContext, increment_id: str, mutate: Any) -> dict[str, Any]:
+    mapping = ctx.state.get_mapping("order", "magento", increment_id)
+    assert mapping is not None
+    data = mapping["data"]
+    mutate(data)
+    status = _status(data) if mapping["status"] == "pushed" else mapping["status"]
+    ctx.state.put_mapping("order", "magento", increment_id, mapping["other_id"], data, status)
+    return data
+
+
+def _status(data: dict[str, Any]) -> str:
+    lines = data.get("lines") or []
+    if any(int(line["qty"]) - int(line.get("shipped") or 0) - int(line.get("canceled") or 0) > 0 for line in lines):
+        return "pushed"
+    shipped = sum(int(line.get("shipped") or 0) for line in lines)
+    canceled = sum(int(line.get("canceled") or 0) for line in lines)
+    if canceled and not shipped:
+        return "canceled"
+    if shipped and not canceled:
+        return "shipped"
+    return "closed"
+
+
+def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | None) -> None:
+    key = shipment.key
+    record = f"{shipment.increment_id}/delivery-{key}"
+
+    def apply(data: dict[str, Any]) -> None:
+        lines = data.get("lines") or []
+        for index, count in shipment.delivery_units.items():
+            lines[index]["shipped"] = min(int(lines[index]["qty"]), int(lines[index].get("shipped") or 0) + count)
+        data.setdefault("deliveries_done", [])
+        if key not in data["deliveries_done"]:
+            data["deliveries_done"].append(key)
+
+    def done(shipment_id: Any, how: str) -> None:
+        with ctx.state.transaction():
+            ctx.state.put_mapping("shipment", "sitoo", key, None if shipment_id is None else str(shipment_id),
+                                  {"increment_id": shipment.increment_id, "entity_id": shipment.entity_id, "how": how,
+                                   "items": {str(k): v for k, v in shipment.items.items()}}, "done")
+            _save(ctx, shipment.increment_id, apply)
+            ctx.succeeded(record)
+        ctx.counts[how] += 1
+
+    existing = ctx.state.get_mapping("shipment", "sitoo", key)
+    if existing is not None and existing["status"] == "done":
+        with ctx.state.transaction():
+            _save(ctx, shipment.increment_id, apply)
+        return
+    if not shipment.items:
+        # Everything this delivery covers is already shipped in Magento (an earlier POST whose answer
+        # was lost, or a shipment made by hand): record it, create nothing.
+        done(None, "already_shipped")
+        return
+    ctx.state.put_mapping("shipment", "sitoo", key, None, {"increment_id": shipment.increment_id,
+                                                           "entity_id": shipment.entity_id}, "pending")
+    try:
+        shipment_id = api.magento_ship(ctx, shipment.entity_id, shipment.body)
+    except ApiError as error:
+        if NOT_ALLOWED in (error.message or "") or NOT_ALLOWED in str(error.body or ""):
+            fresh = _magento_items(api.magento_order(ctx, shipment.entity_id))
+            if all(_units(fresh.get(i, {}).get("qty_shipped")) >= q for i, q in shipment.items.items()):
+                done(None, "already_shipped")
+                return
+        if not error.outcome_unknown:
+            ctx.state.delete_mapping("shipment", "sitoo", key)
+        ctx.fail(
+            "shipment_failed", "ops", record,
+            f"Magento did not create the shipment for Sitoo delivery {key} of order {shipment.increment_id}: "
+            f"{error.message}. Check the order in Magento (on hold? already shipped by hand?); magsit retries it"
+            + (" and first checks whether the shipment exists" if error.outcome_unknown else ""),
+            {"items": shipment.items}, retry_after=backoff,
+        )
+        return
+    done(shipment_id, "shipments")
+
+
+def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: timedelta | None) -> None:
+    def mark(data: dict[str, Any]) -> None:
+        data["sitoo_cancelled_done"] = True
+        for line in data.get("lines") or []:
+            line["canceled"] = max(0, int(line["qty"]) - int(line.get("shipped") or 0))
+
+    order = api.magento_order(ctx, entity_id)
+    if order.get("state") in ("canceled", "closed", "complete"):
+        accepted = True
+    else:
+        accepted = api.magento_cancel(ctx, entity_id) is True
+    if accepted:
+        with ctx.state.transaction():
+            _save(ctx, increment_id, mark)
+            ctx.succeeded(increment_id)
+        ctx.counts["canceled"] += 1
+        return
+    mapping = ctx.state.get_mapping("order", "magento", increment_id) or {"data": {}}
+    if not mapping["data"].get("cancel_refused_commented"):
+        api.magento_comment(ctx, entity_id, (
+            f"Sitoo cancelled this order (Sitoo order {mapping.get('other_id')}), but Magento refused to cancel it "
+            "(invoiced or otherwise not cancellable). Refund or close it by hand."))
+    # Sitoo no longer holds these units: they leave the in-flight count even though Magento keeps the order.
+    with ctx.state.transaction():
+        _save(ctx, increment_id, lambda d: (mark(d), d.update(cancel_refused_commented=True)))
+    ctx.fail(
+        "cancel_refused", "ops", increment_id,
+        f"order {increment_id} was cancelled in Sitoo but Magento refused to cancel it (probably invoiced): "
+        "create a credit memo / refund in Magento or re-create the Sitoo order, then resolve this exception",
+        retry_after=backoff,
+    )
+
+
+def run(ctx: JobContext) -> JobResult:
+    states = pull(ctx)
+    result = plan(states, ctx.config)
+    view = [s.describe() for s in result.shipments] + [
+        {"action": "cancel", "increment_id": inc} for inc, _ in result.cancels
+    ] + [{"action": "exception", "kind": k, "key": key, "message": m} for k, _, key, m in result.problems]
+    if ctx.dry_run:
+        return JobResult(counts={"orders": len(states)}, plan=view)
+    backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
+    for kind, owner, key, message in result.problems:
+        ctx.fail(kind, owner, key, message, retry_after=backoff)
+    failed_orders: set[str] = set()
+    for shipment in result.shipments:
+        if ctx.should_stop():
+            break
+        if shipment.increment_id in failed_orders:
+            continue  # a later delivery of an order whose earlier one failed waits: quantities build on it
+        if not ctx.is_due(f"{shipment.increment_id}/delivery-{shipment.key}"):
+            failed_orders.add(shipment.increment_id)
+            continue
+        before = len(ctx.failures)
+        push_shipment(ctx, shipment, backoff)
+        if len(ctx.failures) > before:
+            failed_orders.add(shipment.increment_id)
+    for increment_id, entity_id in result.cancels:
+        if ctx.should_stop():
+            break
+        if increment_id in failed_orders or not ctx.is_due(increment_id):
+            continue
+        push_cancel(ctx, increment_id, entity_id, backoff)
+    # Orders that finished with nothing left to do (e.g. closed after their last delivery).
+    for state in states:
+        if state.magento is not None:
+            with ctx.state.transaction():
+                _save(ctx, str(state.mapping["external_id"]), lambda d: None)
+    ctx.counts["orders_checked"] += len(states)
+    return JobResult(plan=view, summary=[f"{len(states)} open order(s) checked"])

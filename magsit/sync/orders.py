@@ -1,0 +1,460 @@
+"""push-orders: Magento web orders -> Sitoo orders fulfilled by a store or warehouse, exactly once.
+
+pull  — read orders changed since the cursor (keyset on ``(updated_at, entity_id)``, lookback,
+        statuses filtered), plus the retry queue and any ``--order``; detail GET each candidate;
+        look their ``externalid`` up in Sitoo (batched), pre-check SKUs and prices (batched).
+plan  — pure: per order adopt (already in Sitoo), create, fail (exception kind/owner) or skip.
+push  — per create: pending mapping (intent + externalid) BEFORE the POST, outcome after. An
+        unknown outcome (timeout, 5xx, crash) is resolved by looking the externalid up first —
+        now and on every later run — so one Magento order never becomes two Sitoo orders.
+The cursor commits in the same transaction as the run's last outcomes and never passes
+``run_start − lookback``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from magsit.config import OrderSettings
+from magsit.errors import ApiError, RecordError
+from magsit.http import parallel_map
+from magsit.runner import JobContext, JobResult
+from magsit.sync import calls as api
+from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
+from magsit.sync.orderpayload import OrderPlan, build_order, normalise_email
+
+log = logging.getLogger("magsit.orders")
+
+JOB = "push-orders"
+STREAM = "magento-orders"
+RETRY_ENTITY = "order_retry"
+# Order mapping statuses that mean "the Sitoo order exists" (anything but an in-flight create).
+DONE_STATUSES = frozenset({"pushed", "shipped", "canceled", "closed"})
+
+
+@dataclass
+class Snapshot:
+    run_start: datetime
+    cursor: Position | None
+    targeted: bool
+    seen: list[Position] = field(default_factory=list)
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # entity_id -> detail
+    skipped: dict[str, str] = field(default_factory=dict)  # increment_id -> why
+    in_sitoo: dict[str, dict[str, Any]] = field(default_factory=dict)  # externalid -> Sitoo order
+    known_skus: set[str] | None = None
+    sitoo_prices: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass
+class Action:
+    kind: str  # create | adopt | fail | skip
+    increment_id: str
+    entity_id: int
+    plan: OrderPlan | None = None
+    sitoo_order: dict[str, Any] | None = None
+    error: RecordError | None = None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": self.kind, "increment_id": self.increment_id}
+        if self.plan is not None:
+            out.update(externalid=self.plan.externalid, warehouse_id=self.plan.warehouse_id, bopis=self.plan.bopis,
+                       lines=[{"sku": i.get("sku"), "qty": i["quantity"], "moneyrowprice": i["moneyrowprice"]}
+                              for i in self.plan.payload["orderitems"]])
+        if self.sitoo_order is not None:
+            out["sitoo_orderid"] = self.sitoo_order.get("orderid")
+        if self.error is not None:
+            out.update(exception=self.error.kind, owner=self.error.owner, message=self.error.message)
+        return out
+
+
+# -- plan (pure) ---------------------------------------------------------------------------------
+def plan(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Action]:
+    actions: list[Action] = []
+    for entity_id in sorted(snapshot.orders, key=lambda e: key_of(snapshot.orders[e])):
+        order = snapshot.orders[entity_id]
+        increment_id = str(order["increment_id"])
+        if order.get("status") not in settings.statuses and _in_sitoo(snapshot, settings, increment_id) is None:
+            actions.append(Action("skip", increment_id, entity_id))
+            continue
+        try:
+            built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices)
+        except RecordError as error:
+            existing = _in_sitoo(snapshot, settings, increment_id)
+            if existing is not None:  # it is in Sitoo already (an earlier attempt): adopt, whatever changed
+                actions.append(Action("adopt", increment_id, entity_id, sitoo_order=existing))
+            else:
+                actions.append(Action("fail", increment_id, entity_id, error=error))
+            continue
+        existing = snapshot.in_sitoo.get(built.externalid)
+        if existing is not None:
+            actions.append(Action("adopt", increment_id, entity_id, plan=built, sitoo_order=existing))
+            continue
+        if snapshot.known_skus is not None:
+            unknown = sorted({line.sku for line in built.product_lines} - snapshot.known_skus)
+            if unknown:
+                actions.append(
+                    Action(
+                        "fail",
+                        increment_id,
+                        entity_id,
+                        error=RecordError(
+                            "unknown_sku",
+                            "ecommerce",
+                            increment_id,
+                            f"order {increment_id} has SKU {', '.join(unknown)} which does not exist in Sitoo; "
+                            "create the product in Sitoo (or fix the SKU in Magento) — the order is retried "
+                            "automatically",
+                            {"unknown_skus": unknown},
+                        ),
+                    )
+                )
+                continue
+        actions.append(Action("create", increment_id, entity_id, plan=built))
+    return actions
+
+
+def _in_sitoo(snapshot: Snapshot, settings: OrderSettings, increment_id: str) -> dict[str, Any] | None:
+    from magsit.sync.orderpayload import sanitise_externalid
+
+    return snapshot.in_sitoo.get(sanitise_externalid(settings.externalid_prefix, increment_id))
+
+
+# -- pull ----------------------------------------------------------------------------------------
+def pull(ctx: JobContext) -> Snapshot:
+    settings = ctx.config.orders
+    options = ctx.options
+    run_start = ctx.started_at
+    targeted = [str(i) for i in options.get("orders") or ()]
+    cursor = Position.from_value(ctx.state.get_cursor(JOB, STREAM))
+    snap = Snapshot(run_start=run_start, cursor=cursor, targeted=bool(targeted))
+    rows: dict[int, dict[str, Any]] = {}
+    forced: set[int] = set()
+    if targeted:
+        for row in api.magento_orders_by(ctx, "increment_id", targeted):
+            rows[int(row["entity_id"])] = row
+            forced.add(int(row["entity_id"]))
+        missing = set(targeted) - {str(r["increment_id"]) for r in rows.values()}
+        for increment_id in sorted(missing):
+            snap.skipped[increment_id] = "not found in Magento"
+    else:
+        start = read_start(
+            cursor,
+            run_start=run_start,
+            lookback=timedelta(seconds=settings.lookback_seconds),
+            initial_lookback=timedelta(hours=settings.initial_lookback_hours),
+            since=options.get("since"),
+        )
+        until = None
+        if settings.delay_minutes:
+            from magsit.sync.keyset import magento_ts
+
+            until = magento_ts(run_start - timedelta(minutes=settings.delay_minutes))
+        status_filter = ("status", ",".join(settings.statuses), "in")
+        for row in keyset_scan(
+            lambda filters, size: api.magento_search_orders(ctx, [*filters, status_filter], size),
+            start,
+            ctx.config.magento.page_size,
+            until=until,
+        ):
+            snap.seen.append(key_of(row))
+            rows[int(row["entity_id"])] = row
+        # The retry queue: failed orders are re-read although the cursor moved past them.
+        queued = {int(m["other_id"]): m for m in ctx.state.mappings(RETRY_ENTITY) if m.get("other_id")}
+        ignored = {r["record_key"] for r in ctx.state.exceptions(status="ignored", job=JOB)}
+        for entity_id, entry in list(queued.items()):
+            if entry["external_id"] in ignored:
+                ctx.state.delete_mapping(RETRY_ENTITY, "magento", entry["external_id"])
+                queued.pop(entity_id)
+        wanted = [str(e) for e in queued if e not in rows]
+        if wanted:
+            for row in api.magento_orders_by(ctx, "entity_id", wanted):
+                rows[int(row["entity_id"])] = row
+    # Pending creates (unknown outcome in an earlier run) are always re-examined.
+    pending = {m["external_id"]: m for m in ctx.state.mappings("order", status="pending")}
+    pending_wanted = [str(m["data"].get("entity_id")) for m in pending.values()
+                      if m["data"].get("entity_id") and int(m["data"]["entity_id"]) not in rows]
+    if pending_wanted and not targeted:
+        for row in api.magento_orders_by(ctx, "entity_id", pending_wanted):
+            rows[int(row["entity_id"])] = row
+            forced.add(int(row["entity_id"]))
+
+    candidates: list[dict[str, Any]] = []
+    for entity_id, row in rows.items():
+        increment_id = str(row["increment_id"])
+        mapping = ctx.state.get_mapping("order", "magento", increment_id)
+        if mapping is not None and mapping["status"] in DONE_STATUSES:
+            # P9: our own writes bump updated_at; a pushed order is never pushed again.
+            snap.skipped[increment_id] = f"already in Sitoo (order {mapping['other_id']})"
+            ctx.state.delete_mapping(RETRY_ENTITY, "magento", increment_id)
+            continue
+        if row.get("status") not in settings.statuses and increment_id not in pending and not targeted:
+            snap.skipped[increment_id] = f"status '{row.get('status')}' is not in [orders].statuses"
+            ctx.state.delete_mapping(RETRY_ENTITY, "magento", increment_id)
+            continue
+        if entity_id not in forced and not targeted and not ctx.is_due(increment_id):
+            snap.skipped[increment_id] = "waiting for its retry time (backoff)"
+            continue
+        candidates.append(row)
+    if not candidates:
+        return snap
+    details = parallel_map(lambda r: api.magento_order(ctx, int(r["entity_id"])), candidates, ctx.config.magento.concurrency)
+    for detail in details:
+        snap.orders[int(detail["entity_id"])] = detail
+    from magsit.sync.orderpayload import sanitise_externalid
+
+    externalids = [sanitise_externalid(settings.externalid_prefix, str(o["increment_id"])) for o in snap.orders.values()]
+    snap.in_sitoo = {str(o.get("externalid")): o for o in api.sitoo_orders_by(ctx, "externalid", externalids)}
+    skus = sorted({str(item.get("sku")) for o in snap.orders.values() for item in o.get("items") or [] if item.get("sku")})
+    products = api.sitoo_products_by_sku(ctx, skus)
+    snap.known_skus = {str(p["sku"]) for p in products}
+    snap.sitoo_prices = {
+        str(p["sku"]): Decimal(str(p["moneyprice"])) for p in products if p.get("moneyprice") not in (None, "")
+    }
+    return snap
+
+
+# -- push ----------------------------------------------------------------------------------------
+def push(actions: list[Action], ctx: JobContext) -> list[str]:
+    settings = ctx.config.orders
+    backoff = timedelta(minutes=settings.retry_backoff_minutes) or None
+    users = resolve_users(ctx, [a.plan for a in actions if a.kind == "create" and a.plan is not None])
+    created: list[str] = []
+    for action in actions:
+        if ctx.should_stop():
+            break
+        if action.kind == "fail":
+            assert action.error is not None
+            _fail(ctx, action, action.error, backoff)
+            continue
+        if action.kind == "adopt":
+            _adopt(ctx, action)
+            continue
+        if action.kind == "skip":
+            # Status no longer pushable and not in Sitoo: forget any stale intent.
+            pending = ctx.state.get_mapping("order", "magento", action.increment_id)
+            if pending is not None and pending["status"] == "pending":
+                ctx.state.delete_mapping("order", "magento", action.increment_id)
+            ctx.state.delete_mapping(RETRY_ENTITY, "magento", action.increment_id)
+            continue
+        assert action.plan is not None
+        plan_ = action.plan
+        userid = users.get(plan_.email)
+        if userid:
+            plan_.payload["additionaldata"]["sitoo-userid"] = userid
+        outcome = _create(ctx, action, backoff)
+        if outcome:
+            created.append(action.increment_id)
+    _fill_orderitem_ids(ctx, created)
+    return created
+
+
+def _fail(ctx: JobContext, action: Action, error: RecordError, backoff: timedelta | None) -> None:
+    ctx.fail(error.kind, error.owner, action.increment_id, error.message, error.payload, retry_after=backoff)
+    ctx.state.put_mapping(RETRY_ENTITY, "magento", action.increment_id, str(action.entity_id), {"kind": error.kind}, "queued")
+    pending = ctx.state.get_mapping("order", "magento", action.increment_id)
+    if pending is not None and pending["status"] == "pending":
+        # The lookup just said Sitoo has no such order: the old intent is void.
+        ctx.state.delete_mapping("order", "magento", action.increment_id)
+
+
+def _lines_from_sitoo(data: dict[str, Any], sitoo_order: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``sitoo_orderitemid`` per line from the Sitoo order's items (by web-itemid, else position)."""
+    items = sitoo_order.get("orderitems") or []
+    by_web = {}
+    for item in items:
+        web = (item.get("additionaldata") or {}).get("web-itemid")
+        if web is not None and item.get("orderitemid") is not None:
+            by_web[str(web)] = item["orderitemid"]
+    for index, line in enumerate(data.get("lines") or []):
+        if str(line["item_id"]) in by_web:
+            line["sitoo_orderitemid"] = by_web[str(line["item_id"])]
+        elif line.get("sitoo_orderitemid") is None:
+            line["sitoo_orderitemid"] = line.get("position", index)
+    return data
+
+
+def _adopt(ctx: JobContext, action: Action) -> None:
+    sitoo_order = action.sitoo_order or {}
+    mapping = ctx.state.get_mapping("order", "magento", action.increment_id)
+    data: dict[str, Any] = dict(mapping["data"]) if mapping else {}
+    if action.plan is not None:
+        data.update(action.plan.mapping_data())
+        _positions(data, action.plan)
+    data.setdefault("entity_id", action.entity_id)
+    data.setdefault("warehouse_id", sitoo_order.get("warehouseid"))
+    data.pop("planned_lines", None)
+    if "lines" not in data and mapping and mapping["data"].get("planned_lines"):
+        data["lines"] = mapping["data"]["planned_lines"]
+    data = _lines_from_sitoo(data, sitoo_order)
+    data["adopted"] = True
+    with ctx.state.transaction():
+        ctx.state.put_mapping("order", "magento", action.increment_id, str(sitoo_order["orderid"]), data, "pushed")
+        ctx.state.delete_mapping(RETRY_ENTITY, "magento", action.increment_id)
+        ctx.succeeded(action.increment_id)
+    ctx.counts["adopted"] += 1
+    log.info("order %s was already in Sitoo as %s: adopted", action.increment_id, sitoo_order["orderid"])
+
+
+def _positions(data: dict[str, Any], plan_: OrderPlan) -> None:
+    index = {line.item_id: pos for pos, line in enumerate(plan_.lines)}
+    for line in data.get("lines") or []:
+        line["position"] = index.get(line["item_id"])
+
+
+def _create(ctx: JobContext, action: Action, backoff: timedelta | None) -> bool:
+    plan_ = action.plan
+    assert plan_ is not None
+    data = plan_.mapping_data()
+    _positions(data, plan_)
+    intent = {key: value for key, value in data.items() if key != "lines"}
+    intent["planned_lines"] = data["lines"]  # not "lines": an unconfirmed create holds no units in flight
+    ctx.state.put_mapping("order", "magento", plan_.increment_id, None, intent, "pending")
+    try:
+        orderid = api.sitoo_create_order(ctx, plan_.payload)
+    except ApiError as error:
+        return _after_failed_post(ctx, action, error, backoff)
+    with ctx.state.transaction():
+        ctx.state.put_mapping("order", "magento", plan_.increment_id, str(orderid), data, "pushed")
+        ctx.state.delete_mapping(RETRY_ENTITY, "magento", plan_.increment_id)
+        ctx.succeeded(plan_.increment_id)
+        for warning in plan_.warnings:
+            ctx.fail(warning.kind, warning.owner, plan_.increment_id, warning.message, warning.payload)
+    ctx.counts["pushed"] += 1
+    return True
+
+
+def _after_failed_post(ctx: JobContext, action: Action, error: ApiError, backoff: timedelta | None) -> bool:
+    plan_ = action.plan
+    assert plan_ is not None
+    # Whatever the failure, ask Sitoo before deciding: a 5xx/timeout may have stored the order,
+    # a 4xx may be "externalid already exists". A GET is safe to retry.
+    try:
+        found: list[dict[str, Any]] | None = api.sitoo_orders_by(ctx, "externalid", [plan_.externalid])
+    except ApiError:
+        found = None
+    if found:
+        _adopt(ctx, Action("adopt", action.increment_id, action.entity_id, plan=plan_, sitoo_order=found[0]))
+        return True
+    unknown = found is None or error.outcome_unknown
+    if unknown or error.retryable:
+        kind, owner = "sitoo_unavailable", "ops"
+        message = (
+            f"order {action.increment_id}: Sitoo did not confirm the order ({error.message}); it is looked up by "
+            "its externalid before anything is sent again, automatically on the next runs"
+        )
+    else:
+        kind, owner = "order_rejected", "ecommerce"
+        message = (
+            f"order {action.increment_id}: Sitoo refused the order ({error.message}); fix the order data named "
+            "in the message, then `magsit exceptions retry`"
+        )
+    if not unknown:
+        # Sitoo answered and has no such order: the intent is void.
+        ctx.state.delete_mapping("order", "magento", action.increment_id)
+    ctx.fail(kind, owner, action.increment_id, message, {"status": error.status}, retry_after=backoff)
+    ctx.state.put_mapping(RETRY_ENTITY, "magento", action.increment_id, str(action.entity_id), {"kind": kind}, "queued")
+    return False
+
+
+def _fill_orderitem_ids(ctx: JobContext, increment_ids: list[str]) -> None:
+    """Sitoo's orderitemid per line, read back in batches (deliveries name lines by it)."""
+    mappings = [m for m in (ctx.state.get_mapping("order", "magento", i) for i in increment_ids) if m and m["other_id"]]
+    if not mappings:
+        return
+    try:
+        orders = {str(o["orderid"]): o for o in api.sitoo_orders_by(ctx, "orderid", [m["other_id"] for m in mappings])}
+    except ApiError as error:
+        log.warning("could not read back Sitoo order items (%s); positions are used", error)
+        orders = {}
+    for mapping in mappings:
+        data = _lines_from_sitoo(mapping["data"], orders.get(str(mapping["other_id"]), {}))
+        ctx.state.put_mapping("order", "magento", mapping["external_id"], mapping["other_id"], data, mapping["status"])
+
+
+# -- customers -----------------------------------------------------------------------------------
+def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[str, str]:
+    """Normalised e-mail -> Sitoo userid: from the mapping cache, one lookup per new address, one batch create."""
+    by_email: dict[str, OrderPlan] = {}
+    for plan_ in plans:
+        if plan_ is not None and plan_.email:
+            by_email.setdefault(plan_.email, plan_)
+    found: dict[str, str] = {}
+    unknown: list[str] = []
+    for email in by_email:
+        mapping = ctx.state.get_mapping("customer", "email", email)
+        if mapping and mapping.get("other_id"):
+            found[email] = str(mapping["other_id"])
+        else:
+            unknown.append(email)
+    if not unknown:
+        return found
+    try:
+        looked = list(parallel_map(lambda e: (e, api.sitoo_users_by_email(ctx, e)), unknown, ctx.config.sitoo.concurrency))
+    except ApiError as error:
+        log.warning("Sitoo customer lookup failed (%s); orders go without a customer link", error)
+        ctx.counts["customer_link_failed"] += len(unknown)
+        return found
+    missing: list[str] = []
+    for email, users in looked:
+        match = next((u for u in users if normalise_email(u.get("email")) == email), None)
+        if match:
+            found[email] = str(match["userid"])
+            ctx.state.put_mapping("customer", "email", email, str(match["userid"]), {"sitoo_userid": str(match["userid"])})
+        else:
+            missing.append(email)
+    if missing and not ctx.dry_run:
+        bodies = []
+        for email in missing:
+            payload = by_email[email].payload
+            body = {"email": email}
+            for key in ("namefirst", "namelast", "phone"):
+                if payload.get(key):
+                    body[key] = payload[key]
+            bodies.append(body)
+        try:
+            results = api.sitoo_create_users(ctx, bodies)
+        except ApiError as error:
+            log.warning("creating Sitoo customers failed (%s); orders go without a customer link", error)
+            ctx.counts["customer_link_failed"] += len(missing)
+            return found
+        for email, result in zip(missing, results, strict=False):
+            if result.get("statuscode") == 200 and result.get("return"):
+                userid = str(result["return"])
+                found[email] = userid
+                ctx.state.put_mapping("customer", "email", email, userid, {"sitoo_userid": userid, "created_by": JOB})
+                ctx.counts["customers_created"] += 1
+            else:
+                ctx.counts["customer_link_failed"] += 1
+                log.warning("Sitoo refused customer %s: %s", email, result.get("errortext"))
+    return found
+
+
+# -- run -----------------------------------------------------------------------------------------
+def run(ctx: JobContext) -> JobResult:
+    settings = ctx.config.orders
+    snap = pull(ctx)
+    actions = plan(snap, settings, ctx.started_at)
+    summary = [f"{len(snap.orders)} order(s) to examine, {len(snap.skipped)} skipped"]
+    plan_view = [a.describe() for a in actions] + [
+        {"action": "skip", "increment_id": key, "reason": why} for key, why in sorted(snap.skipped.items())
+    ]
+    if ctx.dry_run:
+        for action in actions:
+            if action.kind == "fail" and action.error is not None:
+                ctx.fail(action.error.kind, action.error.owner, action.increment_id, action.error.message)
+        return JobResult(counts={"planned": len(actions)}, plan=plan_view, summary=summary)
+    push(actions, ctx)
+    if not snap.targeted:
+        cursor = next_cursor(
+            snap.cursor, snap.seen, run_start=snap.run_start, lookback=timedelta(seconds=settings.lookback_seconds)
+        )
+        if cursor is not None:
+            with ctx.state.transaction():
+                ctx.state.set_cursor(JOB, STREAM, cursor.as_value())
+    ctx.counts["skipped"] += len(snap.skipped)
+    return JobResult(plan=plan_view, summary=summary, details={"skipped": snap.skipped})
