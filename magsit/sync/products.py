@@ -1,0 +1,214 @@
+"""sync-products: Sitoo product master data -> Magento, one way.
+
+pull (Sitoo products changed since the ``datelastmodified`` cursor, or all with --full, or the
+--sku ones; the same SKUs from Magento in batches) -> plan (pure, magsit.sync.productplan) ->
+push (product fields via ``/rest/all/V1`` so no store-view overrides appear; base prices via
+``POST /V1/products/base-prices`` store 0, whose per-row errors come back in an HTTP 200 list).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from magsit.errors import ApiError, MagsitError
+from magsit.runner import JobContext, JobResult
+from magsit.sync.productplan import ProductChange, ProductPlan, price_key, tax_key
+from magsit.sync.productplan import plan as plan_products
+
+log = logging.getLogger("magsit.sync.products")
+
+JOB = "sync-products"
+SKU_CHUNK = 50
+RETRY = timedelta(minutes=30)
+STREAM = "products"
+
+plan = plan_products
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _epoch(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_skus(ctx: JobContext) -> set[str]:
+    skus: set[str] = set()
+    for row in ctx.state.exceptions(status="open", job=JOB):
+        if not ctx.is_due(row["record_key"]):
+            continue
+        try:
+            payload = json.loads(row.get("payload") or "{}")
+        except ValueError:
+            continue
+        if isinstance(payload, dict) and isinstance(payload.get("sku"), str) and payload["sku"]:
+            skus.add(payload["sku"])
+    return skus
+
+
+class Pulled:
+    def __init__(self) -> None:
+        self.sitoo: list[dict[str, Any]] = []
+        self.magento: dict[str, dict[str, Any]] = {}
+        self.cursor: int | None = None
+
+
+def pull(ctx: JobContext) -> Pulled:
+    settings = ctx.config.products
+    pulled = Pulled()
+    chosen = [s for s in (ctx.options.get("skus") or []) if s]
+    full = bool(ctx.options.get("full"))
+    run_start = int(ctx.started_at.timestamp())
+    by_sku: dict[str, dict[str, Any]] = {}
+    if chosen:
+        for chunk in _chunks(sorted(set(chosen)), SKU_CHUNK):
+            for product in ctx.sitoo.products(skus=chunk):
+                by_sku.setdefault(str(product.get("sku")), product)
+    else:
+        since = None if full else ctx.state.get_cursor(JOB, STREAM)
+        max_seen = None
+        for product in ctx.sitoo.products(modified_since=since):
+            by_sku.setdefault(str(product.get("sku")), product)
+            seen = _epoch(product.get("datemodified"))
+            if seen is not None and (max_seen is None or seen > max_seen):
+                max_seen = seen
+        if max_seen is not None:
+            pulled.cursor = max(since or 0, min(max_seen, run_start - settings.lookback_seconds))
+        else:
+            pulled.cursor = max(since or 0, run_start - settings.lookback_seconds) if (full or since is None) else since
+        retry = sorted(_retry_skus(ctx) - set(by_sku))
+        for chunk in _chunks(retry, SKU_CHUNK):
+            for product in ctx.sitoo.products(skus=chunk):
+                by_sku.setdefault(str(product.get("sku")), product)
+    pulled.sitoo = list(by_sku.values())
+    skus = sorted({p.get("sku") for p in pulled.sitoo if isinstance(p.get("sku"), str) and p.get("sku")})
+    for chunk in _chunks(skus, SKU_CHUNK):
+        for product in ctx.magento.products_by_sku(chunk):
+            if isinstance(product.get("sku"), str):
+                pulled.magento[product["sku"].lower()] = product
+    return pulled
+
+
+def _price_failures(result: Any, batch: list[dict[str, Any]]) -> dict[str, str]:
+    """Per-row errors of base-prices (HTTP 200 + list) -> {sku: message}. Unattributable rows hit all."""
+    failures: dict[str, str] = {}
+    if not isinstance(result, list):
+        return failures
+    skus = [row["sku"] for row in batch]
+    for entry in result:
+        if not isinstance(entry, Mapping):
+            continue
+        message = str(entry.get("message") or "price rejected")
+        params = entry.get("parameters")
+        values = list(params.values()) if isinstance(params, Mapping) else list(params or [])
+        for i, value in enumerate(values, start=1):
+            message = message.replace(f"%{i}", str(value))
+        if isinstance(params, Mapping):
+            for name in sorted(params, key=len, reverse=True):
+                message = message.replace(f"%{name}", str(params[name]))
+        hits = [s for s in skus if s in [str(v) for v in values]] or [s for s in skus if s in message]
+        for sku in hits or skus:
+            failures[sku] = message
+    return failures
+
+
+def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
+    for problem in the_plan.problems:
+        retry = RETRY if problem.kind in ("product_missing_in_magento", "unmapped_tax_class") else None
+        payload = problem.payload or None
+        ctx.fail(problem.kind, problem.owner, problem.key, problem.message, payload, retry_after=retry)
+    done: list[str] = []
+    failed: set[str] = set()
+    prices: list[dict[str, Any]] = []
+    error: BaseException | None = None
+    try:
+        for change in the_plan.changes:
+            if ctx.should_stop():
+                break
+            if not _write_product(ctx, change):
+                failed.add(change.sku)
+                continue
+            if change.price is not None:
+                prices.append({"price": float(change.price), "store_id": 0, "sku": change.sku})
+            else:
+                done.append(change.sku)
+            ctx.counts["created" if change.action == "create" else "updated"] += 1
+        size = max(1, ctx.config.magento.input_list_limit)
+        for batch in _chunks(prices, size):
+            bad = _price_failures(ctx.magento.save_base_prices(batch, store_code="all"), batch)
+            for row in batch:
+                if row["sku"] in bad:
+                    ctx.fail(
+                        "price_rejected",
+                        "ecommerce",
+                        price_key(row["sku"]),
+                        f"Magento refused base price {row['price']} for SKU {row['sku']}: {bad[row['sku']]}. "
+                        "Check the product type/price in Magento (configurable products have no own price).",
+                        {"sku": row["sku"], "price": str(row["price"])},
+                        retry_after=RETRY,
+                    )
+                else:
+                    done.append(row["sku"])
+                    ctx.succeeded(price_key(row["sku"]))
+    except (MagsitError, KeyboardInterrupt) as exc:
+        error = exc
+    with ctx.state.transaction():
+        for sku in done + the_plan.unchanged:
+            ctx.succeeded(sku)
+        for sku in the_plan.clean_tax:
+            if sku not in failed:
+                ctx.succeeded(tax_key(sku))
+        if error is None and pulled.cursor is not None:
+            ctx.state.set_cursor(JOB, STREAM, pulled.cursor)
+    ctx.counts["unchanged"] += len(the_plan.unchanged)
+    if error is not None:
+        raise error
+
+
+def _write_product(ctx: JobContext, change: ProductChange) -> bool:
+    if not change.product:
+        return True  # price-only change
+    try:
+        if change.action == "create":
+            ctx.magento.create_product(change.product, store_code="all")
+        else:
+            ctx.magento.update_product(change.sku, change.product, store_code="all")
+    except ApiError as exc:
+        if exc.retryable or exc.outcome_unknown or exc.status is None or exc.status >= 500:
+            # Not about this record (or a create that may have landed): the run fails and the next
+            # run reads Magento again, so a landed create is only updated (the SKU is unique).
+            raise
+        ctx.fail(
+            "product_rejected",
+            "ecommerce",
+            change.sku,
+            f"Magento refused the {change.action} of SKU {change.sku}: {exc.message}. Fix the data in Sitoo or Magento.",
+            {"sku": change.sku, "product": change.product},
+            retry_after=RETRY,
+        )
+        return False
+    return True
+
+
+def run(ctx: JobContext) -> JobResult:
+    pulled = pull(ctx)
+    the_plan = plan_products(pulled.sitoo, pulled.magento, ctx.config.products, ctx.config.magento.website_id)
+    ctx.counts["read"] += len(pulled.sitoo)
+    rows = [change.as_dict() for change in the_plan.changes]
+    if ctx.dry_run:
+        for problem in the_plan.problems:
+            ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
+        return JobResult(plan=rows, summary=[f"{len(rows)} products would change"])
+    push(the_plan, pulled, ctx)
+    return JobResult(summary=[f"{len(the_plan.changes)} products changed, {len(the_plan.unchanged)} already right"],
+                     details={"changes": rows})
+

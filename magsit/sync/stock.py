@@ -1,0 +1,315 @@
+"""sync-stock: Sitoo warehouse levels -> Magento MSI source items (Sitoo is the truth for stock).
+
+pull (Sitoo warehouse items, in-flight web orders, Magento's own values on --full/--sku) ->
+plan (pure, magsit.sync.stockplan) -> push (SKU pre-check, batched writes with bisection,
+baseline + cursors in one state transaction).
+
+Incremental runs read warehouse items changed since a per-warehouse ``datelastmodified`` cursor
+(kept ``lookback_seconds`` behind the run start, read with >=). When one warehouse of a
+multi-warehouse source changed, the SKU is re-read in the sibling warehouses so the sum is right.
+Records that failed earlier (open exceptions whose retry time has come) are re-read by SKU, so
+the cursor can move on without losing them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from magsit.errors import ApiError, MagsitError
+from magsit.runner import JobContext, JobResult
+from magsit.state.store import parse_iso
+from magsit.sync.inflight import in_flight_units
+from magsit.sync.stockplan import (
+    Key,
+    Levels,
+    StockPlan,
+    StockRow,
+    StockSnapshot,
+    load_overrides,
+)
+from magsit.sync.stockplan import plan as plan_stock
+
+log = logging.getLogger("magsit.sync.stock")
+
+JOB = "sync-stock"
+SKU_CHUNK = 50  # SKUs per Sitoo `sku=` filter / Magento `sku in` lookup (keeps URLs short)
+UNKNOWN_SKU_RETRY = timedelta(minutes=30)
+REJECTED_RETRY = timedelta(minutes=15)
+
+plan = plan_stock  # the pure planning function (DESIGN.md: pull / plan / push per flow)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _epoch(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_settings(ctx_config: Any) -> Levels:
+    """Validate the stock settings that can be checked offline (raises ConfigError, exit 2)."""
+    return Levels(ctx_config.stock, load_overrides(ctx_config.stock.overrides_csv))
+
+
+# -- pull -----------------------------------------------------------------------------------------
+class Pulled:
+    def __init__(self) -> None:
+        self.snapshot = StockSnapshot()
+        self.cursors: dict[str, int] = {}  # stream -> new bookmark (epoch seconds)
+
+
+def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for warehouse, source in sources.items():
+        out.setdefault(source, []).append(str(warehouse))
+    return out
+
+
+def _retry_skus(ctx: JobContext) -> set[str]:
+    """SKUs of this job's open exceptions that are due again (poison records wait for their backoff)."""
+    import json
+
+    skus: set[str] = set()
+    for row in ctx.state.exceptions(status="open", job=JOB):
+        if not ctx.is_due(row["record_key"]):
+            continue
+        try:
+            payload = json.loads(row.get("payload") or "{}")
+        except ValueError:
+            continue
+        sku = payload.get("sku") if isinstance(payload, dict) else None
+        if isinstance(sku, str) and sku:
+            skus.add(sku)
+    return skus
+
+
+def pull(ctx: JobContext) -> Pulled:
+    settings = ctx.config.stock
+    sources = {str(k): v for k, v in settings.sources.items()}
+    by_source = _warehouses_by_source(sources)
+    full = bool(ctx.options.get("full"))
+    chosen = [s for s in (ctx.options.get("skus") or []) if s]
+    pulled = Pulled()
+    snap = pulled.snapshot
+    run_start = int(ctx.started_at.timestamp())
+    lookback = settings.lookback_seconds
+
+    # warehouse -> sku -> raw decimalavailable, for everything read this run
+    read: dict[str, dict[str, Any]] = {w: {} for w in sources}
+    requested: set[str] = set()  # SKUs read by name: included only where there is evidence for them
+
+    if chosen:
+        requested.update(chosen)
+    else:
+        for warehouse in sources:
+            stream = f"warehouse:{warehouse}"
+            since = None if full else ctx.state.get_cursor(JOB, stream)
+            max_seen = None
+            for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since):
+                read[warehouse][item.get("sku")] = item.get("decimalavailable")
+                seen = _epoch(item.get("datelastmodified"))
+                if seen is not None and (max_seen is None or seen > max_seen):
+                    max_seen = seen
+            bookmark = since
+            if max_seen is not None:
+                bookmark = max(since or 0, min(max_seen, run_start - lookback))
+            elif full or since is None:
+                bookmark = max(since or 0, run_start - lookback)
+            if bookmark is not None:
+                pulled.cursors[stream] = bookmark
+        if not full:
+            requested |= _retry_skus(ctx)
+            requested |= _skus_of_recent_orders(ctx)
+
+    in_flight = in_flight_units(ctx.state.mappings("order"), sources)
+    snap.in_flight = in_flight
+
+    # Which SKUs each source needs, then fill the gaps in its sibling warehouses by SKU.
+    needed: dict[str, set[str]] = {}
+    for source, warehouses in by_source.items():
+        changed = {sku for w in warehouses for sku in read[w]}
+        needed[source] = changed | requested
+    for source, warehouses in by_source.items():
+        for warehouse in warehouses:
+            if full:
+                continue  # a full read already has every item of every warehouse
+            missing = sorted(s for s in needed[source] - set(read[warehouse]) if isinstance(s, str))
+            for chunk in _chunks(missing, SKU_CHUNK):
+                for item in ctx.sitoo.warehouse_items(int(warehouse), skus=chunk):
+                    if item.get("sku") in chunk:
+                        read[warehouse][item.get("sku")] = item.get("decimalavailable")
+
+    if full or chosen:
+        snap.magento = {}
+        if full:
+            rows = ctx.magento.source_items(source_codes=sorted(by_source))
+        else:
+            rows = []
+            for chunk in _chunks(sorted(requested), SKU_CHUNK):
+                rows.extend(ctx.magento.source_items(source_codes=sorted(by_source), skus=chunk))
+        for row in rows:
+            try:
+                snap.magento[(str(row["sku"]), str(row["source_code"]))] = (
+                    Decimal(str(row.get("quantity") or 0)),
+                    int(row.get("status") or 0),
+                )
+            except (KeyError, ValueError, ArithmeticError):
+                continue
+
+    baseline = ctx.state.pushed_stock()
+    for source, warehouses in by_source.items():
+        for sku in needed[source]:
+            values = {w: read[w][sku] for w in warehouses if sku in read[w]}
+            key: Key = (sku, source)
+            evidence = values or key in in_flight or key in baseline or (snap.magento is not None and key in snap.magento)
+            if sku in requested and not evidence:
+                continue  # e.g. a retried SKU that never existed at this source: do not invent a source item
+            if not values and sku not in requested:
+                continue
+            snap.items[key] = values
+    return pulled
+
+
+def _skus_of_recent_orders(ctx: JobContext) -> set[str]:
+    """SKUs of order mappings changed since the last stock run: their in-flight term moved."""
+    last = ctx.state.get_cursor(JOB, "orders_seen")
+    since = parse_iso(last) if isinstance(last, str) else None
+    skus: set[str] = set()
+    for mapping in ctx.state.mappings("order"):
+        updated = parse_iso(mapping.get("updated_at"))
+        if since is not None and updated is not None and updated < since:
+            continue
+        for line in (mapping.get("data") or {}).get("lines") or []:
+            if isinstance(line, dict) and isinstance(line.get("sku"), str):
+                skus.add(line["sku"])
+    return skus
+
+
+# -- push -----------------------------------------------------------------------------------------
+def _quantity_json(qty: Decimal) -> int | float:
+    return int(qty) if qty == qty.to_integral_value() else float(qty)
+
+
+def _item(row: StockRow) -> dict[str, Any]:
+    return {"sku": row.sku, "source_code": row.source, "quantity": _quantity_json(row.qty), "status": row.status}
+
+
+def _known_skus(ctx: JobContext, skus: list[str]) -> set[str]:
+    known: set[str] = set()
+    for chunk in _chunks(sorted(set(skus)), SKU_CHUNK):
+        known |= {s.lower() for s in ctx.magento.existing_skus(chunk)}
+    return known
+
+
+def _write(ctx: JobContext, rows: list[StockRow], accepted: list[StockRow]) -> None:
+    """POST one batch; on a 400 for the whole batch bisect until the bad rows are isolated."""
+    try:
+        ctx.magento.save_source_items([_item(r) for r in rows])
+    except ApiError as exc:
+        if exc.status != 400 or exc.retryable:
+            raise  # not about a row: the run fails (exit 1), the baseline keeps what landed so far
+        if len(rows) == 1:
+            row = rows[0]
+            ctx.fail(
+                "source_item_rejected",
+                "ecommerce",
+                row.key,
+                f"Magento refused stock for SKU {row.sku} at source {row.source}: {exc.message}. Check the "
+                "product/source in Magento, then `magsit exceptions retry`.",
+                {"sku": row.sku, "source": row.source, "quantity": str(row.qty)},
+                retry_after=REJECTED_RETRY,
+            )
+            return
+        middle = len(rows) // 2
+        _write(ctx, rows[:middle], accepted)
+        _write(ctx, rows[middle:], accepted)
+        return
+    accepted.extend(rows)
+
+
+def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
+    for problem in plan_.problems:
+        ctx.fail(problem.kind, problem.owner, problem.key, problem.message, problem.payload or None)
+    writes = plan_.writes
+    known = _known_skus(ctx, [r.sku for r in writes]) if writes else set()
+    ready: list[StockRow] = []
+    reported: set[str] = set()
+    for row in writes:
+        if row.sku.lower() in known:
+            ready.append(row)
+        elif row.sku not in reported:
+            reported.add(row.sku)
+            ctx.fail(
+                "unknown_sku",
+                "ecommerce",
+                row.sku,
+                f"SKU {row.sku} has stock in Sitoo but no product in Magento, so no stock was written for it "
+                "(Magento would store an orphan source item). Create the product in Magento or fix the SKU in Sitoo.",
+                {"sku": row.sku},
+                retry_after=UNKNOWN_SKU_RETRY,
+            )
+    accepted: list[StockRow] = []
+    size = max(1, min(ctx.config.stock.batch_size, ctx.config.magento.input_list_limit))
+    error: BaseException | None = None
+    try:
+        for batch in _chunks(ready, size):
+            if ctx.should_stop():
+                break
+            _write(ctx, batch, accepted)
+    except (MagsitError, KeyboardInterrupt) as exc:
+        error = exc
+    ok_rows = {(r.sku, r.source) for r in accepted}
+    # Full/--sku runs: Magento already equals the target -> the baseline follows Magento.
+    agreed = [r for r in plan_.rows if not r.write]
+    with ctx.state.transaction():
+        ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted + agreed])
+        if error is None:
+            for stream, value in pulled.cursors.items():
+                ctx.state.set_cursor(JOB, stream, value)
+            ctx.state.set_cursor(JOB, "orders_seen", ctx.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        for row in accepted + agreed:
+            ctx.succeeded(row.key)
+            if (row.sku, row.source) in ok_rows or not row.write:
+                ctx.succeeded(row.sku)
+        for key in plan_.clean_keys:
+            ctx.succeeded(key)
+    ctx.counts["written"] += len(accepted)
+    ctx.counts["unchanged"] += len(agreed)
+    if error is not None:
+        raise error
+
+
+def run(ctx: JobContext) -> JobResult:
+    levels = check_settings(ctx.config)
+    sources = ctx.magento.list_sources()
+    codes = {str(s.get("source_code")) for s in sources}
+    unknown = sorted(set(ctx.config.stock.sources.values()) - codes)
+    if unknown:
+        raise MagsitError(
+            f"[stock].sources maps Sitoo warehouses to Magento source codes that do not exist: {', '.join(unknown)} "
+            f"(Magento has: {', '.join(sorted(codes)) or 'none'}). Fix the config; nothing was written."
+        )
+    pulled = pull(ctx)
+    the_plan = plan_stock(pulled.snapshot, ctx.state.pushed_stock(), levels)
+    ctx.counts["read"] += len(pulled.snapshot.items)
+    ctx.counts["to_write"] += len(the_plan.writes)
+    rows = [row.as_dict() for row in the_plan.rows]
+    if ctx.dry_run:
+        for problem in the_plan.problems:
+            ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
+        return JobResult(plan=rows, summary=[f"{len(the_plan.writes)} source items would be written"])
+    push(the_plan, pulled, ctx)
+    return JobResult(
+        summary=[f"{ctx.counts['written']} source items written, {len(the_plan.rows) - len(the_plan.writes)} already right"],
+        details={"writes": [r.as_dict() for r in the_plan.writes]},
+    )
+

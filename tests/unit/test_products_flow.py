@@ -1,0 +1,88 @@
+"""sync-products pull/push against in-memory fakes of the two clients (no HTTP)."""
+
+from magsit.config import parse_config
+from magsit.runner import run_job
+from magsit.sync import products
+
+
+class FakeSitoo:
+    def __init__(self, products):
+        self.items = products
+
+    def products(self, skus=None, modified_since=None):
+        for p in self.items:
+            if skus is not None and p["sku"] not in skus:
+                continue
+            if modified_since is not None and p["datemodified"] < modified_since:
+                continue
+            yield dict(p)
+
+
+class FakeMagento:
+    def __init__(self, products):
+        self.items = {p["sku"]: p for p in products}
+        self.writes = []
+
+    def products_by_sku(self, skus):
+        return [p for s, p in self.items.items() if s in skus]
+
+    def update_product(self, sku, product, store_code):
+        self.writes.append(("PUT", store_code, sku, product))
+        self.items[sku].update({k: v for k, v in product.items() if k != "custom_attributes"})
+
+    def create_product(self, product, store_code):
+        self.writes.append(("POST", store_code, product["sku"], product))
+        self.items[product["sku"]] = dict(product)
+
+    def save_base_prices(self, prices, store_code):
+        self.writes.append(("PRICES", store_code, prices))
+        errors = []
+        for row in prices:
+            if row["sku"].startswith("CONF"):
+                errors.append({"message": "Invalid attribute %fieldName = %fieldValue.", "parameters": {"fieldName": "SKU", "fieldValue": row["sku"]}})
+            else:
+                self.items[row["sku"]]["price"] = row["price"]
+        return errors
+
+
+def cfg(tmp_path, **products_):
+    return parse_config(
+        {
+            "magento": {"base_url": "http://127.0.0.1:9", "token": "t"},
+            "sitoo": {"base_url": "http://127.0.0.1:9/v2/accounts/1", "api_id": "1-1", "password": "p"},
+            "products": {"lookback_seconds": 0, "tax_classes": {"2": 2}, **products_},
+            "state": {"path": str(tmp_path / "s.db")},
+        }
+    )
+
+
+def sp(sku, **kw):
+    return {"sku": sku, "title": "T", "moneyprice": "10.00", "activepos": True, "vatid": 2, "barcode": "", "datemodified": 100, **kw}
+
+
+def mp(sku, **kw):
+    return {"sku": sku, "name": "T", "price": 10, "status": 1, "custom_attributes": [{"attribute_code": "tax_class_id", "value": "2"}], **kw}
+
+
+def test_changes_missing_and_price_row_error(tmp_path):
+    sitoo = FakeSitoo([sp("A", title="New"), sp("B", moneyprice="12.00"), sp("NEW"), sp("CONF1", moneyprice="5.00")])
+    magento = FakeMagento([mp("A"), mp("B"), mp("CONF1")])
+    outcome = run_job(cfg(tmp_path), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    assert outcome.exit_code == 3
+    assert sorted((f.kind, f.key) for f in outcome.failures) == [
+        ("price_rejected", "CONF1 (price)"),
+        ("product_missing_in_magento", "NEW"),
+    ]
+    assert ("PUT", "all", "A", {"sku": "A", "name": "New"}) in magento.writes
+    assert magento.items["B"]["price"] == 12.0
+    magento.writes.clear()
+    # second run: nothing changed in Sitoo, nothing written (CONF1/NEW are retried, still fail)
+    outcome = run_job(cfg(tmp_path), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    assert [w for w in magento.writes if w[0] != "PRICES"] == []
+
+
+def test_create_missing(tmp_path):
+    magento = FakeMagento([])
+    outcome = run_job(cfg(tmp_path, create_missing=True), "sync-products", products.run, magento=magento, sitoo=FakeSitoo([sp("N/1 +x")]))
+    assert outcome.exit_code == 0
+    assert magento.writes[0][:3] == ("POST", "all", "N/1 +x")
