@@ -1,3 +1,18 @@
-from magsit.commands.common import not_built
+"""`magsit sync-fulfilment`: Sitoo deliveries and cancellations -> Magento shipments / cancels (thin)."""
 
-command = not_built("sync-fulfilment", "Sitoo deliveries and cancellations -> Magento shipments.")
+from __future__ import annotations
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.commands.common import run_flow
+
+
+@click.command("sync-fulfilment")
+@click.option("--order", "order_ids", multiple=True, metavar="INCREMENT_ID", help="Only this pushed order (repeatable).")
+@pass_app
+def command(app: App, order_ids: tuple[str, ...]) -> int:
+    """Sitoo deliveries -> notified Magento shipments with tracking; Sitoo cancellations -> Magento cancel."""
+    from magsit.sync import fulfilment
+
+    return run_flow(app, fulfilment.JOB, fulfilment.run, {"orders": list(order_ids)})

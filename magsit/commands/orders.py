@@ -1,3 +1,27 @@
-from magsit.commands.common import not_built
+"""`magsit push-orders`: Magento web orders -> Sitoo for store fulfilment (thin: parse, call, render)."""
 
-command = not_built("push-orders", "Magento web orders -> Sitoo for store fulfilment.")
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.commands.common import run_flow
+
+
+@click.command("push-orders")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Backfill: read orders updated since this UTC date/time instead of the cursor.",
+)
+@click.option("--order", "order_ids", multiple=True, metavar="INCREMENT_ID",
+              help="Push this order now, ignoring its retry backoff (repeatable).")
+@pass_app
+def command(app: App, since: datetime | None, order_ids: tuple[str, ...]) -> int:
+    """Magento web orders -> Sitoo orders fulfilled by a store (exactly once)."""
+    from magsit.sync import orders
+
+    options = {"since": since.replace(tzinfo=UTC) if since else None, "orders": list(order_ids)}
+    return run_flow(app, orders.JOB, orders.run, options)
