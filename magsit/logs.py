@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.logging import RichHandler
+
+CONTEXT_KEYS = ("job", "entry", "run_id", "record_key", "kind", "owner")
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("magsit_log_context", default=None)
+
+
+@contextlib.contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """Adds job/run context to every record logged inside the block (this thread/task only)."""
+    token = _context.set({**(_context.get() or {}), **{k: v for k, v in values.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current log_context onto each record, unless the call passed its own ``extra=``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_context.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,10 +45,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("job", "record_key", "kind", "owner", "run_id"):
+        for key in CONTEXT_KEYS:
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
-        return json.dumps(entry, ensure_ascii=False)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "rich") -> None:
@@ -36,6 +63,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "rich") -> N
         from rich.console import Console
 
         handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
+    handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False

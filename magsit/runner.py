@@ -26,6 +26,7 @@ from magsit.errors import (
     Owner,
     RecordError,
 )
+from magsit.logs import log_context
 from magsit.state.lock import JobLock
 from magsit.state.store import StateStore, now_utc
 
@@ -213,6 +214,12 @@ def _run_locked(
         config, state, job, dry_run=dry_run, options=options, magento=magento, sitoo=sitoo, stop_event=stop_event
     )
     ctx.run_id = state.start_run(job, dry_run=dry_run)
+    with log_context(job=job, run_id=ctx.run_id):
+        return _run_flow(config, state, ctx, flow)
+
+
+def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) -> RunOutcome:
+    job = ctx.job
     result = JobResult()
     error: str | None = None
     try:
