@@ -11,7 +11,7 @@ from typing import Any
 from magsit.runner import JobContext
 
 SITOO_BATCH = 100  # ids per comma-separated Sitoo filter (keeps URLs short)
-SITOO_ORDER_FIELDS = "orderid,externalid,orderstateid,paymentstateid,warehouseid,orderitems"
+SITOO_ORDER_FIELDS = ("orderid", "externalid", "orderstateid", "paymentstateid", "warehouseid", "orderitems")
 
 
 def _chunks(values: list[str], size: int) -> list[list[str]]:
@@ -45,24 +45,40 @@ def magento_comment(ctx: JobContext, entity_id: int, comment: str) -> None:
 
 
 def sitoo_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[dict[str, Any]]:
-    raise NotImplementedError
+    """Sitoo orders whose ``externalid`` or ``orderid`` is in ``values`` (comma lists, chunked by the client)."""
+    values = [str(v) for v in values if v not in (None, "")]
+    if not values:
+        return []
+    if field == "externalid":
+        return ctx.sitoo.find_orders_by_externalid(values, fields=SITOO_ORDER_FIELDS)
+    if field == "orderid":
+        return ctx.sitoo.get_orders([int(v) for v in values], fields=SITOO_ORDER_FIELDS)
+    raise ValueError(field)
 
 
 def sitoo_create_order(ctx: JobContext, payload: dict[str, Any]) -> int:
-    raise NotImplementedError
+    """POST one order (never resent by the client: an unknown outcome raises ApiError.outcome_unknown)."""
+    return int(ctx.sitoo.create_order(payload))
 
 
 def sitoo_deliveries(ctx: JobContext, orderid: int) -> list[dict[str, Any]]:
-    raise NotImplementedError
+    return ctx.sitoo.list_deliveries(int(orderid))
 
 
 def sitoo_products_by_sku(ctx: JobContext, skus: list[str]) -> list[dict[str, Any]]:
-    raise NotImplementedError
+    if not skus:
+        return []
+    return ctx.sitoo.get_products_by_skus(skus, fields=("productid", "sku", "moneyprice"))
 
 
-def sitoo_users_by_email(ctx: JobContext, email: str) -> list[dict[str, Any]]:
-    raise NotImplementedError
+def sitoo_users_by_emails(ctx: JobContext, emails: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """One lookup per address (Sitoo's ``email`` filter takes one value), run concurrently by the client."""
+    return ctx.sitoo.find_users_by_email(emails, fields=("userid", "email", "namefirst", "namelast"))
 
 
 def sitoo_create_users(ctx: JobContext, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    raise NotImplementedError
+    """Batch POST; per user ``{"ok", "userid", "error"}`` in the order sent."""
+    return [
+        {"ok": r.ok, "userid": None if r.value is None else str(r.value), "error": r.error}
+        for r in ctx.sitoo.add_users(users)
+    ]

@@ -99,6 +99,8 @@ class PlannedLine:
             item["moneyrowdiscount"] = fmt_money(self.row_discount)
         if self.ship_item_id != self.item_id:
             item["additionaldata"]["web-parent-itemid"] = str(self.ship_item_id)
+        if self.is_service:
+            item["additionaldata"] = {"web-line": "shipping"}
         return item
 
     def mapping_line(self) -> dict[str, Any]:

@@ -114,6 +114,12 @@ def plan(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Act
                     )
                 )
                 continue
+        if snapshot.known_skus is not None and settings.shipping_sku not in snapshot.known_skus:
+            # No service product for shipping in Sitoo: keep the money on a line without a SKU
+            # rather than have Sitoo refuse the whole order.
+            for item in built.payload["orderitems"]:
+                if item.get("additionaldata", {}).get("web-line") == "shipping":
+                    item.pop("sku", None)
         actions.append(Action("create", increment_id, entity_id, plan=built))
     return actions
 
@@ -168,7 +174,7 @@ def pull(ctx: JobContext) -> Snapshot:
         ignored = {r["record_key"] for r in ctx.state.exceptions(status="ignored", job=JOB)}
         for entity_id, entry in list(queued.items()):
             if entry["external_id"] in ignored:
-                ctx.state.delete_mapping(RETRY_ENTITY, "magento", entry["external_id"])
+                _dequeue(ctx, entry["external_id"])
                 queued.pop(entity_id)
         wanted = [str(e) for e in queued if e not in rows]
         if wanted:
@@ -190,11 +196,11 @@ def pull(ctx: JobContext) -> Snapshot:
         if mapping is not None and mapping["status"] in DONE_STATUSES:
             # P9: our own writes bump updated_at; a pushed order is never pushed again.
             snap.skipped[increment_id] = f"already in Sitoo (order {mapping['other_id']})"
-            ctx.state.delete_mapping(RETRY_ENTITY, "magento", increment_id)
+            _dequeue(ctx, increment_id)
             continue
         if row.get("status") not in settings.statuses and increment_id not in pending and not targeted:
             snap.skipped[increment_id] = f"status '{row.get('status')}' is not in [orders].statuses"
-            ctx.state.delete_mapping(RETRY_ENTITY, "magento", increment_id)
+            _dequeue(ctx, increment_id)
             continue
         if entity_id not in forced and not targeted and not ctx.is_due(increment_id):
             snap.skipped[increment_id] = "waiting for its retry time (backoff)"
@@ -209,13 +215,19 @@ def pull(ctx: JobContext) -> Snapshot:
 
     externalids = [sanitise_externalid(settings.externalid_prefix, str(o["increment_id"])) for o in snap.orders.values()]
     snap.in_sitoo = {str(o.get("externalid")): o for o in api.sitoo_orders_by(ctx, "externalid", externalids)}
-    skus = sorted({str(item.get("sku")) for o in snap.orders.values() for item in o.get("items") or [] if item.get("sku")})
+    skus = sorted({str(item.get("sku")) for o in snap.orders.values() for item in o.get("items") or [] if item.get("sku")}
+                  | {settings.shipping_sku})
     products = api.sitoo_products_by_sku(ctx, skus)
     snap.known_skus = {str(p["sku"]) for p in products}
     snap.sitoo_prices = {
         str(p["sku"]): Decimal(str(p["moneyprice"])) for p in products if p.get("moneyprice") not in (None, "")
     }
     return snap
+
+
+def _dequeue(ctx: JobContext, increment_id: str) -> None:
+    if not ctx.dry_run:
+        ctx.state.delete_mapping(RETRY_ENTITY, "magento", increment_id)
 
 
 # -- push ----------------------------------------------------------------------------------------
@@ -394,13 +406,14 @@ def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[st
     if not unknown:
         return found
     try:
-        looked = list(parallel_map(lambda e: (e, api.sitoo_users_by_email(ctx, e)), unknown, ctx.config.sitoo.concurrency))
+        looked = api.sitoo_users_by_emails(ctx, unknown)
     except ApiError as error:
         log.warning("Sitoo customer lookup failed (%s); orders go without a customer link", error)
         ctx.counts["customer_link_failed"] += len(unknown)
         return found
     missing: list[str] = []
-    for email, users in looked:
+    for email in unknown:
+        users = looked.get(email) or []
         match = next((u for u in users if normalise_email(u.get("email")) == email), None)
         if match:
             found[email] = str(match["userid"])
@@ -423,14 +436,14 @@ def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[st
             ctx.counts["customer_link_failed"] += len(missing)
             return found
         for email, result in zip(missing, results, strict=False):
-            if result.get("statuscode") == 200 and result.get("return"):
-                userid = str(result["return"])
+            if result.get("ok") and result.get("userid"):
+                userid = str(result["userid"])
                 found[email] = userid
                 ctx.state.put_mapping("customer", "email", email, userid, {"sitoo_userid": userid, "created_by": JOB})
                 ctx.counts["customers_created"] += 1
             else:
                 ctx.counts["customer_link_failed"] += 1
-                log.warning("Sitoo refused customer %s: %s", email, result.get("errortext"))
+                log.warning("Sitoo refused customer %s: %s", email, result.get("error"))
     return found
 
 

@@ -122,15 +122,15 @@ class World:
     def s_products(self, ctx, skus):
         return [{"sku": s, "moneyprice": str(p)} for s, p in self.products.items() if s in skus]
 
-    def s_users(self, ctx, email):
-        return [u for u in self.users if u["email"] == email]
+    def s_users(self, ctx, emails):
+        return {e: [u for u in self.users if u["email"] == e] for e in emails}
 
     def s_create_users(self, ctx, users):
         out = []
         for user in users:
             guid = f"{{U-{len(self.users)}}}"
             self.users.append(dict(user, userid=guid))
-            out.append({"statuscode": 200, "return": guid})
+            out.append({"ok": True, "userid": guid, "error": None})
         return out
 
     def deliver(self, orderid, lines, ref="TRACK1", warehouse=1):
@@ -148,7 +148,7 @@ def world(monkeypatch):
         "magento_search_orders": w.search, "magento_orders_by": w.orders_by, "magento_order": w.order,
         "magento_ship": w.ship, "magento_cancel": w.cancel, "magento_comment": w.comment,
         "sitoo_orders_by": w.s_orders_by, "sitoo_create_order": w.create, "sitoo_deliveries": w.s_deliveries,
-        "sitoo_products_by_sku": w.s_products, "sitoo_users_by_email": w.s_users,
+        "sitoo_products_by_sku": w.s_products, "sitoo_users_by_emails": w.s_users,
         "sitoo_create_users": w.s_create_users,
     }.items():
         monkeypatch.setattr(calls, name, fn)
