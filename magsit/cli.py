@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from magsit import __version__
+from magsit import __version__, alerts
 from magsit.config import Config, load_config
 from magsit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MagsitError
 from magsit.logs import setup_logging
@@ -123,6 +123,9 @@ def _register() -> None:
 
 
 _register()
+
+# Route new exceptions, failed runs and stale jobs to their owners after every run (see alerts.py).
+alerts.install()
 
 
 def main(argv: list[str] | None = None) -> None:
