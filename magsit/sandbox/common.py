@@ -198,7 +198,7 @@ class ControlledApp:
                 pass
             if hasattr(result, "close"):
                 result.close()
-            return self._error(500, "Internal Error. Details are available in Magento log file.", start_response, entry)
+            return self._error(500, "Internal Server Error", start_response, entry)
         if kind == "drop":
             entry.status = 0
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "4096")])
@@ -264,7 +264,11 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> LoopbackServer:
+    def start(self, poll_interval: float = 0.02) -> LoopbackServer:
+        # werkzeug polls for shutdown every 0.5 s by default; tests start and stop many servers.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": poll_interval}, name=f"sandbox:{self.port}", daemon=True
+        )
         self.thread.start()
         return self
 
