@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import click
 
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK
 from magsit.report import print_json, rows_table
 from magsit.state.store import StateStore, now_utc, parse_iso
+
+ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats table, not processes
 
 
 def build_status(state: StateStore, max_age_minutes: float | None = None) -> dict:
@@ -41,16 +47,85 @@ def build_status(state: StateStore, max_age_minutes: float | None = None) -> dic
         "jobs": jobs,
         "open_exceptions_by_owner": by_owner,
         "open_exceptions": exceptions,
-        "heartbeats": state.heartbeats(),
+        "heartbeats": [hb for hb in state.heartbeats() if not hb["name"].startswith(ALERT_MARKER)],
         "stale_jobs": stale,
     }
+
+
+def _label(value: object) -> str:
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _ts(text: str | None) -> float | None:
+    moment = parse_iso(text)
+    return None if moment is None else moment.timestamp()
+
+
+def prometheus_text(report: dict) -> str:
+    """node-exporter textfile metrics from a build_status() report."""
+    lines = [
+        "# HELP magsit_last_success_timestamp_seconds Unix time of the job's last successful (ok/partial) run; 0 if never.",
+        "# TYPE magsit_last_success_timestamp_seconds gauge",
+    ]
+    for job in report["jobs"]:
+        value = _ts(job.get("last_success_at")) or 0
+        lines.append(f'magsit_last_success_timestamp_seconds{{job="{_label(job["job"])}"}} {value:.0f}')
+    lines += [
+        "# HELP magsit_last_run_exit_code Exit code of the job's last finished run (0 ok, 1 failed, 3 records failed).",
+        "# TYPE magsit_last_run_exit_code gauge",
+    ]
+    for job in report["jobs"]:
+        if job.get("last_exit_code") is not None:
+            lines.append(f'magsit_last_run_exit_code{{job="{_label(job["job"])}"}} {int(job["last_exit_code"])}')
+    lines += [
+        "# HELP magsit_open_exceptions Open per-record exceptions waiting for their owner.",
+        "# TYPE magsit_open_exceptions gauge",
+    ]
+    totals: dict[tuple[str, str], int] = {}
+    for row in report["open_exceptions"]:
+        key = (row["owner"], row["kind"])
+        totals[key] = totals.get(key, 0) + int(row["count"])
+    for (owner, kind), count in sorted(totals.items()):
+        lines.append(f'magsit_open_exceptions{{owner="{_label(owner)}",kind="{_label(kind)}"}} {count}')
+    daemon = next((hb for hb in report["heartbeats"] if hb["name"] == "daemon"), None)
+    lines += [
+        "# HELP magsit_daemon_heartbeat_timestamp_seconds Unix time of the daemon's last heartbeat (absent without a daemon).",
+        "# TYPE magsit_daemon_heartbeat_timestamp_seconds gauge",
+    ]
+    if daemon and _ts(daemon.get("at")) is not None:
+        lines.append(f"magsit_daemon_heartbeat_timestamp_seconds {_ts(daemon['at']):.0f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """tmp file in the same folder + rename, so node-exporter never reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # node-exporter usually runs as another user; the metrics hold no secrets
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @click.command("status")
 @click.option("--max-age", type=float, default=None, help="Minutes since a job's last success before it counts as stale (exit 1).")
 @click.option("--job", "jobs", multiple=True, help="Only check these jobs for staleness (repeatable).")
+@click.option(
+    "--prometheus",
+    "prometheus",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write node-exporter textfile metrics to FILE (atomically), e.g. /var/lib/node_exporter/magsit.prom.",
+)
 @pass_app
-def command(app: App, max_age: float | None, jobs: tuple[str, ...]) -> int:
+def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: Path | None) -> int:
     """Last run per job, its age, counts, and open exceptions by owner and kind."""
     state = StateStore(app.config.state.path)
     try:
@@ -62,6 +137,8 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...]) -> int:
         missing = [job for job in jobs if job not in {j["job"] for j in report["jobs"]}]
         if max_age is not None:
             report["stale_jobs"].extend(missing)
+    if prometheus is not None:
+        write_atomic(prometheus, prometheus_text(report))
     if app.json:
         print_json(report)
     else:
