@@ -71,12 +71,13 @@ def pull(ctx: JobContext) -> Pulled:
     by_sku: dict[str, dict[str, Any]] = {}
     if chosen:
         for chunk in _chunks(sorted(set(chosen)), SKU_CHUNK):
-            for product in ctx.sitoo.products(skus=chunk):
+            for product in ctx.sitoo.iter_products(skus=chunk, include_inactive=True):
                 by_sku.setdefault(str(product.get("sku")), product)
     else:
         since = None if full else ctx.state.get_cursor(JOB, STREAM)
         max_seen = None
-        for product in ctx.sitoo.products(modified_since=since):
+        # inactive products too: a product switched off in Sitoo must be disabled in Magento
+        for product in ctx.sitoo.iter_products(modified_after=since, include_inactive=True):
             by_sku.setdefault(str(product.get("sku")), product)
             seen = _epoch(product.get("datemodified"))
             if seen is not None and (max_seen is None or seen > max_seen):
@@ -87,7 +88,7 @@ def pull(ctx: JobContext) -> Pulled:
             pulled.cursor = max(since or 0, run_start - settings.lookback_seconds) if (full or since is None) else since
         retry = sorted(_retry_skus(ctx) - set(by_sku))
         for chunk in _chunks(retry, SKU_CHUNK):
-            for product in ctx.sitoo.products(skus=chunk):
+            for product in ctx.sitoo.iter_products(skus=chunk, include_inactive=True):
                 by_sku.setdefault(str(product.get("sku")), product)
     pulled.sitoo = list(by_sku.values())
     skus = sorted({p.get("sku") for p in pulled.sitoo if isinstance(p.get("sku"), str) and p.get("sku")})
@@ -107,7 +108,7 @@ def _price_failures(result: Any, batch: list[dict[str, Any]]) -> dict[str, str]:
     for entry in result:
         if not isinstance(entry, Mapping):
             continue
-        message = str(entry.get("message") or "price rejected")
+        message = str(entry.get("text") or entry.get("message") or "price rejected")
         params = entry.get("parameters")
         values = list(params.values()) if isinstance(params, Mapping) else list(params or [])
         for i, value in enumerate(values, start=1):

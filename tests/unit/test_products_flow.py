@@ -9,11 +9,12 @@ class FakeSitoo:
     def __init__(self, products):
         self.items = products
 
-    def products(self, skus=None, modified_since=None):
+    def iter_products(self, modified_after=None, skus=None, include_inactive=False):
+        assert include_inactive
         for p in self.items:
             if skus is not None and p["sku"] not in skus:
                 continue
-            if modified_since is not None and p["datemodified"] < modified_since:
+            if modified_after is not None and p["datemodified"] < modified_after:
                 continue
             yield dict(p)
 

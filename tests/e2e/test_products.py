@@ -1,0 +1,96 @@
+"""sync-products end to end: the real CLI against both emulators over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def seed(env, skus, magento_skus=None):
+    for sku in skus:
+        env.sitoo.state.add_product(sku, f"Product {sku}", "100.00", vatid=2, barcode=f"7300{len(sku)}")
+    for sku in skus if magento_skus is None else magento_skus:
+        env.magento.state.add_product(sku, f"Product {sku}", 100, tax_class_id=2, custom_attributes={"ean": f"7300{len(sku)}"})
+
+
+def edit(env, sku, **changes):
+    product = env.sitoo.state.product_by_sku(sku)
+    product.update(changes)
+    product["datemodified"] = int(time.time())
+
+
+def writes(env):
+    return env.magento.control.writes()
+
+
+def test_name_price_status_changes_land_via_rest_all(sandbox):
+    seed(sandbox, ["P-1", "P-2"])
+    sandbox.configure(products={"tax_classes": {"2": 2}})
+    sandbox.run("sync-products", check_code=0)
+    assert writes(sandbox) == []  # already equal: nothing written
+    edit(sandbox, "P-1", title="Shirt blue", moneyprice="129.00", activepos=False)
+    sandbox.run("sync-products", check_code=0)
+    product = sandbox.magento.state.find_product("P-1")
+    assert (product["name"], product["price"], product["status"]) == ("Shirt blue", 129, 2)
+    assert sandbox.magento.state.find_product("P-2")["name"] == "Product P-2"
+    assert writes(sandbox) and all(w.path.startswith("/rest/all/V1/") for w in writes(sandbox))
+    assert not any(sandbox.magento.state.store_overrides.values())  # no store-view overrides
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-products", check_code=0)
+    assert writes(sandbox) == []
+
+
+def test_barcode_and_unmapped_tax_class(sandbox):
+    seed(sandbox, ["BAR"])
+    sandbox.configure(products={"tax_classes": {"2": 2}})
+    edit(sandbox, "BAR", barcode="123456", vatid=7)
+    out = sandbox.run_json("sync-products", check_code=3)
+    assert [(f["kind"], f["owner"]) for f in out["failures"]] == [("unmapped_tax_class", "ecommerce")]
+    attrs = {a["attribute_code"]: a["value"] for a in sandbox.magento.state.find_product("BAR")["custom_attributes"]}
+    assert attrs["ean"] == "123456" and attrs["tax_class_id"] == "2"
+
+
+def test_missing_product_is_reported(sandbox):
+    seed(sandbox, ["HERE", "NOT-IN-MAGENTO"], magento_skus=["HERE"])
+    out = sandbox.run_json("sync-products", check_code=3)
+    assert [(f["kind"], f["owner"], f["key"]) for f in out["failures"]] == [
+        ("product_missing_in_magento", "ecommerce", "NOT-IN-MAGENTO")
+    ]
+    assert sandbox.magento.state.find_product("NOT-IN-MAGENTO") is None
+
+
+def test_create_missing_creates_the_product(sandbox):
+    seed(sandbox, ["NEW/1 +x"], magento_skus=[])
+    sandbox.configure(products={"create_missing": True, "tax_classes": {"2": 2}})
+    sandbox.run("sync-products", check_code=0)
+    product = sandbox.magento.state.find_product("NEW/1 +x")
+    assert product is not None and product["name"] == "Product NEW/1 +x" and product["price"] == 100
+    assert product["extension_attributes"]["website_ids"] == [1]
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-products", "--full", check_code=0)
+    assert writes(sandbox) == []
+
+
+def test_price_row_error_becomes_an_exception(sandbox):
+    seed(sandbox, ["SIMPLE"], magento_skus=["SIMPLE"])
+    sandbox.sitoo.state.add_product("CONF", "Configurable", "50.00", vatid=2)
+    sandbox.magento.state.add_product("CONF", "Configurable", 0, type_id="configurable")
+    edit(sandbox, "SIMPLE", moneyprice="90.00")
+    out = sandbox.run_json("sync-products", check_code=3)
+    assert [(f["kind"], f["key"]) for f in out["failures"]] == [("price_rejected", "CONF (price)")]
+    assert sandbox.magento.state.find_product("SIMPLE")["price"] == 90
+
+
+def test_dry_run_writes_nothing_and_sku_option(sandbox):
+    seed(sandbox, ["D-1", "D-2"])
+    edit(sandbox, "D-1", title="New name")
+    edit(sandbox, "D-2", title="Other name")
+    out = sandbox.run_json("--dry-run", "sync-products", check_code=0)
+    assert {row["sku"] for row in out["plan"]} == {"D-1", "D-2"}
+    assert writes(sandbox) == []
+    sandbox.run("sync-products", "--sku", "D-2", check_code=0)
+    assert sandbox.magento.state.find_product("D-2")["name"] == "Other name"
+    assert sandbox.magento.state.find_product("D-1")["name"] == "Product D-1"

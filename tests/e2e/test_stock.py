@@ -1,0 +1,187 @@
+"""sync-stock end to end: the real CLI against both emulators over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from magsit.state import StateStore
+
+pytestmark = pytest.mark.e2e
+
+
+def seed(env, stock: dict[str, int], magento_skus=None, warehouses=1):
+    """Sitoo warehouses 1..n (+ a store and till on warehouse 1), products with stock in warehouse 1;
+    the same SKUs as Magento products unless ``magento_skus`` says otherwise."""
+    sitoo, magento = env.sitoo.state, env.magento.state
+    for n in range(warehouses):
+        sitoo.add_warehouse(f"Warehouse {n + 1}")
+    store = sitoo.add_store("Store 1")
+    register = sitoo.add_register(store, 1, "Till 1")
+    for sku, qty in stock.items():
+        sitoo.add_product(sku, f"Product {sku}", "100.00")
+        sitoo.set_stock(1, sku, qty)
+    for sku in stock if magento_skus is None else magento_skus:
+        magento.add_product(sku, f"Product {sku}", 100)
+    return register
+
+
+def source_item(env, sku, source="default"):
+    item = env.magento.state.source_items.get((source, sku.lower()))
+    return None if item is None else (float(item["quantity"]), item["status"])
+
+
+def posts(env):
+    return env.magento.control.calls("POST")
+
+
+def test_pos_sale_of_last_unit_reaches_magento_as_out_of_stock(sandbox):
+    register = seed(sandbox, {"LAST-1": 1, "OTHER": 4})
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "LAST-1") == (1.0, 1)
+    sandbox.sitoo.state.pos_sale(register, [("LAST-1", 1)])
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "LAST-1") == (0.0, 0)
+    assert source_item(sandbox, "OTHER") == (4.0, 1)
+
+
+def test_second_run_without_sitoo_change_writes_nothing(sandbox):
+    seed(sandbox, {"A": 3, "B": 0})
+    sandbox.run("sync-stock", check_code=0)
+    assert len(posts(sandbox)) == 1
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-stock", check_code=0)
+    assert posts(sandbox) == []  # zero POSTs: only values differing from the baseline are written
+
+
+def test_pushed_but_unshipped_web_order_is_not_subtracted_twice(sandbox):
+    seed(sandbox, {"WEB-1": 5})
+    # A web order magsit pushed: Sitoo reserves 2 units, Magento still holds its own reservation.
+    orderid = sandbox.sitoo.state.create_order(
+        {
+            "ordertypeid": 10,
+            "externalid": "000000042",
+            "warehouseid": 1,
+            "datereserved": int(time.time()) + 86400,
+            "orderitems": [{"productname": "Product WEB-1", "sku": "WEB-1", "quantity": 2, "moneyrowprice": "200.00"}],
+        }
+    )
+    assert sandbox.sitoo.state.item(1, "WEB-1")["decimalavailable"] == 3
+    state = StateStore(sandbox.state_path)
+    state.put_mapping(
+        "order", "magento", "000000042", str(orderid),
+        data={"warehouse_id": 1, "lines": [{"sku": "WEB-1", "qty": 2, "shipped": 0, "canceled": 0}], "open": True},
+        status="pushed",
+    )
+    state.close()
+    sandbox.run("sync-stock", check_code=0)
+    # 3 available + 2 in flight: Magento's own reservation takes the 2 off salable exactly once.
+    assert source_item(sandbox, "WEB-1") == (5.0, 1)
+
+
+def test_buffer_and_floor_apply_per_sku(sandbox):
+    seed(sandbox, {"BUF": 5, "FLOOR": 3, "PLAIN": 5, "SRC": 5})
+    csv = sandbox.tmp / "overrides.csv"
+    csv.write_text("sku,source_code,buffer,floor\nBUF,,2,\nFLOOR,default,,3\nPLAIN,other-source,4,4\n")
+    sandbox.configure(stock={"overrides_csv": str(csv), "buffer": 1})
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "BUF") == (3.0, 1)  # 5 - 2 (per-SKU buffer)
+    assert source_item(sandbox, "FLOOR") == (0.0, 0)  # 3 - 1 = 2 <= floor 3
+    assert source_item(sandbox, "PLAIN") == (4.0, 1)  # global buffer 1; the other-source row does not apply
+    assert source_item(sandbox, "SRC") == (4.0, 1)
+
+
+def test_bad_override_csv_is_a_config_error_naming_the_line(sandbox):
+    seed(sandbox, {"A": 1})
+    csv = sandbox.tmp / "overrides.csv"
+    csv.write_text("sku,source_code,buffer,floor\nA,,1,\nB,,lots,\n")
+    sandbox.configure(stock={"overrides_csv": str(csv)})
+    result = sandbox.run("sync-stock", check_code=2)
+    assert "line 3" in result.stderr
+    assert posts(sandbox) == []
+
+
+def test_unknown_sku_is_an_exception_while_the_rest_lands_and_no_orphan(sandbox):
+    seed(sandbox, {"KNOWN-1": 2, "GHOST": 7, "KNOWN-2": 1}, magento_skus=["KNOWN-1", "KNOWN-2"])
+    sandbox.run("sync-stock", check_code=3)
+    assert source_item(sandbox, "KNOWN-1") == (2.0, 1) and source_item(sandbox, "KNOWN-2") == (1.0, 1)
+    assert source_item(sandbox, "GHOST") is None
+    assert sandbox.magento.state.orphan_source_items() == []
+    listed = sandbox.run_json("exceptions", "list")
+    rows = listed if isinstance(listed, list) else listed.get("exceptions", listed.get("items", []))
+    assert [(r["kind"], r["owner"], r["record_key"]) for r in rows] == [("unknown_sku", "ecommerce", "GHOST")]
+    # once the product exists in Magento, the next run writes it and resolves the exception
+    sandbox.magento.state.add_product("GHOST", "Ghost", 10)
+    StateStore(sandbox.state_path).retry_exception(rows[0]["id"])
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "GHOST") == (7.0, 1)
+
+
+def test_full_heals_a_quantity_changed_by_hand_in_magento(sandbox):
+    seed(sandbox, {"DRIFT": 5, "STEADY": 2})
+    sandbox.run("sync-stock", check_code=0)
+    sandbox.magento.state.set_source_item("DRIFT", "default", 40)
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "DRIFT") == (40.0, 1)  # Magento has no stock timestamps: incremental can't see it
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-stock", "--full", check_code=0)
+    assert source_item(sandbox, "DRIFT") == (5.0, 1)
+    (post,) = posts(sandbox)
+    assert post.body == {"sourceItems": [{"sku": "DRIFT", "source_code": "default", "quantity": 5, "status": 1}]}
+
+
+def test_sku_option_resyncs_chosen_skus(sandbox):
+    seed(sandbox, {"ONE": 5, "TWO": 2})
+    sandbox.run("sync-stock", check_code=0)
+    sandbox.magento.state.set_source_item("ONE", "default", 0)
+    sandbox.magento.state.set_source_item("TWO", "default", 0)
+    sandbox.run("sync-stock", "--sku", "ONE", check_code=0)
+    assert source_item(sandbox, "ONE") == (5.0, 1) and source_item(sandbox, "TWO") == (0.0, 0)
+
+
+def test_dry_run_json_prints_the_plan_and_writes_nothing(sandbox):
+    seed(sandbox, {"DRY": 4})
+    out = sandbox.run_json("--dry-run", "sync-stock", check_code=0)
+    (row,) = out["plan"]
+    assert row == {
+        "sku": "DRY", "source": "default", "sitoo_available": "4.000", "in_flight": "0", "buffer": "0", "floor": "0",
+        "qty": "4", "status": 1, "baseline": None, "write": True,
+    }
+    assert posts(sandbox) == []
+    assert source_item(sandbox, "DRY") is None
+    assert StateStore(sandbox.state_path).pushed_stock() == {}
+
+
+def test_skus_with_slash_space_and_plus(sandbox):
+    seed(sandbox, {"A/B": 1, "A B": 2, "A+B": 3})
+    sandbox.run("sync-stock", check_code=0)
+    assert [source_item(sandbox, s) for s in ("A/B", "A B", "A+B")] == [(1.0, 1), (2.0, 1), (3.0, 1)]
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-stock", "--sku", "A+B", "--sku", "A/B", check_code=0)
+    assert posts(sandbox) == []
+
+
+def test_several_warehouses_add_up_into_one_source(sandbox):
+    seed(sandbox, {"MULTI": 2}, warehouses=2)
+    sandbox.sitoo.state.set_stock(2, "MULTI", 3)
+    sandbox.configure(stock={"sources": {"1": "default", "2": "default"}})
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "MULTI") == (5.0, 1)
+
+
+def test_negative_sitoo_stock_writes_zero_and_is_reported(sandbox):
+    register = seed(sandbox, {"NEG": 1})
+    sandbox.run("sync-stock", check_code=0)
+    sandbox.sitoo.state.pos_sale(register, [("NEG", 3)])  # the till sells what it has
+    out = sandbox.run_json("sync-stock", check_code=3)
+    assert source_item(sandbox, "NEG") == (0.0, 0)
+    assert [(f["kind"], f["owner"]) for f in out["failures"]] == [("negative_stock", "ops")]
+
+
+def test_unknown_source_code_fails_the_run(sandbox):
+    seed(sandbox, {"A": 1})
+    sandbox.configure(stock={"sources": {"1": "no-such-source"}})
+    result = sandbox.run("sync-stock", check_code=1)
+    assert "no-such-source" in result.stderr + result.stdout
+    assert posts(sandbox) == []
