@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 FAULT_KINDS = ("429", "500", "503", "500_after", "slow", "drop", "html403", "timeout")
 
@@ -148,7 +148,9 @@ class ControlledApp:
         self.error_body = error_body
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+        # PATH_INFO is percent-decoded by WSGI; SKUs like "A/B" travel as A%2FB, so log and check the raw path.
+        raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+        path = raw.split("?", 1)[0]
         if "/_sandbox/" in path or path.startswith("/_sandbox"):
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -249,13 +251,20 @@ def _read_body(environ: dict) -> bytes:
     return raw
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: the request log in Control is the record, the demo's output stays readable."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class LoopbackServer:
     """A threaded werkzeug server on 127.0.0.1 (loopback only, never another interface)."""
 
     def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the sandbox listens on loopback only")
-        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         self.host = host
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name=f"sandbox:{self.port}", daemon=True)
