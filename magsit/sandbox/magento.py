@@ -882,7 +882,8 @@ class MagentoState:
                 "firstname": first, "lastname": last, "street": ["Drottninggatan 1"], "city": "Stockholm",
                 "postcode": "11151", "country_id": "SE", "telephone": "0701234567", "email": email,
             }  # fmt: skip
-            addr.update(address or {})
+            # Blank address fields fall back to the customer's (a checkout never stores empty names).
+            addr.update({k: v for k, v in (address or {}).items() if v not in ("", None)})
             ship_addr = dict(addr, address_type="shipping", entity_id=self.next_id("order_address"), parent_id=eid)
             bill_addr = dict(addr, address_type="billing", entity_id=self.next_id("order_address"), parent_id=eid)
             state = ORDER_STATES.get(status, "processing")
