@@ -185,3 +185,17 @@ def test_unknown_source_code_fails_the_run(sandbox):
     result = sandbox.run("sync-stock", check_code=1)
     assert "no-such-source" in result.stderr + result.stdout
     assert posts(sandbox) == []
+
+
+def test_real_push_orders_flow_then_stock_counts_the_order_once(sandbox):
+    """The same guarantee through the real push-orders flow (its mapping feeds in_flight)."""
+    seed(sandbox, {"FLOW-1": 5})
+    sandbox.magento.state.place_order([("FLOW-1", 2)], customer_email="web@example.com", guest=True)
+    pushed = sandbox.run("push-orders")
+    if "NotImplementedError" in pushed.stdout + pushed.stderr:
+        pytest.skip("push-orders' Magento calls are not wired yet; the seeded-mapping test above covers this until then")
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert sandbox.sitoo.state.item(1, "FLOW-1")["decimalavailable"] == 3  # Sitoo reserved the 2 units
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "FLOW-1") == (5.0, 1)
+    assert sandbox.magento.state.salable_qty("FLOW-1") == 3  # Magento's reservation: subtracted exactly once
