@@ -1,0 +1,540 @@
+"""Magento 2 admin REST client (magento-api.md; section numbers below refer to it).
+
+- Two base URLs: ``/rest/<store_code>/V1`` for orders, customers, inventory (``.http``) and
+  ``/rest/all/V1`` for product master data (``.http_all``): a product write through a store code
+  creates store-view overrides (§2, P16). Product reads also use ``all`` so the diff compares the
+  values magsit writes.
+- Every list read goes through ``search.iter_pages``/``iter_keyset`` (pageSize always sent, unique
+  sort, stop on total_count, repeat detection, pageSize-limit adaptation).
+- Body arrays are chunked to the input list limit (default 20); ``Maximum items of type "…" is N``
+  lowers the limit for the rest of the client's life and the chunk is resent split (§5.1).
+- Document creates (ship, invoice, refund, customer, comments, cancel, hold) are sent with
+  ``retry=False``: a 5xx/timeout raises with ``outcome_unknown`` and the flow checks before retrying.
+  Absolute-value upserts (source items, base prices) are idempotent and sent with ``retry=True``.
+- SKUs in paths are ``quote(sku, safe="")``-encoded, but reads prefer ``sku in`` searches (P12, P13).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from magsit.config import HttpSettings, MagentoSettings
+from magsit.errors import ApiError
+from magsit.http import HttpSession
+from magsit.magento import messages
+from magsit.magento.auth import make_auth
+from magsit.magento.models import (
+    CUSTOMER_KEYS,
+    PRICE_KEYS,
+    PRODUCT_KEYS,
+    SOURCE_ITEM_KEYS,
+    ItemQuantities,
+    Number,
+    Track,
+    check_keys,
+    item_lines,
+    jsonable,
+    to_decimal,
+    to_number,
+)
+from magsit.magento.search import (
+    Filter,
+    PageKey,
+    PageSizeLimitError,
+    Params,
+    SearchCriteria,
+    chunk_values,
+    in_group,
+    item_fields,
+    iter_items,
+    iter_keyset,
+    keyset_criteria,
+)
+
+log = logging.getLogger("magsit.magento")
+
+SYSTEM = "magento"
+
+ENTITY = PageKey.of("entity_id")
+BY_ID = PageKey.of("entity_id", "id")  # products and customers sort on entity_id, answer "id"
+SOURCE_ITEM = PageKey.of(("sku", "source_code"))  # no id: (source_code, sku) is the unique key
+SOURCE = PageKey.of("source_code")
+ORDER_ITEM = PageKey.of("item_id")
+TRANSACTION = PageKey.of("transaction_id")
+
+# Fields of the product pre-check/diff reads (P22): enough for the flows, small responses.
+PRODUCT_FIELDS = ("id", "sku", "name", "price", "status", "type_id", "visibility", "attribute_set_id", "updated_at",
+                  "extension_attributes[website_ids]", "custom_attributes")  # fmt: skip
+FILTER_CHARS = 4000  # encoded chars of one `in` value: keeps URLs under ~6 KB with the rest of the query
+
+
+class MagentoClient:
+    def __init__(self, settings: MagentoSettings, http_settings: HttpSettings | None = None) -> None:
+        self.settings = settings
+        self._auth = make_auth(settings)
+        self.http = self._session(settings.store_code, http_settings)
+        # Product master data must be written to the "all" scope (§2); share the session when the
+        # configured store code already is "all".
+        self.http_all = self.http if settings.store_code == "all" else self._session("all", http_settings)
+        self._http_settings = http_settings
+        self._extra: dict[str, HttpSession] = {}
+        self.page_size = settings.page_size  # lowered when the shop says "Maximum SearchCriteria pageSize is N"
+        self.list_limit = settings.input_list_limit  # lowered on 'Maximum items of type "…" is N'
+        self._lock = threading.Lock()
+
+    def _session(self, store_code: str, http_settings: HttpSettings | None) -> HttpSession:
+        return HttpSession(
+            SYSTEM,
+            f"{self.settings.base_url}/rest/{quote(store_code, safe='')}/V1",
+            settings=http_settings,
+            auth=self._auth,
+            headers={"Content-Type": "application/json"},
+            error_parser=messages.describe_error,
+        )
+
+    def session_for(self, store_code: str) -> HttpSession:
+        """The session of a store code: ``all`` and the configured code are shared, others made once."""
+        if store_code == "all":
+            return self.http_all
+        if store_code == self.settings.store_code:
+            return self.http
+        with self._lock:
+            if store_code not in self._extra:
+                self._extra[store_code] = self._session(store_code, self._http_settings)
+            return self._extra[store_code]
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Calls per endpoint over all sessions of this client (``all``-scope ones prefixed)."""
+        total: Counter[str] = Counter(self.http.calls)
+        if self.http_all is not self.http:
+            total.update({f"[all] {k}": v for k, v in self.http_all.calls.items()})
+        for code, session in self._extra.items():
+            total.update({f"[{code}] {k}": v for k, v in session.calls.items()})
+        return total
+
+    @property
+    def call_count(self) -> int:
+        return sum(self.calls.values())
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _fetcher(self, session: HttpSession, path: str) -> Callable[[Params], Any]:
+        def fetch(params: Params) -> Any:
+            try:
+                return session.get(path, params=params)
+            except ApiError as exc:
+                limit = messages.page_size_limit(exc.body) if exc.status == 400 else None
+                if limit is None:
+                    raise
+                with self._lock:
+                    if limit < self.page_size:
+                        log.warning("magento: shop limits pageSize to %d (was %d); using that from now on", limit, self.page_size)
+                        self.page_size = limit
+                raise PageSizeLimitError(exc, limit) from None
+
+        return fetch
+
+    def _search(
+        self, path: str, criteria: SearchCriteria | None, key: PageKey, *, session: HttpSession | None = None
+    ) -> Iterator[dict[str, Any]]:
+        fetch = self._fetcher(session or self.http, path)
+        return iter_items(fetch, criteria or SearchCriteria(), key=key, page_size=self.page_size, what=path)
+
+    def scan(self, path: str, criteria: SearchCriteria | None = None, key: PageKey = ENTITY) -> Iterator[dict[str, Any]]:
+        """Keyset scan (``key gt last``, always page 1) of a list endpoint: for long full reads where
+        deep offsets get slow (P5). ``path`` e.g. ``/orders``, ``/creditmemos``, ``/invoices``."""
+        fetch = self._fetcher(self.http, path)
+        return iter_keyset(fetch, criteria or SearchCriteria(), key=key, page_size=self.page_size, what=path)
+
+    def search_page(
+        self, path: str, criteria: SearchCriteria, *, session: HttpSession | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One raw search call (criteria used as given, pageSize limit adapted once): items, total_count."""
+        fetch = self._fetcher(session or self.http, path)
+        if criteria.page_size is None:
+            criteria = criteria.page(self.page_size, criteria.current_page or 1)
+        try:
+            body = fetch(criteria.to_params())
+        except PageSizeLimitError as exc:
+            body = fetch(criteria.page(exc.limit, 1).to_params()) if (criteria.current_page or 1) == 1 else None
+            if body is None:
+                raise
+        if not isinstance(body, dict) or not isinstance(body.get("total_count"), int):
+            raise ApiError(f"magento: search of {path} answered without items/total_count", system=SYSTEM)
+        return list(body.get("items") or []), int(body["total_count"])
+
+    def _post_list(
+        self,
+        path: str,
+        list_key: str,
+        rows: Sequence[Any],
+        *,
+        session: HttpSession | None = None,
+        retry: bool = True,
+    ) -> list[Any]:
+        """POST ``{list_key: rows}`` in chunks of the input list limit; collects list answers.
+
+        Only for idempotent bodies (retry=True): after a limit error the same rows are resent split.
+        """
+        session = session or self.http
+        results: list[Any] = []
+        pending = list(rows)
+        while pending:
+            size = max(1, self.list_limit)
+            chunk, pending = pending[:size], pending[size:]
+            try:
+                answer = session.post(path, json={list_key: chunk}, retry=retry)
+            except ApiError as exc:
+                limit = messages.list_limit(exc.body) if exc.status == 400 else None
+                if limit is None or limit >= len(chunk) or limit < 1:
+                    raise
+                with self._lock:
+                    if limit < self.list_limit:
+                        log.warning("magento: shop limits body arrays to %d items (was %d); using that from now on", limit, self.list_limit)
+                        self.list_limit = limit
+                pending = chunk + pending  # rejected as a whole: nothing of it was saved
+                continue
+            if isinstance(answer, list):
+                results.extend(answer)
+        return results
+
+    # -- orders (§8) ---------------------------------------------------------------------------------
+    def search_orders(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        """``GET /V1/orders`` paged (list rows lack extension attributes: use ``get_order`` for detail)."""
+        return self._search("/orders", criteria, ENTITY)
+
+    def search_orders_page(
+        self, filters: Sequence[tuple[str, Any, str]], page_size: int | None = None, *, fields: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Keyset primitive for ``magsit.sync.keyset``: page 1, one AND group per filter, sorted
+        ``updated_at ASC, entity_id ASC``; returns ``(items, total_count)``."""
+        criteria = keyset_criteria(filters, page_size or self.page_size, fields=fields)
+        return self.search_page("/orders", criteria)
+
+    def orders_by(self, field_name: str, values: Iterable[Any], *, fields: str | None = None) -> list[dict[str, Any]]:
+        """Orders whose ``field_name`` is one of ``values`` (e.g. increment_id, entity_id)."""
+        return self._search_in("/orders", field_name, values, ENTITY, fields=fields)
+
+    def get_order(self, entity_id: int) -> dict[str, Any]:
+        """``GET /V1/orders/{entity_id}`` — never the increment id."""
+        return self.http.get(f"/orders/{int(entity_id)}")
+
+    def search_order_items(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        return self._search("/orders/items", criteria, ORDER_ITEM)
+
+    def add_order_comment(
+        self, order_id: int, comment: str, *, notify: bool = False, visible_on_front: bool = False, status: str | None = None
+    ) -> bool:
+        history: dict[str, Any] = {
+            "comment": comment,
+            "is_customer_notified": 1 if notify else 0,
+            "is_visible_on_front": 1 if visible_on_front else 0,
+            "parent_id": int(order_id),
+        }
+        if status:
+            history["status"] = status
+        return self.http.post(f"/orders/{int(order_id)}/comments", json={"statusHistory": history}, retry=False) is True
+
+    def cancel_order(self, order_id: int) -> bool:
+        """True if cancelled; Magento answers HTTP 200 ``false`` for a non-cancellable order (§8)."""
+        return self.http.post(f"/orders/{int(order_id)}/cancel", retry=False) is True
+
+    def hold_order(self, order_id: int) -> bool:
+        return self.http.post(f"/orders/{int(order_id)}/hold", retry=False) is True
+
+    def unhold_order(self, order_id: int) -> bool:
+        return self.http.post(f"/orders/{int(order_id)}/unhold", retry=False) is True
+
+    def ship(
+        self,
+        order_id: int,
+        items: ItemQuantities,
+        tracks: Iterable[Track | Mapping[str, Any]] = (),
+        *,
+        notify: bool = True,
+        source_code: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """``POST /V1/order/{id}/ship`` with explicit items (omitted items would ship the full
+        qty_ordered, §9); returns the shipment entity_id."""
+        lines = item_lines(items)
+        if not lines:
+            raise ValueError("ship needs explicit items with qty > 0 (no items = ship everything ordered)")
+        body: dict[str, Any] = {"items": lines, "notify": bool(notify)}
+        track_rows = [Track.coerce(t).to_json() for t in tracks]
+        if track_rows:
+            body["tracks"] = track_rows
+        if comment:
+            body["appendComment"] = True
+            body["comment"] = {"comment": comment, "is_visible_on_front": 0}
+        if source_code:
+            body["arguments"] = {"extension_attributes": {"source_code": source_code}}
+        return int(self.http.post(f"/order/{int(order_id)}/ship", json=body, retry=False))
+
+    def invoice(
+        self, order_id: int, *, capture: bool = True, notify: bool = False, items: ItemQuantities | None = None
+    ) -> int:
+        """``POST /V1/order/{id}/invoice``; ``items`` None = invoice everything (§10). Returns the invoice id."""
+        body: dict[str, Any] = {"capture": bool(capture), "notify": bool(notify)}
+        if items is not None:
+            body["items"] = item_lines(items)
+        return int(self.http.post(f"/order/{int(order_id)}/invoice", json=body, retry=False))
+
+    def refund_offline(
+        self,
+        order_id: int,
+        items: ItemQuantities,
+        shipping_amount: Number,
+        adjustment_positive: Number = 0,
+        adjustment_negative: Number = 0,
+        return_to_stock_items: Sequence[int] | None = None,
+        *,
+        notify: bool = False,
+        comment: str | None = None,
+    ) -> int:
+        """Offline credit memo ``POST /V1/order/{id}/refund`` (no gateway call, §11).
+
+        ``shipping_amount`` is always sent (omitted = all remaining shipping refunded). Sitoo owns
+        stock, so ``return_to_stock_items`` defaults to none (P40). Returns the credit memo id.
+        """
+        lines = item_lines(items)
+        arguments: dict[str, Any] = {
+            "shipping_amount": to_number(shipping_amount),
+            "adjustment_positive": to_number(adjustment_positive),
+            "adjustment_negative": to_number(adjustment_negative),
+        }
+        if return_to_stock_items:
+            arguments["extension_attributes"] = {"return_to_stock_items": [int(i) for i in return_to_stock_items]}
+        body: dict[str, Any] = {"items": lines, "notify": bool(notify), "arguments": arguments}
+        if comment:
+            body["appendComment"] = True
+            body["comment"] = {"comment": comment, "is_visible_on_front": 0}
+        return int(self.http.post(f"/order/{int(order_id)}/refund", json=body, retry=False))
+
+    # -- sales documents -----------------------------------------------------------------------------
+    def search_creditmemos(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        return self._search("/creditmemos", criteria, ENTITY)
+
+    def get_creditmemo(self, creditmemo_id: int) -> dict[str, Any]:
+        return self.http.get(f"/creditmemo/{int(creditmemo_id)}")
+
+    def search_invoices(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        return self._search("/invoices", criteria, ENTITY)
+
+    def get_invoice(self, invoice_id: int) -> dict[str, Any]:
+        return self.http.get(f"/invoices/{int(invoice_id)}")
+
+    def search_shipments(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        return self._search("/shipments", criteria, ENTITY)
+
+    def get_shipment(self, shipment_id: int) -> dict[str, Any]:
+        return self.http.get(f"/shipment/{int(shipment_id)}")
+
+    def search_transactions(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        return self._search("/transactions", criteria, TRANSACTION)
+
+    # -- customers (§12) -----------------------------------------------------------------------------
+    def search_customers(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        return self._search("/customers/search", criteria, BY_ID)
+
+    def find_customers_by_email(self, email: str, website_id: int | None = None) -> list[dict[str, Any]]:
+        """Customers with this e-mail on one website (an e-mail may exist once per website)."""
+        website = self.settings.website_id if website_id is None else website_id
+        criteria = SearchCriteria().where("email", email.strip()).where("website_id", website)
+        return list(self.search_customers(criteria))
+
+    def get_customer(self, customer_id: int) -> dict[str, Any]:
+        return self.http.get(f"/customers/{int(customer_id)}")
+
+    def create_customer(self, customer: Mapping[str, Any], password: str | None = None) -> dict[str, Any]:
+        """``POST /V1/customers`` — also sends Magento's welcome e-mail. Never retried blindly: on
+        ``outcome_unknown`` search by e-mail first. Duplicate e-mail = 400 'already exists in an
+        associated website'."""
+        check_keys("customer", customer, CUSTOMER_KEYS)
+        body: dict[str, Any] = {"customer": jsonable(dict(customer))}
+        body["customer"].setdefault("website_id", self.settings.website_id)
+        if password:
+            body["password"] = password
+        return self.http.post("/customers", json=body, retry=False)
+
+    def update_customer(
+        self, customer_id: int, changes: Mapping[str, Any], *, addresses: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """GET -> merge -> PUT of the whole customer. ``addresses`` is left out unless given: sending
+        it replaces the set and deletes unlisted addresses (§12, P47)."""
+        check_keys("customer", changes, CUSTOMER_KEYS - {"addresses"})
+        current = self.get_customer(customer_id)
+        merged = {k: v for k, v in current.items() if k in CUSTOMER_KEYS and k != "addresses"}
+        if "extension_attributes" not in changes:
+            # Read-back extension attributes may hold Adobe-only or read-only parts; do not echo them.
+            merged.pop("extension_attributes", None)
+        merged.update(jsonable(dict(changes)))
+        merged["id"] = int(customer_id)
+        if addresses is not None:
+            merged["addresses"] = jsonable(addresses)
+        return self.http.put(f"/customers/{int(customer_id)}", json={"customer": merged})
+
+    def is_email_available(self, email: str, website_id: int | None = None) -> bool:
+        website = self.settings.website_id if website_id is None else website_id
+        body = {"customerEmail": email, "websiteId": website}
+        return self.http.post("/customers/isEmailAvailable", json=body, retry=True) is True
+
+    # -- products (§13) ------------------------------------------------------------------------------
+    def search_products(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
+        """``GET /V1/products`` at the ``all`` scope (the values magsit writes)."""
+        return self._search("/products", criteria, BY_ID, session=self.http_all)
+
+    def get_products_by_skus(self, skus: Iterable[str], *, fields: Sequence[str] | None = PRODUCT_FIELDS) -> list[dict[str, Any]]:
+        """Products for these SKUs via ``sku in`` searches (no SKU in the path, P12), chunked so the
+        URL stays under ~6 KB. ``fields=None`` returns whole rows."""
+        wanted = item_fields(*fields) if fields else None
+        return self._search_in("/products", "sku", skus, BY_ID, fields=wanted, session=self.http_all)
+
+    products_by_sku = get_products_by_skus  # the name the sync flows call
+
+    def existing_skus(self, skus: Iterable[str]) -> list[str]:
+        """The SKUs of ``skus`` that exist as products (Magento spelling; matching is case-insensitive)."""
+        return [str(p["sku"]) for p in self.get_products_by_skus(skus, fields=("id", "sku")) if p.get("sku")]
+
+    def get_product(self, sku: str, *, store_code: str = "all") -> dict[str, Any]:
+        return self.session_for(store_code).get(f"/products/{quote_sku(sku)}")
+
+    def update_product(
+        self, sku: str, product: Mapping[str, Any], *, store_code: str = "all", save_options: bool | None = None
+    ) -> dict[str, Any]:
+        """``PUT /V1/products/{sku}`` ``{"product": {...}}``, by default at ``/rest/all/V1`` (§2)."""
+        check_keys("product", product, PRODUCT_KEYS)
+        body_product = jsonable(dict(product))
+        body_product.setdefault("sku", sku)
+        body: dict[str, Any] = {"product": body_product}
+        if save_options is not None:
+            body["saveOptions"] = save_options
+        return self.session_for(store_code).put(f"/products/{quote_sku(sku)}", json=body)
+
+    def create_product(self, product: Mapping[str, Any], *, store_code: str = "all") -> dict[str, Any]:
+        """``POST /V1/products``. Not retried on 5xx/timeout (a POST); the SKU is unique, so the flow
+        re-reads and updates if it landed."""
+        check_keys("product", product, PRODUCT_KEYS)
+        if not product.get("sku"):
+            raise ValueError("product.sku is required")
+        return self.session_for(store_code).post("/products", json={"product": jsonable(dict(product))})
+
+    def save_base_prices(self, prices: Iterable[Mapping[str, Any]], *, store_code: str = "all") -> list[dict[str, Any]]:
+        """``POST /V1/products/base-prices``. HTTP 200 with per-row failures (P35): the returned list
+        is empty when every row was saved; each failure is ``{"message", "parameters"}`` plus a
+        filled-in ``text``."""
+        rows = []
+        for price in prices:
+            check_keys("base price", price, PRICE_KEYS)
+            rows.append({"price": to_number(price["price"]), "store_id": int(price.get("store_id", 0)), "sku": str(price["sku"])})
+        failures = self._post_list("/products/base-prices", "prices", rows, session=self.session_for(store_code))
+        return [{**f, "text": messages.format_body(f)} if isinstance(f, dict) else {"text": str(f)} for f in failures]
+
+    def get_base_prices(self, skus: Iterable[str], *, store_code: str = "all") -> list[dict[str, Any]]:
+        """``POST /V1/products/base-prices-information`` (a read): ``[{sku, store_id, price: Decimal}]``."""
+        rows = self._post_list("/products/base-prices-information", "skus", list(skus), session=self.session_for(store_code))
+        return [{**r, "price": to_decimal(r.get("price"))} for r in rows if isinstance(r, dict)]
+
+    # -- inventory: MSI (§6.2) -----------------------------------------------------------------------
+    def list_sources(self) -> list[dict[str, Any]]:
+        return list(self._search("/inventory/sources", None, SOURCE))
+
+    def search_source_items(
+        self, skus: Iterable[str] | None = None, source_code: str | Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /V1/inventory/source-items``, paged on ``(sku, source_code)``; quantities as Decimal."""
+        criteria = SearchCriteria()
+        if source_code is not None:
+            codes = [source_code] if isinstance(source_code, str) else list(source_code)
+            criteria = criteria.any_of(*in_group("source_code", codes)) if codes else criteria
+        if skus is None:
+            rows = list(self._search("/inventory/source-items", criteria, SOURCE_ITEM))
+        else:
+            rows = self._search_in("/inventory/source-items", "sku", skus, SOURCE_ITEM, base=criteria)
+        for row in rows:
+            if "quantity" in row:
+                row["quantity"] = to_decimal(row["quantity"])
+        return rows
+
+    def source_items(self, *, source_codes: Iterable[str] | None = None, skus: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The name the stock flow calls: source items of these sources (and SKUs)."""
+        return self.search_source_items(skus=skus, source_code=list(source_codes) if source_codes is not None else None)
+
+    def save_source_items(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """``POST /V1/inventory/source-items`` in chunks of the list limit. Absolute values, so a
+        resend is harmless (retry=True). Any bad row fails its whole chunk with 400 (P23): the flow
+        bisects. Unknown SKUs are *saved* as orphans (P22): pre-check with ``existing_skus``."""
+        rows = []
+        for item in items:
+            check_keys("source item", item, SOURCE_ITEM_KEYS)
+            rows.append(
+                {
+                    "sku": str(item["sku"]),
+                    "source_code": str(item["source_code"]),
+                    "quantity": to_number(item["quantity"]),
+                    "status": int(item["status"]),
+                }
+            )
+        if rows:  # an empty array is a 400 "Input data is empty"
+            self._post_list("/inventory/source-items", "sourceItems", rows, retry=True)
+
+    def delete_source_items(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """``POST /V1/inventory/source-items-delete`` with ``{sku, source_code}`` rows (idempotent)."""
+        rows = [{"sku": str(i["sku"]), "source_code": str(i["source_code"])} for i in items]
+        if rows:
+            self._post_list("/inventory/source-items-delete", "sourceItems", rows, retry=True)
+
+    def salable_qty(self, sku: str, stock_id: int | None = None) -> Decimal:
+        stock = self.settings.stock_id if stock_id is None else stock_id
+        value = self.http.get(f"/inventory/get-product-salable-quantity/{quote_sku(sku)}/{int(stock)}")
+        qty = to_decimal(value)
+        if qty is None:
+            raise ApiError(f"magento: salable quantity of {sku!r} is not a number: {value!r}", system=SYSTEM)
+        return qty
+
+    # -- inventory: legacy CatalogInventory (naive benchmark baseline only, §6.1) ---------------------
+    def get_stock_item(self, sku: str) -> dict[str, Any]:
+        return self.http.get(f"/stockItems/{quote_sku(sku)}")
+
+    def update_stock_item(self, sku: str, item_id: int, qty: Number, is_in_stock: bool) -> int:
+        """``PUT /V1/products/{sku}/stockItems/{itemId}`` ``{"stockItem": {"qty", "is_in_stock"}}``.
+
+        The service merges this into the stored item (§6.1). The schema lists 23 "required" keys
+        (non-nullable getters, some of which Magento itself returns as null), so this minimal body is
+        the documented shape, not a schema-complete one. Legacy API: benchmark baseline only (P27).
+        """
+        stock_item = {"qty": to_number(qty), "is_in_stock": bool(is_in_stock)}
+        return int(self.http.put(f"/products/{quote_sku(sku)}/stockItems/{int(item_id)}", json={"stockItem": stock_item}))
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _search_in(
+        self,
+        path: str,
+        field_name: str,
+        values: Iterable[Any],
+        key: PageKey,
+        *,
+        fields: str | None = None,
+        base: SearchCriteria | None = None,
+        session: HttpSession | None = None,
+    ) -> list[dict[str, Any]]:
+        unique = list(dict.fromkeys(str(v) for v in values))
+        rows: list[dict[str, Any]] = []
+        for chunk in chunk_values(unique, max_chars=FILTER_CHARS, max_count=self.page_size):
+            criteria = (base or SearchCriteria()).any_of(*in_group(field_name, chunk)).only(fields)
+            rows.extend(self._search(path, criteria, key, session=session))
+        return rows
+
+
+def quote_sku(sku: str) -> str:
+    """One path segment: ``/``->``%2F``, space->``%20``, ``+``->``%2B`` (a raw ``+`` is a space), UTF-8."""
+    return quote(sku, safe="")
+
+
+__all__ = ["Filter", "MagentoClient", "SearchCriteria", "Track", "item_fields", "quote_sku"]
