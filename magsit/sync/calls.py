@@ -18,30 +18,44 @@ def _chunks(values: list[str], size: int) -> list[list[str]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def magento_search_orders(ctx: JobContext, filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
+def magento_search_orders(
+    ctx: JobContext, filters: list[tuple[str, str, str]], page_size: int
+) -> tuple[list[dict[str, Any]], int]:
     """Page 1 of /V1/orders with these filters (one group each), sorted updated_at, entity_id ASC."""
-    raise NotImplementedError
+    return ctx.magento.search_orders_page(filters, page_size)
 
 
 def magento_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[dict[str, Any]]:
     """Orders whose ``field`` is one of ``values`` (``in`` filter, chunked, paged on total_count)."""
-    raise NotImplementedError
+    if not values:
+        return []
+    return ctx.magento.orders_by(field, values)
 
 
 def magento_order(ctx: JobContext, entity_id: int) -> dict[str, Any]:
-    raise NotImplementedError
+    return ctx.magento.get_order(int(entity_id))
 
 
 def magento_ship(ctx: JobContext, entity_id: int, body: dict[str, Any]) -> int:
-    raise NotImplementedError
+    """``POST /V1/order/{id}/ship`` from a planned body (explicit items, tracks, source, notify)."""
+    items = {int(i["order_item_id"]): i["qty"] for i in body["items"]}
+    source = ((body.get("arguments") or {}).get("extension_attributes") or {}).get("source_code")
+    comment = (body.get("comment") or {}).get("comment")
+    return int(
+        ctx.magento.ship(
+            int(entity_id), items, body.get("tracks") or (), notify=bool(body.get("notify", True)),
+            source_code=source, comment=comment,
+        )
+    )
 
 
 def magento_cancel(ctx: JobContext, entity_id: int) -> bool:
-    raise NotImplementedError
+    """True if cancelled; Magento answers 200 ``false`` when the order cannot be cancelled."""
+    return ctx.magento.cancel_order(int(entity_id))
 
 
 def magento_comment(ctx: JobContext, entity_id: int, comment: str) -> None:
-    raise NotImplementedError
+    ctx.magento.add_order_comment(int(entity_id), comment)
 
 
 def sitoo_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[dict[str, Any]]:
