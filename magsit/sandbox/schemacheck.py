@@ -98,7 +98,9 @@ class _Node:
     # Segments containing a parameter: ``{sku}`` or Sitoo's ``{siteid}.json``. Kept sorted so the
     # pattern with the most literal characters is tried first (``{id}.json`` before ``{id}``).
     patterns: list[tuple[re.Pattern[str], int, _Node]] = field(default_factory=list)
-    template: str | None = None
+    # Several templates can share one shape (``/V1/orders/{id}`` GET and ``/V1/orders/{parent_id}``
+    # PUT; ``/V1/invoices`` and ``/V1/invoices/``): keep them all, methods are resolved per template.
+    templates: list[str] = field(default_factory=list)
 
 
 class _Router:
@@ -132,7 +134,7 @@ class _Router:
                 node.patterns.append((regex, len(_PARAM.sub("", segment)), child))
                 node.patterns.sort(key=lambda item: -item[1])
                 node = child
-        node.template = template
+        node.templates.append(template)
 
     def match(self, path: str) -> list[str]:
         """All templates matching ``path``, most specific (leftmost literal) first."""
@@ -141,8 +143,7 @@ class _Router:
 
     def _walk(self, node: _Node, segments: list[str], index: int) -> Iterator[str]:
         if index == len(segments):
-            if node.template is not None:
-                yield node.template
+            yield from node.templates
             return
         segment = segments[index]
         if not segment:  # '//' or a trailing '/': no template has an empty segment

@@ -173,10 +173,6 @@ def _public_methods() -> set[str]:
     }
 
 
-def _router_collides(schema: MagentoSchema) -> bool:
-    """True while schemacheck cannot route GET /V1/orders/{id} (declared in the schema)."""
-    return bool(schema.check("GET", "/rest/default/V1/orders/41", [], None))
-
 
 def _client() -> MagentoClient:
     settings = MagentoSettings(base_url=BASE, token=SecretStr("t0ken"), page_size=50)
@@ -220,11 +216,6 @@ def test_requests_conform_to_the_admin_schema(name):
     violations = [v for method, path, query, body in requests_sent for v in schema.check(method, path, query, body)]
     if name == "update_stock_item":
         violations = [v for v in violations if "'low_stock_date' is a required property" not in v]
-    if violations and _router_collides(schema) and all(" not allowed on " in v for v in violations):
-        # schemacheck._Router keeps one template per trie node, so /V1/orders/{id} (GET) is lost
-        # behind /V1/orders/{parent_id} (PUT) and /V1/invoices (GET) behind /V1/invoices/ (POST).
-        # Reported to its author; this branch disappears by itself once the router is fixed.
-        pytest.xfail("schemacheck router collision (same-shape templates): " + "; ".join(violations))
     assert violations == [], "\n".join(violations)
 
 
