@@ -77,7 +77,10 @@ def pull(ctx: JobContext) -> Pulled:
         since = None if full else ctx.state.get_cursor(JOB, STREAM)
         max_seen = None
         # inactive products too: a product switched off in Sitoo must be disabled in Magento
-        for product in ctx.sitoo.iter_products(modified_after=since, include_inactive=True):
+        # Sitoo's filter is "modified after" (exclusive): ask from one second earlier so products
+        # stamped in the cursor's own second are re-read (boundary rows are de-duplicated by SKU).
+        after = since - 1 if isinstance(since, int) else None
+        for product in ctx.sitoo.iter_products(modified_after=after, include_inactive=True):
             by_sku.setdefault(str(product.get("sku")), product)
             seen = _epoch(product.get("datemodified"))
             if seen is not None and (max_seen is None or seen > max_seen):
