@@ -145,6 +145,7 @@ class Daemon:
         self.heartbeat_seconds = heartbeat_seconds
         self.stop_event = threading.Event()
         self.jobs = build_jobs(config)
+        alerts.install()  # failed runs and new exceptions reach their owners from scheduled runs too
         self.started_at = iso()
         self.last: dict[str, dict[str, Any]] = {}
         self._last_lock = threading.Lock()

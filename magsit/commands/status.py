@@ -157,6 +157,10 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
             out.print(rows_table(report["open_exceptions"], title="open exceptions", columns=["owner", "job", "kind", "count"]))
         else:
             out.print("No open exceptions.")
+        for beat in report["heartbeats"]:
+            moment = parse_iso(beat["at"])
+            age = f", {(now_utc() - moment).total_seconds():.0f}s ago" if moment else ""
+            out.print(f"{beat['name']} heartbeat: {beat['at']} (pid {beat['pid']}{age})")
         if report["stale_jobs"]:
             out.print(f"[red]stale:[/red] {', '.join(report['stale_jobs'])}")
     return EXIT_FAILED if report["stale_jobs"] else EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +26,17 @@ from magsit.runner import JobResult
 from magsit.state import StateStore
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _restore_magsit_logger():
+    """In-process CLI runs call setup_logging (propagate=False, own handler): undo it for later tests."""
+    logger = logging.getLogger("magsit")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 def make_config(tmp_path, schedule):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -21,6 +22,17 @@ from magsit.state.store import iso, now_utc
 
 REPO = Path(__file__).resolve().parents[2]
 CRON = REPO / "cron"
+
+
+@pytest.fixture(autouse=True)
+def _restore_magsit_logger():
+    """In-process CLI runs call setup_logging (propagate=False, own handler): undo it for later tests."""
+    logger = logging.getLogger("magsit")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 @pytest.fixture
