@@ -117,7 +117,30 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Sitoo Events SPI queue (magsit.events): one row per event_id, so a re-sent event is stored once."""
+    db.executescript(
+        """
+        CREATE TABLE events (
+            event_id TEXT PRIMARY KEY,
+            event_type TEXT NOT NULL,
+            event_date INTEGER,              -- Sitoo's epoch seconds
+            account_id TEXT,
+            data TEXT NOT NULL DEFAULT '{}',
+            received_at REAL NOT NULL,       -- epoch seconds (fractional): lag is measured in seconds
+            status TEXT NOT NULL DEFAULT 'queued',   -- queued | processed | ignored | failed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            processed_at REAL,
+            lag_seconds REAL,                -- received -> applied
+            note TEXT
+        );
+        CREATE INDEX events_status ON events(status, received_at);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 
 
 class StateError(MagsitError):

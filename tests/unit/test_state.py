@@ -8,7 +8,7 @@ import pytest
 
 from magsit.errors import LockedError
 from magsit.state import JobLock, StateStore
-from magsit.state.store import StateError
+from magsit.state.store import MIGRATIONS, StateError
 
 
 def test_created_0600_with_wal(tmp_path):
@@ -16,7 +16,7 @@ def test_created_0600_with_wal(tmp_path):
     store = StateStore(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version == 1
+    assert store.schema_version == len(MIGRATIONS)
     assert store.integrity_check() == "ok"
 
 
