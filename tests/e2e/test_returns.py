@@ -1,0 +1,121 @@
+"""sync-returns end to end: the real CLI against both emulators over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magsit.state.store import StateStore
+from tests.e2e.conftest import Env
+
+
+def pushed_order(env: Env, *, invoice: bool = True) -> dict[str, Any]:
+    """A Magento order with two lines that magsit pushed to Sitoo (the Sitoo order plus the mapping
+    push-orders leaves behind), and a store with a till that can take returns."""
+    m, s = env.magento.state, env.sitoo.state
+    m.add_product("SHIRT", "Shirt", 100)
+    m.add_product("CAP", "Cap", 40)
+    order = m.place_order([("SHIRT", 1), ("CAP", 2)], customer_email="anna@example.com", invoice=invoice,
+                          status="processing" if invoice else "pending")  # fmt: skip
+    store = s.add_store("City")
+    warehouse = s.add_warehouse("City", storeid=store)
+    s.add_register(store, warehouse, "Till 1")
+    for sku in ("SHIRT", "CAP"):
+        s.add_product(sku, sku.title(), "125.00")
+        s.set_stock(warehouse, sku, 10)
+    tops = [i for i in order["items"] if not i.get("parent_item_id")]
+    orderid = s.create_order({
+        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
+        "email": "anna@example.com", "additionaldata": {"weborder": "true"},
+        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": int(i["qty_ordered"]),
+                        "moneyrowprice": f"{i['row_total_incl_tax']:.2f}", "vatvalue": 25,
+                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
+    })  # fmt: skip
+    s.deliver(orderid)
+    lines = [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"],
+              "qty": int(i["qty_ordered"]), "sitoo_orderitemid": n, "shipped": 0, "canceled": 0}
+             for n, i in enumerate(tops)]  # fmt: skip
+    state = StateStore(env.state_path)
+    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
+                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
+                       "email": "anna@example.com", "lines": lines}, "pushed")  # fmt: skip
+    state.close()
+    return {"order": order, "sitoo_orderid": orderid, "warehouse": warehouse, "items": {i["sku"]: i for i in tops}}
+
+
+def memos_of(env: Env, entity_id: int) -> list[dict[str, Any]]:
+    return [c for c in env.magento.state.creditmemos.values() if c["order_id"] == entity_id]
+
+
+def sitoo_refunds(env: Env, orderid: int) -> list[dict[str, Any]]:
+    return [o for o in env.sitoo.state.orders.values() if o.get("creditorderid") == orderid]
+
+
+def refund_posts(env: Env) -> list[dict[str, Any]]:
+    return [r for r in env.magento.control.requests if r.method == "POST" and r.path.endswith("/refund")]
+
+
+def test_store_return_of_one_line_refunds_that_line_once(sandbox: Env) -> None:
+    web = pushed_order(sandbox)
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 1}])  # one of two caps
+    out = sandbox.run_json("sync-returns", check_code=0)
+    assert out["status"] == "ok"
+    [memo] = memos_of(sandbox, web["order"]["entity_id"])
+    assert [(i["order_item_id"], i["qty"]) for i in memo["items"]] == [(web["items"]["CAP"]["item_id"], 1)]
+    assert memo["shipping_amount"] == 0
+    [post] = refund_posts(sandbox)
+    assert post.body["arguments"]["shipping_amount"] == 0
+    assert not post.body["arguments"].get("extension_attributes", {}).get("return_to_stock_items")
+    # Run again: nothing new in Magento, and the memo magsit made is not echoed into Sitoo (P49).
+    sandbox.run("sync-returns", check_code=0)
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
+    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 1
+
+
+def test_refund_applied_then_500_is_not_refunded_twice(sandbox: Env) -> None:
+    web = pushed_order(sandbox)
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 0, "quantity": 1}])
+    sandbox.magento.control.add_fault("500_after", method="POST", path=r"/refund$")
+    sandbox.run("sync-returns")
+    sandbox.run("sync-returns", check_code=0)
+    sandbox.run("sync-returns", check_code=0)
+    [memo] = memos_of(sandbox, web["order"]["entity_id"])
+    assert [(i["order_item_id"], i["qty"]) for i in memo["items"]] == [(web["items"]["SHIRT"]["item_id"], 1)]
+    assert len(refund_posts(sandbox)) == 1  # the unknown outcome was checked, never re-posted
+    order = sandbox.magento.state.orders[web["order"]["entity_id"]]
+    assert web["items"]["SHIRT"]["qty_refunded"] == 1 and order["total_refunded"] == memo["grand_total"]
+
+
+def test_uninvoiced_order_return_is_finance_exception_with_magento_message(sandbox: Env) -> None:
+    web = pushed_order(sandbox, invoice=False)
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 0, "quantity": 1}])
+    out = sandbox.run_json("sync-returns", check_code=3)
+    [failure] = out["failures"]
+    assert failure["kind"] == "refund_not_invoiced" and failure["owner"] == "finance"
+    assert "We can't create creditmemo for the order." in failure["message"]
+    assert memos_of(sandbox, web["order"]["entity_id"]) == []
+    listed = sandbox.run_json("exceptions", "list", check_code=0)
+    [row] = [r for r in listed if r["kind"] == "refund_not_invoiced"]
+    # The poison record waits for its backoff instead of being re-posted on every run.
+    sandbox.run("sync-returns", check_code=0)
+    assert len(refund_posts(sandbox)) == 1
+    # Finance invoices the order and asks for a retry; the return goes through and resolves.
+    sandbox.magento.state.invoice_order(web["order"]["entity_id"])
+    sandbox.run("exceptions", "retry", str(row["id"]), check_code=0)
+    sandbox.run("sync-returns", check_code=0)
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
+    assert sandbox.run_json("exceptions", "list", check_code=0) == []  # resolved by the success
+
+
+def test_magento_creditmemo_appears_once_in_sitoo(sandbox: Env) -> None:
+    web = pushed_order(sandbox)
+    cap = web["items"]["CAP"]
+    sandbox.magento.state.refund_order(web["order"]["entity_id"], [{"order_item_id": cap["item_id"], "qty": 2}], shipping_amount=0)
+    sandbox.run("sync-returns", check_code=0)
+    sandbox.run("sync-returns", check_code=0)
+    [refund] = sitoo_refunds(sandbox, web["sitoo_orderid"])
+    assert refund["externalid"].startswith("CM-")
+    assert [(i["sku"], i["quantity"]) for i in refund["orderitems"]] == [("CAP", -2)]
+    assert refund["additionaldata"]["delivery-ignore-stock"] == "true"
+    assert refund["orderstateid"] == 10
+    # and it does not come back into Magento as a second credit memo
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
