@@ -1,3 +1,26 @@
-from magsit.commands.common import not_built
+"""`magsit sync-customers`: one customer per e-mail across Magento and Sitoo (thin: parse, call, render)."""
 
-command = not_built("sync-customers", "One customer per e-mail across both systems.")
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.commands.common import run_flow
+
+
+@click.command("sync-customers")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Backfill: read Magento customers updated since this UTC date/time instead of the cursor.",
+)
+@click.option("--full", is_flag=True, help="Read every Sitoo customer (finds e-mails spelt with other case/spaces).")
+@pass_app
+def command(app: App, since: datetime | None, full: bool) -> int:
+    """One customer per normalised e-mail: Magento <-> Sitoo users (names follow [customers].master)."""
+    from magsit.sync import customers
+
+    options = {"since": since.replace(tzinfo=UTC) if since else None, "full": full}
+    return run_flow(app, customers.JOB, customers.run, options)

@@ -1,0 +1,223 @@
+"""sync-customers: one customer per normalised e-mail across Magento and Sitoo.
+
+pull  — Magento customers of the configured website changed since the cursor (keyset
+        ``(updated_at, id)``, lookback, as push-orders). Sitoo has no modified-since filter on users
+        (sitoo-api §7), so: with ``create_in_magento`` every Sitoo customer is read (a paged full
+        scan, needed anyway to find POS sign-ups); otherwise only the changed Magento customers'
+        e-mails are looked up (one call per address and spelling — Sitoo's ``email`` filter takes one
+        value and may be exact-match, so both the trimmed original and the normalised form are asked).
+        Sitoo-only e-mails of a scan are looked up in Magento in batches (``like`` filters ORed in
+        one group: case-insensitive on MySQL, unlike ``eq``/``in`` on a case-sensitive collation).
+plan  — ``customerplan.plan_customers`` (pure).
+push  — Sitoo users created in batches (normalised e-mail, Magento id in ``externalid``), updated by
+        partial PUT; Magento customers updated GET→merge→PUT *without* ``addresses`` (P47) and
+        created only when ``create_in_magento`` and ``send_welcome_email`` allow it (below).
+
+Welcome e-mails: ``POST /V1/customers`` always sends Magento's new-account e-mail (magento-api §12);
+the REST API has no switch to suppress it. With ``send_welcome_email = false`` magsit therefore does
+not create Magento accounts at all and reports how many POS customers are waiting; turning it on is
+an explicit decision (or disable the new-account e-mail in the shop first). See docs/runbook.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from magsit.errors import ApiError
+from magsit.magento.search import SearchCriteria, keyset_criteria
+from magsit.runner import JobContext, JobResult
+from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
+from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
+
+log = logging.getLogger("magsit.customers")
+
+JOB = "sync-customers"
+STREAM = "magento-customers"
+MAGENTO_EMAIL_BATCH = 20  # ORed like filters per search
+DUPLICATE = "already exists"
+
+
+def _mappings(ctx: JobContext) -> dict[str, dict[str, Any]]:
+    return {m["external_id"]: m for m in ctx.state.mappings("customer")}
+
+
+def _magento_by_email(ctx: JobContext, emails: list[str]) -> list[dict[str, Any]]:
+    website = ctx.config.magento.website_id
+    found: list[dict[str, Any]] = []
+    for i in range(0, len(emails), MAGENTO_EMAIL_BATCH):
+        chunk = emails[i : i + MAGENTO_EMAIL_BATCH]
+        # LIKE without wildcards is a case-insensitive equality (a `_` matches any one character:
+        # the plan compares normalised e-mails, so an over-match is harmless).
+        criteria = SearchCriteria().any_of(*[("email", e.replace("%", ""), "like") for e in chunk]).where("website_id", website)
+        wanted = set(chunk)
+        found.extend(c for c in ctx.magento.search_customers(criteria) if normalise_email(c.get("email")) in wanted)
+    return found
+
+
+def pull(ctx: JobContext) -> dict[str, Any]:
+    settings = ctx.config.customers
+    website = ctx.config.magento.website_id
+    lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
+    cursor = Position.from_value(ctx.state.get_cursor(JOB, STREAM))
+    start = read_start(cursor, run_start=ctx.started_at, lookback=lookback,
+                       initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours),
+                       since=ctx.options.get("since"))  # fmt: skip
+
+    def fetch(filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
+        items, total = ctx.magento.search_page(
+            "/customers/search", keyset_criteria([*filters, ("website_id", str(website), "eq")], page_size)
+        )
+        for item in items:
+            item.setdefault("entity_id", item.get("id"))  # customers answer `id`, sort as entity_id
+        return items, total
+
+    changed = list(keyset_scan(fetch, start, ctx.magento.page_size))
+    seen = [key_of(c) for c in changed]
+    mappings = _mappings(ctx)
+    full = settings.create_in_magento or bool(ctx.options.get("full"))
+    if full:
+        sitoo = list(ctx.sitoo.iter_users())
+    else:
+        spellings: list[str] = []
+        for customer in changed:
+            raw = str(customer.get("email") or "").strip()
+            if valid_email(raw):
+                spellings += [raw, normalise_email(raw)]
+        found = ctx.sitoo.find_users_by_email(list(dict.fromkeys(spellings))) if spellings else {}
+        sitoo = [user for users in found.values() for user in users]
+    magento = list(changed)
+    known: set[str] = set()
+    if full:
+        in_changed = {normalise_email(c.get("email")) for c in changed}
+        ask: list[str] = []
+        for user in sitoo:
+            email = normalise_email(user.get("email"))
+            if user.get("role") not in (None, "") or not valid_email(email) or email in in_changed:
+                continue
+            mapping = mappings.get(email)
+            data = mapping["data"] if mapping else {}
+            if data.get("magento_id") and (data.get("firstname"), data.get("lastname")) == names_of(user, "sitoo"):
+                known.add(email)  # linked and unchanged since the last sync: no Magento read needed
+            else:
+                ask.append(email)
+        magento += _magento_by_email(ctx, list(dict.fromkeys(ask)))
+        # Linked customers whose Magento side was not read stay out of the plan unless changed.
+        sitoo = [u for u in sitoo if normalise_email(u.get("email")) not in known]
+    return {"magento": magento, "sitoo": sitoo, "known": known, "cursor": cursor, "seen": seen, "mappings": mappings}
+
+
+def _remember(ctx: JobContext, email: str, magento_id: int | None, userid: str | None, first: str, last: str) -> None:
+    data = {"sitoo_userid": userid, "magento_id": magento_id, "firstname": first, "lastname": last}
+    ctx.state.put_mapping("customer", "email", email, userid, data, "done")
+    ctx.succeeded(email)
+
+
+def _names(action: CustomerAction, snapshot: dict[str, Any]) -> tuple[str, str]:
+    """The names both sides hold after the action (what the next run compares against)."""
+    if action.magento:
+        return str(action.magento.get("firstname", "")), str(action.magento.get("lastname", ""))
+    if "namefirst" in action.sitoo:
+        return str(action.sitoo["namefirst"]), str(action.sitoo.get("namelast", ""))
+    for customer in snapshot["magento"]:
+        if normalise_email(customer.get("email")) == action.email:
+            return names_of(customer, "magento")
+    return "", ""
+
+
+def _rejected(ctx: JobContext, action: CustomerAction, system: str, error: ApiError) -> None:
+    ctx.fail("customer_rejected", "ecommerce", action.email,
+             f"{system} refused the customer {action.email}: {error.message} — correct the customer in {system} "
+             "and retry", action.describe())  # fmt: skip
+
+
+def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any]) -> None:
+    settings = ctx.config.customers
+    creates = [a for a in actions if a.kind == "create_sitoo"]
+    if creates:
+        results = ctx.sitoo.add_users([a.sitoo for a in creates])
+        for action, result in zip(creates, results, strict=False):
+            if result.ok and result.value:
+                _remember(ctx, action.email, action.magento_id, str(result.value), action.sitoo["namefirst"], action.sitoo["namelast"])
+                ctx.counts["sitoo_created"] += 1
+            else:
+                ctx.fail("customer_rejected", "ecommerce", action.email,
+                         f"Sitoo refused the new customer {action.email}: {result.error} — correct the customer in "
+                         "Magento and retry", action.describe())  # fmt: skip
+    for action in actions:
+        if ctx.should_stop():
+            return
+        if action.kind == "fail":
+            ctx.fail(action.error_kind or "customer_rejected", "ecommerce", action.email, action.message, action.describe())
+        elif action.kind == "link":
+            _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, snapshot))
+            ctx.counts["linked"] += 1
+        elif action.kind == "update":
+            try:
+                if action.sitoo and action.userid:
+                    ctx.sitoo.update_user(action.userid, action.sitoo)
+                if action.magento and action.magento_id is not None:
+                    ctx.magento.update_customer(action.magento_id, action.magento)  # never sends addresses
+            except ApiError as error:
+                if error.status is None or error.status >= 500 or error.status in (401, 403):
+                    raise
+                _rejected(ctx, action, "Magento" if action.magento else "Sitoo", error)
+                continue
+            _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, snapshot))
+            ctx.counts["updated"] += 1
+        elif action.kind == "create_magento":
+            if not settings.send_welcome_email:
+                ctx.counts["magento_create_skipped"] += 1
+                continue
+            _create_in_magento(ctx, action)
+
+
+def _create_in_magento(ctx: JobContext, action: CustomerAction) -> None:
+    body = {**action.magento, "website_id": ctx.config.magento.website_id, "group_id": ctx.config.customers.group_id}
+    try:
+        created = ctx.magento.create_customer(body)
+        magento_id = int(created["id"])
+    except ApiError as error:
+        if not (error.outcome_unknown or DUPLICATE in error.message or (error.status or 500) >= 500):
+            _rejected(ctx, action, "Magento", error)
+            return
+        # Check, never re-post: the account may exist (created by the lost attempt or meanwhile).
+        found = _magento_by_email(ctx, [action.email])
+        if not found:
+            ctx.fail("customer_rejected", "ecommerce", action.email,
+                     f"creating the Magento account for {action.email} had an unknown outcome ({error.message}); "
+                     "magsit looks it up before trying again on the next run", action.describe(), timedelta(minutes=15))  # fmt: skip
+            return
+        magento_id = int(found[0]["id"])
+    if action.userid:
+        ctx.sitoo.update_user(action.userid, {"externalid": str(magento_id)})
+    _remember(ctx, action.email, magento_id, action.userid, action.magento["firstname"], action.magento["lastname"])
+    ctx.counts["magento_created"] += 1
+
+
+def run(ctx: JobContext) -> JobResult:
+    settings = ctx.config.customers
+    snapshot = pull(ctx)
+    actions = plan_customers(snapshot["magento"], snapshot["sitoo"], master=settings.master,
+                             create_in_magento=settings.create_in_magento, magento_known=snapshot["known"])  # fmt: skip
+    view = [a.describe() for a in actions]
+    summary = [f"{len(snapshot['seen'])} changed Magento customer(s), {len(snapshot['sitoo'])} Sitoo customer(s) compared"]
+    if ctx.dry_run:
+        for action in actions:
+            if action.kind == "fail":
+                ctx.fail(action.error_kind or "customer_rejected", "ecommerce", action.email, action.message)
+        return JobResult(counts={"planned": len(actions)}, plan=view, summary=summary)
+    push(ctx, actions, snapshot)
+    waiting = ctx.counts.get("magento_create_skipped", 0)
+    if waiting:
+        summary.append(
+            f"{waiting} POS customer(s) have no Magento account and were not created: Magento's REST API always sends "
+            "the welcome e-mail, and [customers].send_welcome_email is false"
+        )
+    lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
+    cursor = next_cursor(snapshot["cursor"], snapshot["seen"], run_start=ctx.started_at, lookback=lookback)
+    if cursor is not None and not ctx.options.get("since"):
+        with ctx.state.transaction():
+            ctx.state.set_cursor(JOB, STREAM, cursor.as_value())
+    return JobResult(plan=view, summary=summary)

@@ -1,0 +1,71 @@
+"""sync-customers end to end: the real CLI against both emulators over HTTP."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import Env
+
+
+def customers(env: Env) -> list[dict]:
+    return list(env.magento.state.customers.values())
+
+
+def users(env: Env) -> list[dict]:
+    return [u for u in env.sitoo.state.users.values() if u.get("role") is None]
+
+
+def test_case_and_space_variants_merge_into_one_customer_each_side(sandbox: Env) -> None:
+    m, s = sandbox.magento.state, sandbox.sitoo.state
+    anna = m.add_customer("Anna.Svensson@Example.com", "Anna", "Svensson",
+                          addresses=[{"street": ["Storgatan 1"], "city": "Lund", "postcode": "22222", "country_id": "SE",
+                                      "firstname": "Anna", "lastname": "Svensson", "telephone": "1", "default_billing": True}])  # fmt: skip
+    bo = m.add_customer("bo@example.com", "Bo", "Ek")
+    s.add_user("anna.svensson@example.com", "Anna", "Svensson-Berg")  # POS spelling, other surname
+    s.add_user(" BO@EXAMPLE.COM ", "Bo", "Ek")  # only a full scan finds this spelling
+    s.add_user("pia@example.com", "Pia", "Lund")  # a POS sign-up
+    sandbox.configure(customers={"create_in_magento": True, "send_welcome_email": True})
+    for _ in range(2):  # idempotent: the second run changes nothing
+        sandbox.run("sync-customers", check_code=0)
+    assert sorted(c["email"].lower() for c in customers(sandbox)) == ["anna.svensson@example.com", "bo@example.com",
+                                                                       "pia@example.com"]  # fmt: skip
+    assert sorted(u["email"].strip().lower() for u in users(sandbox)) == ["anna.svensson@example.com", "bo@example.com",
+                                                                           "pia@example.com"]  # fmt: skip
+    by_mail = {u["email"].strip().lower(): u for u in users(sandbox)}
+    assert by_mail["anna.svensson@example.com"]["externalid"] == str(anna)
+    assert by_mail["anna.svensson@example.com"]["namelast"] == "Svensson"  # master = magento (default)
+    assert by_mail["bo@example.com"]["externalid"] == str(bo)
+    pia = next(c for c in customers(sandbox) if c["email"] == "pia@example.com")
+    assert by_mail["pia@example.com"]["externalid"] == str(pia["id"])
+    assert len(m.customers[anna]["addresses"]) == 1
+    assert [e["to"] for e in m.emails_sent if e["type"] == "new_account"] == ["pia@example.com"]
+
+
+def test_magento_customer_gets_one_sitoo_user_and_sitoo_master_wins_names(sandbox: Env) -> None:
+    m, s = sandbox.magento.state, sandbox.sitoo.state
+    cid = m.add_customer("Eva@Example.com", "Eva", "Old",
+                         addresses=[{"street": ["Gatan 2"], "city": "Malmö", "postcode": "21111", "country_id": "SE",
+                                     "firstname": "Eva", "lastname": "Old", "telephone": "2"}])  # fmt: skip
+    m.add_customer("new@example.com", "Nils", "Ny")
+    s.add_user("eva@example.com", "Eva", "New")
+    sandbox.configure(customers={"master": "sitoo"})
+    sandbox.run("sync-customers", check_code=0)
+    sandbox.run("sync-customers", check_code=0)
+    assert m.customers[cid]["lastname"] == "New"
+    assert len(m.customers[cid]["addresses"]) == 1  # the PUT carried no addresses
+    assert sorted(u["email"] for u in users(sandbox)) == ["eva@example.com", "new@example.com"]
+    puts = [r for r in sandbox.magento.control.requests if r.method == "PUT" and "/customers/" in r.path]
+    assert puts and all("addresses" not in r.body["customer"] for r in puts)
+    assert m.emails_sent == []
+
+
+def test_duplicate_and_invalid_emails_are_exceptions_not_crashes(sandbox: Env) -> None:
+    m, s = sandbox.magento.state, sandbox.sitoo.state
+    m.add_customer("dup@example.com", "Dag", "Dup")
+    m.add_customer("broken@example", "Bea", "Broken")  # seeded past Magento's validation (legacy data)
+    s.add_user("dup@example.com", "Dag", "Dup")
+    s.add_user("DUP@example.com", "Dag", "Dupe")
+    sandbox.configure(customers={"create_in_magento": True})
+    out = sandbox.run_json("sync-customers", check_code=3)
+    kinds = sorted((f["kind"], f["owner"]) for f in out["failures"])
+    assert kinds == [("duplicate_email", "ecommerce"), ("invalid_email", "ecommerce")]
+    assert len(users(sandbox)) == 2  # nothing created for the duplicate
+    assert m.emails_sent == []  # send_welcome_email = false: no Magento accounts created
