@@ -104,7 +104,13 @@ REGISTRY: dict[str, JobSpec] = {
         JobSpec("sync-fulfilment", "magsit.sync.fulfilment", values=_SINCE),
         JobSpec("sync-customers", "magsit.sync.customers", flags={"--full": "full"}, values=_SINCE),
         JobSpec("sync-returns", "magsit.sync.returns", values=_SINCE),
-        JobSpec("reconcile", "magsit.sync.reconcile"),
+        JobSpec(
+            "reconcile",
+            "magsit.sync.reconcile",
+            flags={"--no-stock": "no_stock"},
+            values={"--month": ("month", str), "--from": ("from", str), "--to": ("to", str),
+                    "--csv": ("csv", str), "--html": ("html", str)},
+        ),
         JobSpec("audit", "magsit.sync.audit"),
     )
 }
