@@ -437,6 +437,19 @@ def search(
     ``fields`` = filterable columns (None: any); an unknown column is an SQL error -> masked 500.
     """
     crit = parse_criteria(pairs)
+    out = _select(rows, crit, id_field, fields, getter)
+    page, total = _paginate(out, crit, state)
+    return {"items": page, "search_criteria": crit.echo(), "total_count": total}
+
+
+def _select(
+    rows: list[Any],
+    crit: Criteria,
+    id_field: str,
+    fields: set[str] | None = None,
+    getter: Callable[[Any, str], Any] | None = None,
+) -> list[Any]:
+    """The filtered, sorted rows of a search (before paging)."""
     get = getter or (lambda row, field: row.get(field))
     for group in crit.groups:
         for f in group:
@@ -448,6 +461,11 @@ def search(
         if fields is not None and s["field"] not in fields:
             raise masked_error()
         out.sort(key=lambda r, fld=s["field"]: _sort_key(get(r, fld)), reverse=s["direction"] != "ASC")
+    return out
+
+
+def _paginate(out: list[Any], crit: Criteria, state: MagentoState) -> tuple[list[Any], int]:
+    """One page of selected rows and the total count (pageSize limits, last page repeated)."""
     total = len(out)
     size = crit.page_size
     if state.input_limits:
@@ -460,7 +478,66 @@ def search(
         # Collection::getCurPage(): past the end -> last page again, < 1 -> first page (§3).
         page = min(max(crit.current_page or 1, 1), last)
         out = out[(page - 1) * size : page * size]
-    return {"items": out, "search_criteria": crit.echo(), "total_count": total}
+    return out, total
+
+
+def _sku_candidates(crit: Criteria) -> set[str] | None:
+    """Lower-cased SKUs an AND group of plain ``sku`` eq/in filters can match, or None (no such group).
+
+    Only narrows which rows are looked at: the full filter still runs on them, so results are the same.
+    """
+    for group in crit.groups:
+        if group and all(f["field"] == "sku" and f["condition_type"].lower() in ("eq", "in") for f in group):
+            wanted: set[str] = set()
+            for f in group:
+                parts = str(f["value"]).split(",") if f["condition_type"].lower() == "in" else [str(f["value"])]
+                wanted.update(p.strip().lower() for p in parts)
+            return wanted
+    return None
+
+
+def _numeric_text(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+class TrackedDict(dict):  # type: ignore[type-arg]
+    """A dict whose ``version`` changes whenever a key is added or removed (values may change in place)."""
+
+    version = 0
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key not in self:
+            self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self.version += 1
+        return super().pop(key, *default)
+
+    def popitem(self) -> Any:
+        self.version += 1
+        return super().popitem()
+
+    def clear(self) -> None:
+        self.version += 1
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.version += 1
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self.version += 1
+        return super().setdefault(key, default)
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -566,7 +643,10 @@ class MagentoState:
         self.stock_sources: dict[int, list[str]] = {1: []}
         self.products: dict[str, dict[str, Any]] = {}  # sku -> stored (global) product
         self.store_overrides: dict[str, dict[str, dict[str, Any]]] = {}  # store code -> sku -> attr -> value
-        self.source_items: dict[tuple[str, str], dict[str, Any]] = {}  # (source_code, sku.lower()) -> item
+        self.source_items: dict[tuple[str, str], dict[str, Any]] = TrackedDict()  # (source_code, sku.lower()) -> item
+        # Order of source-item keys for the last search on sku/source_code only (big catalogues are
+        # paged hundreds of times with the same criteria): (signature, keys).
+        self._source_item_order: tuple[Any, list[tuple[str, str]]] | None = None
         self.reservations: list[dict[str, Any]] = []
         self.customers: dict[int, dict[str, Any]] = {}
         self.orders: dict[int, dict[str, Any]] = {}
@@ -1611,7 +1691,12 @@ def _product_field(row: dict[str, Any], field: str) -> Any:
 
 @route("GET", "products", "Magento_Catalog::products")
 def products_list(ctx: Ctx) -> Any:
-    rows = [ctx.state.render_product(p, ctx.store) for p in ctx.state.products.values()]
+    products: Iterable[dict[str, Any]] = ctx.state.products.values()
+    wanted = _sku_candidates(parse_criteria(ctx.query))
+    if wanted is not None:
+        # Render only products a sku filter can match (SKUs that look numeric compare as numbers: keep them).
+        products = [p for p in products if p["sku"].lower() in wanted or _numeric_text(p["sku"])]
+    rows = [ctx.state.render_product(p, ctx.store) for p in products]
     return search(rows, ctx.query, ctx.state, "id", getter=_product_field)
 
 
@@ -1761,8 +1846,23 @@ def stocks_list(ctx: Ctx) -> Any:
 
 @route("GET", "inventory/source-items", "Magento_InventoryApi::source")
 def source_items_list(ctx: Ctx) -> Any:
-    rows = [dict(i) for i in ctx.state.source_items.values()]
-    return search(rows, ctx.query, ctx.state, "sku", fields={"sku", "source_code", "quantity", "status"})
+    state = ctx.state
+    columns = {"sku", "source_code", "quantity", "status"}
+    crit = parse_criteria(ctx.query)
+    used = {f["field"] for g in crit.groups for f in g} | {s["field"] for s in crit.sort_orders}
+    if not used <= {"sku", "source_code"}:
+        rows = [dict(i) for i in state.source_items.values()]
+        return search(rows, ctx.query, state, "sku", fields=columns)
+    # Filters and sorts on sku/source_code only: their order changes only when items come or go, so
+    # the selection is kept between page reads (same answers, without re-sorting every call).
+    items = state.source_items
+    signature = (getattr(items, "version", None), id(items), repr(crit.groups), repr(crit.sort_orders))
+    if getattr(items, "version", None) is None or state._source_item_order is None or state._source_item_order[0] != signature:
+        light = [{"sku": i["sku"], "source_code": i["source_code"], "_key": k} for k, i in items.items()]
+        keys = [r["_key"] for r in _select(light, crit, "sku", columns)]
+        state._source_item_order = (signature, keys)
+    page, total = _paginate(state._source_item_order[1], crit, state)
+    return {"items": [dict(items[k]) for k in page], "search_criteria": crit.echo(), "total_count": total}
 
 
 def _source_item_errors(item: dict[str, Any]) -> list[dict[str, Any]]:

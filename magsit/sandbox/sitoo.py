@@ -221,6 +221,8 @@ class SitooState:
         self.orderlogitems: dict[int, list[dict[str, Any]]] = {}
         # (warehouseid, sku) -> item with Decimal decimaltotal / decimalreserved
         self._items: dict[tuple[int, str], dict[str, Any]] = {}
+        # warehouseid -> its items in creation (= warehouseitemid) order; items are never removed
+        self._items_by_warehouse: dict[int, list[dict[str, Any]]] = {}
         # orderid -> (warehouseid, {sku: reserved quantity}) currently held by that order
         self._reservations: dict[int, tuple[int, dict[str, Decimal]]] = {}
         # orderid -> {orderitemid: delivered quantity}
@@ -426,6 +428,7 @@ class SitooState:
                 "datelastmodified": None,
                 "datelaststocktaking": None,
             }
+            self._items_by_warehouse.setdefault(warehouseid, []).append(self._items[key])
         return self._items[key]
 
     def item(self, warehouseid: int, sku: str) -> dict[str, Any]:
@@ -459,10 +462,7 @@ class SitooState:
 
     def items_of(self, warehouseid: int) -> list[dict[str, Any]]:
         with self.lock:
-            return sorted(
-                (it for (wid, _), it in self._items.items() if wid == warehouseid),
-                key=lambda it: it["warehouseitemid"],
-            )
+            return list(self._items_by_warehouse.get(warehouseid, ()))
 
     def _warehouse(self, warehouseid: int) -> dict[str, Any]:
         if warehouseid not in self.warehouses:
@@ -1414,12 +1414,19 @@ def _project(rows: list[dict[str, Any]], default: Sequence[str] | None = None) -
     return [{f: row[f] for f in fields if f in row} for row in rows]
 
 
-def _collection(rows: list[dict[str, Any]], default_fields: Sequence[str] | None = None) -> Response:
+def _collection(
+    rows: list[dict[str, Any]],
+    default_fields: Sequence[str] | None = None,
+    render: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Response:
+    """One page of ``rows``; ``render`` (if given) turns the rows of that page into read models."""
     start = _int_arg("start", 0) or 0
     num = _int_arg("num", 10)
     if start < 0 or num is None or num < 0:
         raise ApiError(400, "start and num must be non-negative integers")
     page = rows[start : start + num]
+    if render is not None:
+        page = [render(row) for row in page]
     return _json({"totalcount": len(rows), "items": _project(copy.deepcopy(page), default_fields)})
 
 
@@ -1556,12 +1563,13 @@ def create_app(state: SitooState, control: Control) -> ControlledApp:
             _wh(warehouseid)
             low, high = _int_arg("datelastmodifiedfrom"), _int_arg("datelastmodifiedto")
             skus = _multi("sku")
+            wanted = None if skus is None else set(skus)
             rows = [
-                state.render_item(it)
+                it
                 for it in state.items_of(warehouseid)
-                if _in_range(it["datelastmodified"], low, high) and (skus is None or it["sku"] in skus)
+                if _in_range(it["datelastmodified"], low, high) and (wanted is None or it["sku"] in wanted)
             ]
-            return _collection(rows)
+            return _collection(rows, render=state.render_item)  # only the page is rendered
 
     @app.put(site + "/warehouses/<int:warehouseid>/warehouseitems.json")
     def warehouseitems_put(accountid: int, siteid: int, warehouseid: int) -> Response:
@@ -1866,6 +1874,8 @@ def create_app(state: SitooState, control: Control) -> ControlledApp:
             receiptid, email = request.args.get("receiptid"), request.args.get("email")
             if creditorderid is not None:
                 ids = None  # "If this parameter is used, it will override the orderid parameter."
+            ext_set = None if externalids is None else set(externalids)
+            id_set = None if ids is None else set(ids)
             rows = [
                 state.render_order(oid)
                 for oid, o in state.orders.items()
@@ -1874,8 +1884,8 @@ def create_app(state: SitooState, control: Control) -> ControlledApp:
                 and (states is None or o["orderstateid"] in states)
                 and (pstates is None or o["paymentstateid"] in pstates)
                 and (otypes is None or o["ordertypeid"] in otypes)
-                and (externalids is None or o["externalid"] in externalids)
-                and (ids is None or oid in ids)
+                and (ext_set is None or o["externalid"] in ext_set)
+                and (id_set is None or oid in id_set)
                 and (eshops is None or o["eshopid"] in eshops)
                 and (creditorderid is None or o["creditorderid"] == creditorderid)
                 and (warehouseid is None or o["warehouseid"] == warehouseid)
