@@ -167,6 +167,17 @@ class ReconcileSettings(Section):
     top_drift: int = Field(20, ge=0)
 
 
+class AuditSettings(Section):
+    price_tolerance: Decimal = Field(Decimal("0.01"), ge=0)  # gross price difference tolerated
+    # false: Magento catalogue prices are net; compared as net x (1 + Sitoo vatvalue %) with Sitoo's gross
+    magento_prices_include_tax: bool = False
+    stock_drift_threshold: Decimal = Field(Decimal(0), ge=0)  # |Magento qty - expected| above this is drift
+    order_age_minutes: float = Field(30, ge=0)  # pushable Magento orders older than this must be in Sitoo
+    order_window_days: float = Field(30, gt=0)  # how far back orders are checked on both sides
+    ignore_sources: list[str] = Field(default_factory=list)  # Magento sources that are not fed by Sitoo on purpose
+    ignore_warehouses: list[str] = Field(default_factory=list)  # Sitoo warehouses that never feed Magento
+
+
 class AlertSettings(Section):
     webhook_url: str | None = None
     smtp_host: str | None = None
@@ -200,6 +211,7 @@ class Config(Section):
     customers: CustomerSettings = Field(default_factory=CustomerSettings)
     returns: ReturnSettings = Field(default_factory=ReturnSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     schedule: dict[str, str] = Field(default_factory=dict)  # job -> "every 5m" | "*/5 * * * *"

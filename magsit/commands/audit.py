@@ -1,3 +1,83 @@
-from magsit.commands.common import not_built
+"""`magsit audit`: read-only health check of both catalogues (thin: parse, call, render).
 
-command = not_built("audit", "Find data gaps between the two catalogues before they break orders.")
+Exit 0 when both sides agree, 3 when there are findings, 1 when the audit itself failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from magsit.cli import App, pass_app
+from magsit.report import print_json, render_outcome, rows_table
+from magsit.runner import RunOutcome, run_job
+from magsit.state.store import now_utc
+from magsit.tabular import Section, write_csv_dir, write_html
+
+FINDING_COLUMNS = ["kind", "owner", "key", "magento", "sitoo", "message", "fix"]
+
+
+def sections(outcome: RunOutcome) -> list[Section]:
+    details = outcome.result.details
+    summary = details.get("summary") or {}
+    return [
+        Section("summary", "Findings by kind", list(summary.get("by_kind") or []), columns=["kind", "owner", "count"]),
+        Section("findings", "Findings", list(details.get("findings") or []), columns=FINDING_COLUMNS,
+                note="Each finding's owner acts on it; docs/runbook.md 'audit findings' explains every kind."),
+    ]  # fmt: skip
+
+
+def as_json(outcome: RunOutcome) -> dict[str, Any]:
+    data = outcome.as_dict()
+    details = data.pop("details") or {}
+    data["totals"] = details.get("summary") or {"total": 0, "by_kind": [], "by_owner": {}}
+    data["findings"] = details.get("findings") or []
+    return data
+
+
+def render(outcome: RunOutcome, app: App) -> None:
+    console = app.err if app.quiet else app.out
+    render_outcome(outcome, console)
+    details = outcome.result.details
+    summary = details.get("summary") or {}
+    if summary.get("by_kind"):
+        console.print(rows_table(summary["by_kind"], title="findings by kind", columns=["kind", "owner", "count"]))
+        owners = ", ".join(f"{owner} {count}" for owner, count in (summary.get("by_owner") or {}).items())
+        console.print(f"  by owner: {owners}")
+        console.print(
+            rows_table(details.get("findings") or [], title="findings", columns=["key", "kind", "owner", "message", "fix"], limit=200)
+        )
+
+
+@click.command("audit")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path), help="Also write summary.csv and findings.csv into DIR.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write a self-contained HTML report to FILE.")
+@pass_app
+def command(app: App, csv_dir: Path | None, html_file: Path | None) -> int:
+    """Find data gaps between Magento and Sitoo before they break orders (read-only).
+
+    Compares SKUs (missing, near-miss spellings), prices (Sitoo gross vs Magento net + VAT),
+    tax classes, sources/warehouses, stock, orders on both sides, state mappings and duplicate
+    customers. Exit 0: clean; 3: findings (each with its owner and the fix).
+    """
+    from magsit.sync import audit
+
+    outcome = run_job(app.config, audit.JOB, audit.run, dry_run=app.dry_run)
+    if outcome.status != "failed":
+        parts = sections(outcome)
+        if csv_dir is not None:
+            written = write_csv_dir(csv_dir, parts)
+            app.echo(f"CSV: {', '.join(str(p) for p in written)}")
+        if html_file is not None:
+            totals = outcome.result.details.get("summary") or {}
+            summary = [("status", outcome.status), ("findings", totals.get("total", 0))]
+            summary += [(f"owner {owner}", count) for owner, count in (totals.get("by_owner") or {}).items()]
+            write_html(html_file, "magsit audit", parts, summary, generated_at=now_utc())
+            app.echo(f"HTML: {html_file}")
+    if app.json:
+        print_json(as_json(outcome))
+    elif not app.quiet or outcome.exit_code:
+        render(outcome, app)
+    return outcome.exit_code
