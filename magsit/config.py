@@ -177,6 +177,12 @@ class AuditSettings(Section):
     ignore_sources: list[str] = Field(default_factory=list)  # Magento sources that are not fed by Sitoo on purpose
     ignore_warehouses: list[str] = Field(default_factory=list)  # Sitoo warehouses that never feed Magento
 
+    @field_validator("ignore_warehouses", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        # warehouse ids are written as numbers or strings ([stock].sources keys are strings)
+        return [str(v) for v in value] if isinstance(value, list) else value
+
 
 class AlertSettings(Section):
     webhook_url: str | None = None
