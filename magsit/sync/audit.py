@@ -151,6 +151,11 @@ def decimal_or_none(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+def plain(number: Decimal) -> Decimal:
+    """``20.000`` / ``2E+1`` -> ``20``: quantities as people write them (no exponent, no zeros)."""
+    return Decimal(format(number.normalize(), "f"))
+
+
 def gross(net: Decimal, vat_percent: Decimal) -> Decimal:
     return (net * (1 + vat_percent / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -515,12 +520,20 @@ def _stock(snap: AuditSnapshot, config: Config) -> list[Finding]:
             actual = magento_qty.get((sku, source), Decimal(0))
             if abs(actual - expected) <= threshold:
                 continue
+            available, expected, actual, in_flight = plain(available), plain(expected), plain(actual), plain(in_flight)
+            # sync-stock leaves source items alone for SKUs Sitoo has no item for: --full won't heal it.
+            hint = (
+                f" Sitoo has no stock record for {sku} in warehouse(s) {', '.join(warehouses)}, so sync-stock never "
+                "corrects this one: set it in Magento by hand or book the stock in Sitoo."
+                if not per_warehouse
+                else ""
+            )
             out.append(
                 finding(
                     "stock_drift",
                     f"{sku}@{source}",
                     f"{sku} at source {source}: Magento has {actual}, Sitoo's stock gives {expected} "
-                    f"(available {available} + in flight {in_flight} - buffer {buffer}, floor {floor}).",
+                    f"(available {available} + in flight {in_flight} - buffer {buffer}, floor {floor}).{hint}",
                     magento={"quantity": actual, "source_code": source},
                     sitoo={"available": available, "warehouses": per_warehouse, "in_flight": in_flight, "expected": expected},
                 )

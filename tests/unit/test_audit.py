@@ -312,3 +312,10 @@ def test_every_kind_is_documented_in_the_runbook():
     section = text.split("## audit findings", 1)[1]
     for kind, (owner, _fix) in KINDS.items():
         assert re.search(rf"\| `{kind}` \| {owner} \|", section), kind
+
+
+def test_drift_without_any_sitoo_record_says_sync_stock_will_not_heal_it():
+    snap = snapshot([m_product("C")], [s_product("C")], warehouse_items={"1": {}},
+                    source_items=[{"sku": "C", "source_code": "default", "quantity": 1}])  # fmt: skip
+    [f] = audit(snap, config())
+    assert f.kind == "stock_drift" and "never corrects" in f.message and f.sitoo["warehouses"] == {}
