@@ -53,6 +53,7 @@ from magsit.magento.search import (
     in_group,
     item_fields,
     iter_items,
+    iter_items_parallel,
     iter_keyset,
     keyset_criteria,
 )
@@ -454,7 +455,14 @@ class MagentoClient:
             codes = [source_code] if isinstance(source_code, str) else list(source_code)
             criteria = criteria.any_of(*in_group("source_code", codes)) if codes else criteria
         if skus is None:
-            rows = list(self._search("/inventory/source-items", criteria, SOURCE_ITEM))
+            # A full read of a big catalogue: pages fetched [magento].concurrency at a time.
+            fetch = self._fetcher(self.http, "/inventory/source-items")
+            rows = list(
+                iter_items_parallel(
+                    fetch, criteria, key=SOURCE_ITEM, page_size=self.page_size,
+                    workers=self.settings.concurrency, what="/inventory/source-items",
+                )
+            )  # fmt: skip
         else:
             rows = self._search_in("/inventory/source-items", "sku", skus, SOURCE_ITEM, base=criteria)
         for row in rows:

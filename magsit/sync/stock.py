@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from magsit.errors import ApiError, MagsitError
+from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import parse_iso
 from magsit.sync.inflight import in_flight_units
@@ -65,6 +67,7 @@ class Pulled:
     def __init__(self) -> None:
         self.snapshot = StockSnapshot()
         self.cursors: dict[str, int] = {}  # stream -> new bookmark (epoch seconds)
+        self.baseline: dict[Key, tuple[Decimal, int]] = {}  # pushed_stock as read this run
 
 
 def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:
@@ -107,18 +110,36 @@ def pull(ctx: JobContext) -> Pulled:
     read: dict[str, dict[str, Any]] = {w: {} for w in sources}
     requested: set[str] = set()  # SKUs read by name: included only where there is evidence for them
 
+    # On --full, Magento's own source items are read while the Sitoo warehouses are (other host).
+    magento_rows: Future[list[dict[str, Any]]] | None = None
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magsit-stock") if full and not chosen else None
+    if side is not None:
+        magento_rows = side.submit(ctx.magento.source_items, source_codes=sorted(by_source))
+
+    def read_warehouse(job: tuple[str, Any]) -> tuple[str, Any, int | None, dict[str, Any]]:
+        warehouse, since = job
+        levels: dict[str, Any] = {}
+        max_seen = None
+        for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since):
+            levels[item.get("sku")] = item.get("decimalavailable")
+            seen = _epoch(item.get("datelastmodified"))
+            if seen is not None and (max_seen is None or seen > max_seen):
+                max_seen = seen
+        return warehouse, since, max_seen, levels
+
     if chosen:
         requested.update(chosen)
     else:
-        for warehouse in sources:
+        jobs = [(w, None if full else ctx.state.get_cursor(JOB, f"warehouse:{w}")) for w in sources]
+        try:
+            answers = list(parallel_map(read_warehouse, jobs, ctx.config.sitoo.concurrency))
+        except BaseException:
+            if side is not None:
+                side.shutdown(wait=True, cancel_futures=True)
+            raise
+        for warehouse, since, max_seen, levels in answers:
             stream = f"warehouse:{warehouse}"
-            since = None if full else ctx.state.get_cursor(JOB, stream)
-            max_seen = None
-            for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since):
-                read[warehouse][item.get("sku")] = item.get("decimalavailable")
-                seen = _epoch(item.get("datelastmodified"))
-                if seen is not None and (max_seen is None or seen > max_seen):
-                    max_seen = seen
+            read[warehouse] = levels
             bookmark = since
             if max_seen is not None:
                 bookmark = max(since or 0, min(max_seen, run_start - lookback))
@@ -150,7 +171,12 @@ def pull(ctx: JobContext) -> Pulled:
 
     if full or chosen:
         snap.magento = {}
-        if full:
+        if magento_rows is not None and side is not None:
+            try:
+                rows = magento_rows.result()
+            finally:
+                side.shutdown(wait=True)
+        elif full:
             rows = ctx.magento.source_items(source_codes=sorted(by_source))
         else:
             rows = []
@@ -165,7 +191,7 @@ def pull(ctx: JobContext) -> Pulled:
             except (KeyError, ValueError, ArithmeticError):
                 continue
 
-    baseline = ctx.state.pushed_stock()
+    baseline = pulled.baseline = ctx.state.pushed_stock()
     for source, warehouses in by_source.items():
         for sku in needed[source]:
             values = {w: read[w][sku] for w in warehouses if sku in read[w]}
@@ -210,30 +236,35 @@ def _known_skus(ctx: JobContext, skus: list[str]) -> set[str]:
     return known
 
 
-def _write(ctx: JobContext, rows: list[StockRow], accepted: list[StockRow]) -> None:
-    """POST one batch; on a 400 for the whole batch bisect until the bad rows are isolated."""
+def _write(ctx: JobContext, rows: list[StockRow]) -> tuple[list[StockRow], list[tuple[StockRow, str]]]:
+    """POST one batch; on a 400 for the whole batch bisect until the bad rows are isolated.
+
+    Returns (accepted rows, rejected rows with Magento's message). API calls only, no state: batches
+    run concurrently and the caller records the outcomes.
+    """
     try:
         ctx.magento.save_source_items([_item(r) for r in rows])
     except ApiError as exc:
         if exc.status != 400 or exc.retryable:
             raise  # not about a row: the run fails (exit 1), the baseline keeps what landed so far
         if len(rows) == 1:
-            row = rows[0]
-            ctx.fail(
-                "source_item_rejected",
-                "ecommerce",
-                row.key,
-                f"Magento refused stock for SKU {row.sku} at source {row.source}: {exc.message}. Check the "
-                "product/source in Magento, then `magsit exceptions retry`.",
-                {"sku": row.sku, "source": row.source, "quantity": str(row.qty)},
-                retry_after=REJECTED_RETRY,
-            )
-            return
+            return [], [(rows[0], exc.message)]
         middle = len(rows) // 2
-        _write(ctx, rows[:middle], accepted)
-        _write(ctx, rows[middle:], accepted)
-        return
-    accepted.extend(rows)
+        left, right = _write(ctx, rows[:middle]), _write(ctx, rows[middle:])
+        return left[0] + right[0], left[1] + right[1]
+    return list(rows), []
+
+
+def _rejected(ctx: JobContext, row: StockRow, message: str) -> None:
+    ctx.fail(
+        "source_item_rejected",
+        "ecommerce",
+        row.key,
+        f"Magento refused stock for SKU {row.sku} at source {row.source}: {message}. Check the "
+        "product/source in Magento, then `magsit exceptions retry`.",
+        {"sku": row.sku, "source": row.source, "quantity": str(row.qty)},
+        retry_after=REJECTED_RETRY,
+    )
 
 
 def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
@@ -260,36 +291,50 @@ def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
     accepted: list[StockRow] = []
     size = max(1, min(ctx.config.stock.batch_size, ctx.config.magento.input_list_limit))
     error: BaseException | None = None
+
+    def send(batch: list[StockRow]) -> tuple[list[StockRow], list[tuple[StockRow, str]]]:
+        if ctx.should_stop():
+            return [], []
+        return _write(ctx, batch)
+
+    # Batches are independent absolute-value upserts: [magento].concurrency of them in flight.
     try:
-        for batch in _chunks(ready, size):
-            if ctx.should_stop():
-                break
-            _write(ctx, batch, accepted)
+        for ok, rejected in parallel_map(send, list(_chunks(ready, size)), ctx.config.magento.concurrency):
+            accepted.extend(ok)
+            for row, message in rejected:
+                _rejected(ctx, row, message)
     except (MagsitError, KeyboardInterrupt) as exc:
         error = exc
     ok_rows = {(r.sku, r.source) for r in accepted}
-    # Full/--sku runs: Magento already equals the target -> the baseline follows Magento.
+    # Full/--sku runs: Magento already equals the target -> the baseline follows Magento (rows whose
+    # stored baseline already says so are not rewritten: a full run of a big catalogue stays cheap).
     agreed = [r for r in plan_.rows if not r.write]
+    stored = pulled.baseline
+    changed_agreed = [r for r in agreed if stored.get((r.sku, r.source)) != (r.qty, r.status)]
+    # Only keys with an open exception can be resolved: look those up once instead of per row.
+    open_keys = ctx.state.open_exception_keys(JOB) if not ctx.dry_run else set()
     with ctx.state.transaction():
-        ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted + agreed])
+        ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted + changed_agreed])
         if error is None:
             for stream, value in pulled.cursors.items():
                 ctx.state.set_cursor(JOB, stream, value)
             ctx.state.set_cursor(JOB, "orders_seen", ctx.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
-        for row in accepted + agreed:
-            ctx.succeeded(row.key)
-            if (row.sku, row.source) in ok_rows or not row.write:
-                ctx.succeeded(row.sku)
-        for key in plan_.clean_keys:
-            ctx.succeeded(key)
+        if open_keys:
+            for row in accepted + agreed:
+                if row.key in open_keys:
+                    ctx.succeeded(row.key)
+                if row.sku in open_keys and ((row.sku, row.source) in ok_rows or not row.write):
+                    ctx.succeeded(row.sku)
+            for key in plan_.clean_keys:
+                if key in open_keys:
+                    ctx.succeeded(key)
     ctx.counts["written"] += len(accepted)
     ctx.counts["unchanged"] += len(agreed)
     if error is not None:
         raise error
 
 
-def run(ctx: JobContext) -> JobResult:
-    levels = check_settings(ctx.config)
+def _check_sources(ctx: JobContext) -> None:
     sources = ctx.magento.list_sources()
     codes = {str(s.get("source_code")) for s in sources}
     unknown = sorted(set(ctx.config.stock.sources.values()) - codes)
@@ -298,12 +343,20 @@ def run(ctx: JobContext) -> JobResult:
             f"[stock].sources maps Sitoo warehouses to Magento source codes that do not exist: {', '.join(unknown)} "
             f"(Magento has: {', '.join(sorted(codes)) or 'none'}). Fix the config; nothing was written."
         )
+
+
+def run(ctx: JobContext) -> JobResult:
+    levels = check_settings(ctx.config)
     pulled = pull(ctx)
-    the_plan = plan_stock(pulled.snapshot, ctx.state.pushed_stock(), levels)
+    the_plan = plan_stock(pulled.snapshot, pulled.baseline, levels)
     ctx.counts["read"] += len(pulled.snapshot.items)
     ctx.counts["to_write"] += len(the_plan.writes)
-    rows = [row.as_dict() for row in the_plan.rows]
+    if ctx.dry_run or the_plan.writes or ctx.options.get("full"):
+        # Before anything is written (and on every --full/--dry-run): the mapped sources must exist.
+        # A run with nothing to write spends no call on it.
+        _check_sources(ctx)
     if ctx.dry_run:
+        rows = [row.as_dict() for row in the_plan.rows]
         for problem in the_plan.problems:
             ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
         return JobResult(plan=rows, summary=[f"{len(the_plan.writes)} source items would be written"])
