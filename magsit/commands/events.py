@@ -1,6 +1,12 @@
+"""`magsit events serve|process`: receive Sitoo events and apply them (thin: parse, call, render)."""
+
+from __future__ import annotations
+
 import click
 
-from magsit.commands.common import not_built
+from magsit.cli import App, pass_app
+from magsit.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL
+from magsit.report import print_json
 
 
 @click.group("events", help="Receive Sitoo events (serve) and apply them (process).")
@@ -8,5 +14,50 @@ def command() -> None:
     pass
 
 
-command.add_command(not_built("serve", "Receive Sitoo events at POST /events."))
-command.add_command(not_built("process", "Drain stored events into targeted runs."))
+@command.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default [events] host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default [events] port, 8080; 0 = any free port).")
+@click.option("--threads", type=int, default=4, show_default=True, help="HTTP worker threads.")
+@pass_app
+def serve(app: App, host: str | None, port: int | None, threads: int) -> int:
+    """Receive Sitoo events at POST /events and apply them in a background worker."""
+    from magsit import events
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        # One line on stderr even with -q: scripts and tests read the bound port from it (--port 0).
+        app.err.print(f"magsit events: listening on http://{bound_host}:{bound_port}/events", markup=False)
+
+    return events.serve(app.config, host, port, threads=threads, ready=ready)
+
+
+@command.command("process")
+@pass_app
+def process(app: App) -> int:
+    """Apply the stored events now (for cron, or while `serve` is not running). --dry-run shows the runs."""
+    from magsit import events
+    from magsit.errors import LockedError
+
+    store = events.EventStore(app.config.state.path)
+    try:
+        report = events.drain_all(app.config, store, dry_run=app.dry_run)
+    except LockedError as exc:
+        app.err.print(f"magsit events process: {exc.message}")
+        return EXIT_LOCKED
+    finally:
+        store.close()
+    failed = any(run.get("status") in ("failed", "error") for run in report.runs)
+    if app.json:
+        print_json(report.as_dict())
+    elif not app.quiet:
+        if app.dry_run:
+            app.out.print(f"{report.read} event(s) due; plan: {report.plan}")
+        else:
+            app.out.print(
+                f"{report.read} event(s): {report.processed} applied, {report.ignored} needed nothing, "
+                f"{report.deferred} left queued, {report.given_up} given up"
+            )
+            for run in report.runs:
+                app.out.print(f"  {run['job']} for {run['events']} event(s): {run.get('status')}")
+    if failed:
+        return EXIT_FAILED
+    return EXIT_OK if report.deferred == 0 and report.given_up == 0 else EXIT_PARTIAL
