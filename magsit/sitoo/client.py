@@ -38,6 +38,7 @@ MAX_FILTER_VALUES = 100
 MAX_FILTER_CHARS = 1500
 TRANSACTION_BATCH = 1000  # "The maximum number of items allowed for one request … is 1000." (§2.3)
 WRITE_BATCH = 100  # products/users/warehouse items: no documented limit, stay modest
+USER_SCAN_THRESHOLD = 3  # more addresses than this to look up: consider one read of all users instead
 
 # Explicit projections for the reads the flows do ("Only request fields that you need", §2.2).
 WAREHOUSE_ITEM_FIELDS = ("warehouseitemid", "sku", "decimaltotal", "decimalreserved", "decimalavailable", "datelastmodified")
@@ -403,11 +404,57 @@ class SitooClient:
         """
         wanted = list(dict.fromkeys(e for e in emails if e))
         path = self._site("/users.json")
+        if len(wanted) > USER_SCAN_THRESHOLD:
+            # Many addresses: reading the whole user list may take fewer calls than one per address.
+            scanned = self._users_by_scan(path, wanted, fields)
+            if scanned is not None:
+                return scanned
 
         def one(email: str) -> tuple[str, list[dict[str, Any]]]:
             return email, list(self._pages(path, [("email", email)], fields))
 
         return dict(parallel_map(one, wanted, self.settings.concurrency))
+
+    def _users_by_scan(
+        self, path: str, wanted: list[str], fields: Sequence[str] | None
+    ) -> dict[str, list[dict[str, Any]]] | None:
+        """Users per wanted e-mail from a read of every user, or None when that would cost more calls
+        than the per-address lookups (decided on page 1's totalcount; then page 1 is the only extra call).
+
+        Matching is trimmed and case-insensitive (a superset of the server's ``email`` filter, whose
+        exactness is unknown); callers compare the addresses themselves.
+        """
+        size = self.page_size
+        base = [] if fields is None else [("fields", ",".join(dict.fromkeys([*fields, "email"])))]
+        first, total = _envelope(self._get(path, [*base, ("start", 0), ("num", size)]), f"GET {path}")
+        total = len(first) if total is None else total
+        pages_left = max(0, -(-(total - len(first)) // size)) if len(first) >= size else 0
+        if pages_left >= len(wanted):
+            return None
+        index: dict[str, list[dict[str, Any]]] = {}
+        keys = {email: email.strip().casefold() for email in wanted}
+        needed = set(keys.values())
+
+        def keep(users: Iterable[dict[str, Any]]) -> None:
+            for user in users:
+                key = str(user.get("email") or "").strip().casefold()
+                if key in needed:
+                    index.setdefault(key, []).append(user if fields is None or "email" in fields else
+                                                     {k: v for k, v in user.items() if k in fields})
+
+        keep(first)
+        if pages_left:
+            keep(self._pages_from(path, base, len(first), size))
+        return {email: index.get(key, []) for email, key in keys.items()}
+
+    def _pages_from(self, path: str, pairs: Sequence[tuple[str, Any]], start: int, size: int) -> Iterator[dict[str, Any]]:
+        """Items of a collection from offset ``start`` on (the same stop rules as ``_pages``)."""
+        while True:
+            items, total = _envelope(self._get(path, [*pairs, ("start", start), ("num", size)]), f"GET {path}")
+            yield from items
+            start += len(items)
+            if not items or len(items) < size or (total is not None and start >= total):
+                return
 
     def iter_users(self, fields: Sequence[str] | None = USER_FIELDS) -> Iterator[dict[str, Any]]:
         """All users (customers and staff; customers have ``role`` null). No modified-since filter exists."""
