@@ -1,0 +1,1 @@
+"""magsit benchmarks (python -m bench)."""
