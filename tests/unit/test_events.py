@@ -382,3 +382,35 @@ def test_app_answers_503_when_full_or_locked(store, tmp_path):
 def test_user_without_password_is_a_config_error(store):
     with pytest.raises(ConfigError, match="go together"):
         ev.make_app(EventSettings(user="hook"), store)
+
+
+# -- the systemd unit -----------------------------------------------------------------------------
+def test_events_unit_is_hardened_like_the_daemon_and_verifies(tmp_path):
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from tests.unit.test_status import CRON, REPO, read_unit
+
+    unit = read_unit("magsit-events.service")
+    daemon = read_unit("magsit-daemon.service")
+    service = unit["Service"]
+    assert service["ExecStart"].split()[-2:] == ["events", "serve"]
+    assert Path(service["ExecStart"].split()[0]).is_absolute()
+    for key, value in daemon["Service"].items():
+        if key.startswith(("Protect", "Restrict", "Private", "NoNewPrivileges", "SystemCall", "Capability")) or key in (
+            "User", "UMask", "ReadWritePaths", "LockPersonality", "MemoryDenyWriteExecute", "KillSignal",
+        ):
+            assert service.get(key) == value, f"{key}: {service.get(key)!r} != daemon's {value!r}"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    magsit = shutil.which("magsit") or str(REPO / ".venv" / "bin" / "magsit")
+    (tmp_path / "magsit-events.service").write_text(
+        (CRON / "magsit-events.service").read_text().replace("/opt/magsit/.venv/bin/magsit", magsit)
+    )
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "magsit-events.service"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), result.stderr
