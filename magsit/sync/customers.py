@@ -30,6 +30,7 @@ from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
 from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
+from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.customers")
 
@@ -137,6 +138,7 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
     creates = [a for a in actions if a.kind == "create_sitoo"]
     if creates:
         results = ctx.sitoo.add_users([a.sitoo for a in creates])
+        crashpoint("customers.after_sitoo_create")
         for action, result in zip(creates, results, strict=False):
             if result.ok and result.value:
                 _remember(ctx, action.email, action.magento_id, str(result.value), action.sitoo["namefirst"], action.sitoo["namelast"])
@@ -178,6 +180,7 @@ def _create_in_magento(ctx: JobContext, action: CustomerAction) -> None:
     try:
         created = ctx.magento.create_customer(body)
         magento_id = int(created["id"])
+        crashpoint("customers.after_magento_create")
     except ApiError as error:
         if not (error.outcome_unknown or DUPLICATE in error.message or (error.status or 500) >= 500):
             _rejected(ctx, action, "Magento", error)

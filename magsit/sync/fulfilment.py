@@ -25,6 +25,7 @@ from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.sync import calls as api
 from magsit.sync.orders import _lines_from_sitoo
+from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.fulfilment")
 
@@ -275,6 +276,7 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
         return
     ctx.state.put_mapping("shipment", "sitoo", key, None, {"increment_id": shipment.increment_id,
                                                            "entity_id": shipment.entity_id}, "pending")
+    crashpoint("fulfilment.before_ship")
     try:
         shipment_id = api.magento_ship(ctx, shipment.entity_id, shipment.body)
     except ApiError as error:
@@ -293,6 +295,7 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
             {"items": shipment.items}, retry_after=backoff,
         )
         return
+    crashpoint("fulfilment.after_ship")
     done(shipment_id, "shipments")
 
 
@@ -307,6 +310,7 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
         accepted = True
     else:
         accepted = api.magento_cancel(ctx, entity_id) is True
+    crashpoint("fulfilment.after_cancel")
     if accepted:
         with ctx.state.transaction():
             _save(ctx, increment_id, mark)

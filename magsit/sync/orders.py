@@ -27,6 +27,7 @@ from magsit.runner import JobContext, JobResult
 from magsit.sync import calls as api
 from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
 from magsit.sync.orderpayload import OrderPlan, build_order, normalise_email
+from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.orders")
 
@@ -326,12 +327,15 @@ def _create(ctx: JobContext, action: Action, backoff: timedelta | None) -> bool:
     intent = {key: value for key, value in data.items() if key != "lines"}
     intent["planned_lines"] = data["lines"]  # not "lines": an unconfirmed create holds no units in flight
     ctx.state.put_mapping("order", "magento", plan_.increment_id, None, intent, "pending")
+    crashpoint("orders.before_create")
     try:
         orderid = api.sitoo_create_order(ctx, plan_.payload)
     except ApiError as error:
         return _after_failed_post(ctx, action, error, backoff)
+    crashpoint("orders.after_create")
     with ctx.state.transaction():
         ctx.state.put_mapping("order", "magento", plan_.increment_id, str(orderid), data, "pushed")
+        crashpoint("orders.mid_transaction")
         ctx.state.delete_mapping(RETRY_ENTITY, "magento", plan_.increment_id)
         ctx.succeeded(plan_.increment_id)
         for warning in plan_.warnings:
@@ -435,6 +439,7 @@ def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[st
             log.warning("creating Sitoo customers failed (%s); orders go without a customer link", error)
             ctx.counts["customer_link_failed"] += len(missing)
             return found
+        crashpoint("orders.after_user_create")
         for email, result in zip(missing, results, strict=False):
             if result.get("ok") and result.get("userid"):
                 userid = str(result["userid"])

@@ -93,6 +93,11 @@ def dec(value: Any) -> Decimal:
         return ZERO
 
 
+def money_sum(values: Iterable[Any]) -> Decimal:
+    """Exact sum of API numbers (floats go through ``str``); never quantized on the way."""
+    return sum((dec(v) for v in values), ZERO)
+
+
 def cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -537,7 +542,7 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
         elif order.get("creditorderid"):
             pos_refunds.append(order)  # a refund of a non-web order without a till: count it with the store
     for inc in sorted(set(mag_refunds) | set(sitoo_refunds)):
-        m_sum = sum((dec(r.get("base_grand_total")) for r in mag_refunds.get(inc, [])), ZERO)
+        m_sum = money_sum(r.get("base_grand_total") for r in mag_refunds.get(inc, []))
         s_sum = sum((-dec(r.get("moneytotal_gross_all")) for r in sitoo_refunds.get(inc, [])), ZERO)
         m, s = mag_by_inc.get(inc), counterpart(inc)
         memos = ", ".join(str(r.get("increment_id")) for r in mag_refunds.get(inc, []))
@@ -557,7 +562,7 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
 
     # -- summary ---------------------------------------------------------------------------------
     def total(rows: Iterable[Any], pick: Any) -> Decimal:
-        return sum((pick(r) for r in rows), ZERO)
+        return money_sum(pick(r) for r in rows)
 
     mag_period = snapshot.magento_orders
     sitoo_web = [o for o in snapshot.sitoo_orders if is_web_order(o)]

@@ -46,6 +46,7 @@ from magsit.sync.returnplan import (
     plan_creditmemo,
     plan_sitoo_refund,
 )
+from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.returns")
 
@@ -158,6 +159,7 @@ def push_creditmemo(ctx: JobContext, plan: CreditMemoPlan) -> None:
             _record_memo(ctx, plan, int(found["entity_id"]), adopted=True)
             return
     ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), None, plan.describe(), "pending")
+    crashpoint("returns.before_refund")
     try:
         memo_id = ctx.magento.refund_offline(plan.entity_id, plan.items, plan.shipping_amount, comment=plan.comment)
     except ApiError as error:
@@ -179,6 +181,7 @@ def push_creditmemo(ctx: JobContext, plan: CreditMemoPlan) -> None:
                  f"Magento refused the credit memo for store return {plan.refund_orderid} of order {plan.increment_id}: "
                  f"{error.message} — {hint}", plan.describe(), RETRY)  # fmt: skip
         return
+    crashpoint("returns.after_refund")
     _record_memo(ctx, plan, int(memo_id), adopted=False)
 
 
@@ -302,6 +305,7 @@ def push_export(ctx: JobContext, plan: SitooRefundPlan) -> None:
                  f"Sitoo refused the refund order for Magento credit memo {plan.creditmemo_increment} of order "
                  f"{plan.increment_id}: {error.message}", plan.describe(), RETRY)  # fmt: skip
         return
+    crashpoint("returns.after_export")
     _finish_export(ctx, plan, int(orderid), adopted=False)
 
 

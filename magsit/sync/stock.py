@@ -34,6 +34,7 @@ from magsit.sync.stockplan import (
     load_overrides,
 )
 from magsit.sync.stockplan import plan as plan_stock
+from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.sync.stock")
 
@@ -301,6 +302,7 @@ def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
     try:
         for ok, rejected in parallel_map(send, list(_chunks(ready, size)), ctx.config.magento.concurrency):
             accepted.extend(ok)
+            crashpoint("stock.after_batch")  # this batch is in Magento, its baseline not yet recorded
             for row, message in rejected:
                 _rejected(ctx, row, message)
     except (MagsitError, KeyboardInterrupt) as exc:
@@ -315,6 +317,7 @@ def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
     open_keys = ctx.state.open_exception_keys(JOB) if not ctx.dry_run else set()
     with ctx.state.transaction():
         ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted + changed_agreed])
+        crashpoint("stock.mid_transaction")
         if error is None:
             for stream, value in pulled.cursors.items():
                 ctx.state.set_cursor(JOB, stream, value)
