@@ -1,0 +1,1 @@
+"""Test hooks that are inert in production (see crashpoints)."""
