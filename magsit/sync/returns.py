@@ -210,7 +210,8 @@ def pull_creditmemos(ctx: JobContext) -> tuple[list[dict[str, Any]], Position | 
     settings = ctx.config.orders
     cursor = Position.from_value(ctx.state.get_cursor(JOB, MEMO_STREAM))
     start = read_start(cursor, run_start=ctx.started_at, lookback=timedelta(seconds=settings.lookback_seconds),
-                       initial_lookback=timedelta(hours=settings.initial_lookback_hours))  # fmt: skip
+                       initial_lookback=timedelta(hours=settings.initial_lookback_hours),
+                       since=ctx.options.get("since"))  # fmt: skip
 
     def fetch(filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
         return ctx.magento.search_page("/creditmemos", keyset_criteria(filters, page_size))
@@ -328,7 +329,7 @@ def creditmemo_exports(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, A
         push_export(ctx, plan)
     lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
     new_cursor = next_cursor(cursor, seen, run_start=ctx.started_at, lookback=lookback)
-    if new_cursor is not None:
+    if new_cursor is not None and not ctx.options.get("since"):  # a backfill leaves the cursor alone
         with ctx.state.transaction():
             ctx.state.set_cursor(JOB, MEMO_STREAM, new_cursor.as_value())
     return view

@@ -75,7 +75,11 @@ def test_refund_applied_then_500_is_not_refunded_twice(sandbox: Env) -> None:
     web = pushed_order(sandbox)
     sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 0, "quantity": 1}])
     sandbox.magento.control.add_fault("500_after", method="POST", path=r"/refund$")
-    sandbox.run("sync-returns")
+    # The 500 came after Magento stored the memo: magsit finds it among the order's credit memos
+    # at once and records it, instead of leaving an unknown outcome (or posting again).
+    out = sandbox.run_json("sync-returns", check_code=0)
+    assert out["counts"].get("adopted") == 1 and out["failures"] == []
+    assert [r.status for r in refund_posts(sandbox)] == [500]
     sandbox.run("sync-returns", check_code=0)
     sandbox.run("sync-returns", check_code=0)
     [memo] = memos_of(sandbox, web["order"]["entity_id"])
@@ -119,3 +123,20 @@ def test_magento_creditmemo_appears_once_in_sitoo(sandbox: Env) -> None:
     assert refund["orderstateid"] == 10
     # and it does not come back into Magento as a second credit memo
     assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
+
+
+def test_crash_after_refund_post_is_adopted_not_refunded_again(sandbox: Env) -> None:
+    web = pushed_order(sandbox)
+    refund_id = sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 2}])
+    cap = web["items"]["CAP"]
+    # The state of a run killed right after Magento stored the memo: the intent is written, the outcome is not.
+    state = StateStore(sandbox.state_path)
+    state.put_mapping("refund", "sitoo", str(refund_id), None, {"items": {str(cap["item_id"]): 2}}, "pending")
+    state.close()
+    sandbox.magento.state.refund_order(web["order"]["entity_id"], [{"order_item_id": cap["item_id"], "qty": 2}],
+                                       shipping_amount=0, comment=f"Returned in store. magsit: Sitoo refund order {refund_id}")  # fmt: skip
+    out = sandbox.run_json("sync-returns", check_code=0)
+    assert out["counts"].get("adopted") == 1
+    assert refund_posts(sandbox) == []
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
+    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 1  # and the adopted memo is not echoed
