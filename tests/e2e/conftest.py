@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from magsit.sandbox.magento import MagentoSandbox
+from magsit.sandbox.run import write_config as write_sandbox_config
 from magsit.sandbox.schemacheck import magento_checker, sitoo_checker
 from magsit.sandbox.sitoo import SitooSandbox
 
@@ -65,18 +66,6 @@ class Env:
         return json.loads(result.stdout)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
 def write_config(env: Env) -> None:
     sections: dict[str, dict[str, Any]] = {
         "magento": {"base_url": env.magento.url, "token": env.magento.state.token, "store_code": "default"},
@@ -93,13 +82,7 @@ def write_config(env: Env) -> None:
     }
     for name, values in env.extra.items():
         sections.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
-        lines.append("")
-    env.config_path.write_text("\n".join(lines))
-    env.config_path.chmod(0o600)
+    write_sandbox_config(env.config_path, sections)
 
 
 @pytest.fixture
