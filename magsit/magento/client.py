@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from magsit.config import HttpSettings, MagentoSettings
 from magsit.errors import ApiError
-from magsit.http import HttpSession
+from magsit.http import HttpSession, parallel_map
 from magsit.magento import messages
 from magsit.magento.auth import make_auth
 from magsit.magento.models import (
@@ -470,6 +470,22 @@ class MagentoClient:
                 row["quantity"] = to_decimal(row["quantity"])
         return rows
 
+    def iter_source_items(self, *, source_codes: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every source item (of these sources), streamed: pages are read [magento].concurrency at a
+        time and yielded in order; quantities as Decimal."""
+        criteria = SearchCriteria()
+        codes = list(source_codes) if source_codes is not None else []
+        if codes:
+            criteria = criteria.any_of(*in_group("source_code", codes))
+        fetch = self._fetcher(self.http, "/inventory/source-items")
+        for row in iter_items_parallel(
+            fetch, criteria, key=SOURCE_ITEM, page_size=self.page_size, workers=self.settings.concurrency,
+            what="/inventory/source-items",
+        ):  # fmt: skip
+            if "quantity" in row:
+                row["quantity"] = to_decimal(row["quantity"])
+            yield row
+
     def source_items(self, *, source_codes: Iterable[str] | None = None, skus: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The name the stock flow calls: source items of these sources (and SKUs)."""
         return self.search_source_items(skus=skus, source_code=list(source_codes) if source_codes is not None else None)
@@ -533,10 +549,16 @@ class MagentoClient:
         session: HttpSession | None = None,
     ) -> list[dict[str, Any]]:
         unique = list(dict.fromkeys(str(v) for v in values))
-        rows: list[dict[str, Any]] = []
-        for chunk in chunk_values(unique, max_chars=FILTER_CHARS, max_count=self.page_size):
+        chunks = list(chunk_values(unique, max_chars=FILTER_CHARS, max_count=self.page_size))
+
+        def one(chunk: list[str]) -> list[dict[str, Any]]:
             criteria = (base or SearchCriteria()).any_of(*in_group(field_name, chunk)).only(fields)
-            rows.extend(self._search(path, criteria, key, session=session))
+            return list(self._search(path, criteria, key, session=session))
+
+        # Independent reads: [magento].concurrency chunks in flight, results in input order.
+        rows: list[dict[str, Any]] = []
+        for part in parallel_map(one, chunks, self.settings.concurrency):
+            rows.extend(part)
         return rows
 
 

@@ -1425,9 +1425,9 @@ def _collection(
     if start < 0 or num is None or num < 0:
         raise ApiError(400, "start and num must be non-negative integers")
     page = rows[start : start + num]
-    if render is not None:
-        page = [render(row) for row in page]
-    return _json({"totalcount": len(rows), "items": _project(copy.deepcopy(page), default_fields)})
+    # Rendered rows are fresh objects already; stored rows are copied so the answer never aliases state.
+    page = [render(row) for row in page] if render is not None else copy.deepcopy(page)
+    return _json({"totalcount": len(rows), "items": _project(page, default_fields)})
 
 
 def _single(row: dict[str, Any]) -> Response:
@@ -1564,11 +1564,12 @@ def create_app(state: SitooState, control: Control) -> ControlledApp:
             low, high = _int_arg("datelastmodifiedfrom"), _int_arg("datelastmodifiedto")
             skus = _multi("sku")
             wanted = None if skus is None else set(skus)
-            rows = [
-                it
-                for it in state.items_of(warehouseid)
-                if _in_range(it["datelastmodified"], low, high) and (wanted is None or it["sku"] in wanted)
-            ]
+            rows = state.items_of(warehouseid)
+            if low is not None or high is not None or wanted is not None:
+                rows = [
+                    it for it in rows
+                    if _in_range(it["datelastmodified"], low, high) and (wanted is None or it["sku"] in wanted)
+                ]  # fmt: skip
             return _collection(rows, render=state.render_item)  # only the page is rendered
 
     @app.put(site + "/warehouses/<int:warehouseid>/warehouseitems.json")

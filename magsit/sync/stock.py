@@ -115,7 +115,7 @@ def pull(ctx: JobContext) -> Pulled:
     magento_rows: Future[list[dict[str, Any]]] | None = None
     side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magsit-stock") if full and not chosen else None
     if side is not None:
-        magento_rows = side.submit(ctx.magento.source_items, source_codes=sorted(by_source))
+        magento_rows = side.submit(_magento_levels, ctx, sorted(by_source))
 
     def read_warehouse(job: tuple[str, Any]) -> tuple[str, Any, int | None, dict[str, Any]]:
         warehouse, since = job
@@ -172,6 +172,7 @@ def pull(ctx: JobContext) -> Pulled:
 
     if full or chosen:
         snap.magento = {}
+        rows: Iterable[dict[str, Any]]
         if magento_rows is not None and side is not None:
             try:
                 rows = magento_rows.result()
@@ -183,14 +184,10 @@ def pull(ctx: JobContext) -> Pulled:
             rows = []
             for chunk in _chunks(sorted(requested), SKU_CHUNK):
                 rows.extend(ctx.magento.source_items(source_codes=sorted(by_source), skus=chunk))
-        for row in rows:
-            try:
-                snap.magento[(str(row["sku"]), str(row["source_code"]))] = (
-                    Decimal(str(row.get("quantity") or 0)),
-                    int(row.get("status") or 0),
-                )
-            except (KeyError, ValueError, ArithmeticError):
-                continue
+        if isinstance(rows, dict):
+            snap.magento = rows
+        else:
+            snap.magento = _levels_of(rows)
 
     baseline = pulled.baseline = ctx.state.pushed_stock()
     for source, warehouses in by_source.items():
@@ -204,6 +201,26 @@ def pull(ctx: JobContext) -> Pulled:
                 continue
             snap.items[key] = values
     return pulled
+
+
+def _levels_of(rows: Iterable[dict[str, Any]]) -> dict[Key, tuple[Decimal, int]]:
+    out: dict[Key, tuple[Decimal, int]] = {}
+    for row in rows:
+        try:
+            out[(str(row["sku"]), str(row["source_code"]))] = (
+                Decimal(str(row.get("quantity") or 0)),
+                int(row.get("status") or 0),
+            )
+        except (KeyError, ValueError, ArithmeticError):
+            continue
+    return out
+
+
+def _magento_levels(ctx: JobContext, codes: list[str]) -> dict[Key, tuple[Decimal, int]]:
+    """Magento's source items of these sources, streamed page by page into (sku, source) -> level
+    (the raw rows of a big catalogue are never all held at once)."""
+    stream = getattr(ctx.magento, "iter_source_items", None)
+    return _levels_of(stream(source_codes=codes) if stream is not None else ctx.magento.source_items(source_codes=codes))
 
 
 def _skus_of_recent_orders(ctx: JobContext) -> set[str]:
@@ -231,10 +248,8 @@ def _item(row: StockRow) -> dict[str, Any]:
 
 
 def _known_skus(ctx: JobContext, skus: list[str]) -> set[str]:
-    known: set[str] = set()
-    for chunk in _chunks(sorted(set(skus)), SKU_CHUNK):
-        known |= {s.lower() for s in ctx.magento.existing_skus(chunk)}
-    return known
+    # One call: the client chunks the `sku in` filter to full pages (URL length permitting).
+    return {s.lower() for s in ctx.magento.existing_skus(sorted(set(skus)))}
 
 
 def _write(ctx: JobContext, rows: list[StockRow]) -> tuple[list[StockRow], list[tuple[StockRow, str]]]:

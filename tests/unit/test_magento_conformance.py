@@ -154,6 +154,7 @@ CALLS: dict[str, Callable[[MagentoClient], Any]] = {
     "get_base_prices": lambda c: c.get_base_prices(["A-1", "B/2"]),
     "list_sources": lambda c: c.list_sources(),
     "search_source_items": lambda c: (c.search_source_items(skus=["A-1", "B/2"], source_code="default"), c.search_source_items()),
+    "iter_source_items": lambda c: list(c.iter_source_items(source_codes=["default", "stockholm"])),
     "source_items": lambda c: c.source_items(source_codes=["default", "stockholm"], skus=["A-1"]),
     "save_source_items": lambda c: c.save_source_items(
         [{"sku": f"S-{i}", "source_code": "default", "quantity": Decimal(i) / 2, "status": int(i > 0)} for i in range(25)]
