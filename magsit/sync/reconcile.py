@@ -596,7 +596,6 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
         row("POS sales", "gross", None, pos_gross),
         row("POS sales", "net excl. VAT", None, pos_net),
         row("POS refunds", "gross", None, pos_ref),
-        row("variances", "rows", len(variances), len(variances)),
     ]
     if not_for_sitoo:
         report.notes.append(

@@ -1,23 +1,18 @@
 """reconcile end to end: the real CLI against both emulators, every output format.
 
-The matching web orders reach Sitoo through push-orders' own payload builder
-(``orderpayload.build_order``) and the mapping push-orders writes, created directly in the
-emulator: push-orders' Magento calls (``magsit/sync/calls.py``) are still stubs. Switch ``push``
-below to ``env.run("push-orders", "--since", ...)`` once that flow runs end to end.
+The web orders reach Sitoo through the real ``push-orders`` (orders, Sitoo orders, mappings);
+the deliberate variances are business events on either side: an order push-orders could not
+send (SKU unknown in Sitoo), a Sitoo-side VAT change, a refund made in Magento only, a till sale.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from magsit.config import OrderSettings
-from magsit.state import StateStore
-from magsit.sync.orderpayload import build_order
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +32,10 @@ def seed(env):
         magento.add_product(sku, f"Product {sku}", 100)
         sitoo.set_stock(1, sku, 10)
         magento.set_source_item(sku, "default", 10, 1)
+    magento.add_product("C", "Product C (not in Sitoo)", 100)
     sitoo.add_product("SHIPPING", "Shipping", "0.00")
     magento.clock = lambda: OCT  # invoices and credit memos dated inside the month
+    env.configure(orders={"retry_backoff_minutes": 0})
     return register
 
 
@@ -46,19 +43,26 @@ def place(env, items, created_at, **kw):
     return env.magento.state.place_order(items, customer_email="anna@example.com", created_at=created_at, **kw)
 
 
-def push(env, order, mutate=None):
-    """What push-orders does for one order: payload, POST to Sitoo, mapping (entity order)."""
-    plan = build_order(order, OrderSettings(), now=OCT)
-    payload = json.loads(json.dumps(plan.payload))
-    if mutate:
-        mutate(payload)
-    orderid = env.sitoo.state.create_order(payload)
-    state = StateStore(env.state_path)
-    try:
-        state.put_mapping("order", "magento", plan.increment_id, str(orderid), plan.mapping_data(), "pushed")
-    finally:
-        state.close()
-    return orderid
+def push(env, check_code=0):
+    """The real push-orders over HTTP: Sitoo orders with externalid + the order mappings."""
+    env.run("push-orders", "--since", "2026-09-01", check_code=check_code)
+
+
+def sitoo_order(env, increment_id):
+    (order,) = [o for o in env.sitoo.state.orders.values() if o["externalid"] == increment_id]
+    return order
+
+
+def sitoo_rebooks_vat(env, increment_id, vat):
+    """Someone in Sitoo changes the VAT rate of the lines (same gross): PUT orderitems."""
+    order = sitoo_order(env, increment_id)
+    items = [
+        {"productname": i["productname"], "sku": i["sku"], "quantity": i["quantity"], "vatvalue": vat,
+         "moneyrowprice": str(Decimal(i["moneyitemtotal_net"]) + Decimal(i["moneyitemtotal_vat"])),
+         "additionaldata": i["additionaldata"]}
+        for i in order["orderitems"]
+    ]  # fmt: skip
+    env.sitoo.state.update_order(order["orderid"], {"orderitems": items})
 
 
 def seed_month(env):
@@ -66,17 +70,13 @@ def seed_month(env):
     # Local 2026-10-01 00:30 (UTC+2): in October although the UTC date is September (P7).
     o1 = place(env, [("A", 1)], "2026-09-30 22:30:00", shipping_amount=50)
     o2 = place(env, [("B", 2)], "2026-10-10 09:00:00", payment_method="banktransfer")
-    o3 = place(env, [("A", 1)], "2026-10-11 09:00:00")  # never reaches Sitoo
-    o4 = place(env, [("A", 1)], "2026-10-12 09:00:00")  # Sitoo books it with 12 % VAT
+    o3 = place(env, [("C", 1)], "2026-10-11 09:00:00")  # SKU unknown in Sitoo: push-orders cannot send it
+    o4 = place(env, [("A", 1)], "2026-10-12 09:00:00")  # Sitoo re-books it with 12 % VAT
     o5 = place(env, [("B", 1)], "2026-10-13 09:00:00")  # refunded in Magento only
-    place(env, [("A", 1)], "2026-10-31 23:30:00")  # local 1 November: not this month, not pushed
-    for order in (o1, o2, o5):
-        push(env, order)
-
-    def twelve_percent(payload):
-        payload["orderitems"][0]["vatvalue"] = 12
-
-    push(env, o4, twelve_percent)
+    place(env, [("A", 1)], "2026-10-31 23:30:00")  # local 1 November: pushed, but not this month on either side
+    push(env, check_code=3)  # o3 fails as a record (exception row), the rest go
+    assert {o["externalid"] for o in env.sitoo.state.orders.values()} >= {o1["increment_id"], o4["increment_id"]}
+    sitoo_rebooks_vat(env, o4["increment_id"], 12)
     env.magento.state.refund_order(o5["entity_id"], shipping_amount=0)
     pos = env.sitoo.state.pos_sale(register, [("A", 2)], payment="Card", orderdate=int(datetime(2026, 10, 20, 12, tzinfo=UTC).timestamp()))
     return {"missing": o3["increment_id"], "tax": o4["increment_id"], "refund": o5["increment_id"], "pos": pos,
@@ -104,6 +104,7 @@ def test_month_with_deliberate_variances_in_every_format(sandbox, tmp_path):
     assert report["variance_count"] == 3 and data["exit_code"] == 3
     missing, tax, refund = kinds["missing_in_sitoo"][0], kinds["tax"][0], kinds["refund_only_magento"][0]
     assert (missing["order"], missing["magento"], missing["sitoo"]) == (ids["missing"], "125.00", None)
+    assert "magsit exceptions list" in missing["note"]  # push-orders recorded why
     assert (tax["order"], tax["magento"], tax["sitoo"], tax["difference"]) == (ids["tax"], "25.00", "13.39", "-11.61")
     assert (refund["order"], refund["magento"], refund["sitoo"]) == (ids["refund"], "125.00", None)
     flagged = {v["order"] for v in report["variances"]}
@@ -124,8 +125,8 @@ def test_month_with_deliberate_variances_in_every_format(sandbox, tmp_path):
     assert daily["2026-10-01"]["magento_web"] == "187.50" and daily["2026-10-01"]["sitoo_web"] == "187.50"
     assert "2026-11-01" not in daily and len(daily) == 31
     drift = {(d["sku"], d["source"]): d for d in report["stock_drift"]}
-    # Sitoo: 10 - 2 sold at the till - 2 reserved by open web orders; Magento still shows 10
-    assert (drift[("A", "default")]["sitoo_available"], drift[("A", "default")]["drift"]) == ("6.000", "4.000")
+    # Sitoo: 10 - 2 sold at the till - 3 reserved by open web orders; Magento still shows 10
+    assert (drift[("A", "default")]["sitoo_available"], drift[("A", "default")]["drift"]) == ("5.000", "5.000")
 
     # CSV: one file per section, header + exactly the same variance rows
     with (csv_dir / "variances.csv").open(encoding="utf-8") as fh:
@@ -158,7 +159,8 @@ def test_month_with_deliberate_variances_in_every_format(sandbox, tmp_path):
 def test_matching_month_exits_zero_without_variance_rows(sandbox, tmp_path):
     seed(sandbox)
     for when in ("2026-10-02 08:00:00", "2026-10-03 08:00:00"):
-        push(sandbox, place(sandbox, [("A", 1), ("B", 1)], when, shipping_amount=49))
+        place(sandbox, [("A", 1), ("B", 1)], when, shipping_amount=49)
+    push(sandbox)
     data = sandbox.run_json("reconcile", "--month", MONTH, "--csv", str(tmp_path / "csv"), check_code=0)
     assert data["report"]["variances"] == [] and data["report"]["matched_web_orders"] == 2
     assert (tmp_path / "csv" / "variances.csv").read_text(encoding="utf-8").splitlines() == [
