@@ -236,7 +236,9 @@ def push(actions: list[Action], ctx: JobContext) -> list[str]:
     settings = ctx.config.orders
     backoff = timedelta(minutes=settings.retry_backoff_minutes) or None
     users = resolve_users(ctx, [a.plan for a in actions if a.kind == "create" and a.plan is not None])
-    created: list[str] = []
+    # Orders whose run died between their create and the read-back below still lack Sitoo line ids.
+    created: list[str] = [m["external_id"] for m in ctx.state.mappings("order", status="pushed")
+                          if any(line.get("sitoo_orderitemid") is None for line in m["data"].get("lines") or [])]
     for action in actions:
         if ctx.should_stop():
             break

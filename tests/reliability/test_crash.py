@@ -1,0 +1,147 @@
+"""Crash tests: every writing flow is SIGKILLed at named points (MAGSIT_CRASH_AT, see
+magsit/testing/crashpoints.py), then run again; the end state must equal that of an uninterrupted
+run — no duplicate order, shipment, credit memo, refund order or customer, nothing lost — and the
+state file must pass ``PRAGMA integrity_check``.
+
+The killed run is a real ``python -m magsit`` child process (SIGKILL: no finally, no rollback
+handler, no flush). The rerun goes through the same CLI entry point in this process, which keeps
+the suite fast and lets the last tests remove a guarantee to show the detectors catch it.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import magsit.sync.calls
+import magsit.sync.returns
+from magsit.sandbox.magento import MagentoSandbox
+from magsit.sandbox.sitoo import SitooSandbox
+from magsit.state.store import StateStore
+from tests.e2e.conftest import Env, write_config
+from tests.reliability.conftest import run_here, run_proc
+from tests.reliability.scenarios import SCENARIOS, integrity, pending_mappings
+
+pytestmark = pytest.mark.e2e
+
+# (flow, crash point[:n-th hit]) — before a write, after a write was applied but before its outcome
+# was recorded, mid-batch (a later hit of the same point), inside a state transaction.
+CRASHES = [
+    ("stock", "stock.after_batch:1"),
+    ("stock", "stock.after_batch:2"),
+    ("stock", "stock.mid_transaction"),
+    ("orders", "orders.before_create"),
+    ("orders", "orders.after_create"),
+    ("orders", "orders.after_create:2"),
+    ("orders", "orders.mid_transaction:3"),
+    ("orders", "orders.after_user_create"),
+    ("fulfilment", "fulfilment.before_ship"),
+    ("fulfilment", "fulfilment.after_ship"),
+    ("fulfilment", "fulfilment.after_ship:2"),
+    ("fulfilment", "fulfilment.after_cancel"),
+    ("returns", "returns.before_refund"),
+    ("returns", "returns.after_refund"),
+    ("returns", "returns.after_export"),
+    ("customers", "customers.after_sitoo_create"),
+    ("customers", "customers.after_magento_create"),
+]
+
+_references: dict[str, tuple[int, dict[str, Any]]] = {}
+
+
+@pytest.fixture
+def reference(tmp_path_factory: pytest.TempPathFactory):
+    """Exit code and end state of one uninterrupted run of a flow's scenario (computed once per flow)."""
+
+    def get(name: str) -> tuple[int, dict[str, Any]]:
+        if name not in _references:
+            tmp = tmp_path_factory.mktemp(f"reference-{name}")
+            magento, sitoo = MagentoSandbox().start(), SitooSandbox().start()
+            try:
+                env = Env(magento, sitoo, tmp, tmp / "magsit.toml")
+                write_config(env)
+                scenario = SCENARIOS[name]
+                scenario.seed(env)
+                code = run_here(env, *scenario.command).code
+                _references[name] = (code, scenario.snapshot(env))
+            finally:
+                magento.stop()
+                sitoo.stop()
+        return _references[name]
+
+    return get
+
+
+def _run_states(path: Path) -> list[tuple[str, str]]:
+    state = StateStore(path)
+    try:
+        return [(r["status"], r["message"] or "") for r in state.runs(limit=50)]
+    finally:
+        state.close()
+
+
+@pytest.mark.parametrize(("flow", "point"), CRASHES, ids=[p for _, p in CRASHES])
+def test_killed_run_then_rerun_ends_like_an_uninterrupted_run(sandbox: Env, reference, flow: str, point: str) -> None:
+    scenario = SCENARIOS[flow]
+    scenario.seed(sandbox)
+    killed = run_proc(sandbox, *scenario.command, crash_at=point)
+    assert killed.returncode == -signal.SIGKILL, f"crash point {point} was not reached:\n{killed.stdout}{killed.stderr}"
+    assert integrity(sandbox.state_path) == "ok"
+
+    rerun = run_here(sandbox, *scenario.command)  # the lock of the dead run does not block it
+    expected_code, expected = reference(flow)
+    assert rerun.code == expected_code, rerun.text
+    assert "Traceback" not in rerun.text
+    assert integrity(sandbox.state_path) == "ok"
+    assert scenario.dupes(sandbox) == {}
+    assert pending_mappings(sandbox) == []  # every unknown outcome was settled by a lookup
+    assert scenario.snapshot(sandbox) == expected
+    # the run the kill interrupted is not left "running" forever
+    assert ("failed", "process died during the run") in _run_states(sandbox.state_path)
+
+
+def test_crash_inside_a_transaction_leaves_neither_half(sandbox: Env) -> None:
+    """SIGKILL between the two writes of one state transaction: after it, the order mapping is
+    still the intent (pending) — the 'pushed' half was rolled back with the rest — and the file is sound."""
+    scenario = SCENARIOS["orders"]
+    scenario.seed(sandbox)
+    killed = run_proc(sandbox, *scenario.command, crash_at="orders.mid_transaction")
+    assert killed.returncode == -signal.SIGKILL
+    assert integrity(sandbox.state_path) == "ok"
+    assert pending_mappings(sandbox) == [("order", "000000001")]
+    assert len(sandbox.sitoo.state.orders) == 1  # it was created; only its record was lost
+
+
+# -- the detectors catch a removed guarantee --------------------------------------------------------
+def _no_order_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = magsit.sync.calls.sitoo_orders_by
+    monkeypatch.setattr(magsit.sync.calls, "sitoo_orders_by",
+                        lambda ctx, field, values: [] if field == "externalid" else real(ctx, field, values))  # fmt: skip
+
+
+def _no_memo_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(magsit.sync.returns, "_existing_memo", lambda ctx, plan: None)
+
+
+@pytest.mark.parametrize(
+    ("flow", "point", "remove", "symptom"),
+    [
+        ("orders", "orders.after_create", _no_order_lookup, "order creates sent again"),
+        ("returns", "returns.after_refund", _no_memo_lookup, "refund requests sent again"),
+    ],
+    ids=["orders-check-then-create", "returns-check-then-create"],
+)
+def test_without_check_then_create_the_duplicate_is_detected(
+    sandbox: Env, monkeypatch: pytest.MonkeyPatch, flow: str, point: str, remove: Any, symptom: str
+) -> None:
+    """Proof that the crash tests have teeth: with the existence check removed, the same crash and
+    rerun sends the create again, and the detector the crash tests assert with reports it."""
+    scenario = SCENARIOS[flow]
+    scenario.seed(sandbox)
+    assert run_proc(sandbox, *scenario.command, crash_at=point).returncode == -signal.SIGKILL
+    remove(monkeypatch)
+    run_here(sandbox, *scenario.command)
+    assert symptom in scenario.dupes(sandbox)
