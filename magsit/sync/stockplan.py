@@ -222,7 +222,13 @@ def plan(
     values (full run), those win, so a quantity changed by hand in Magento is overwritten.
     """
     result = StockPlan()
-    for key in sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1]))):
+    try:
+        keys = sorted(snapshot.items)  # plain (str, str) keys: the same order, without a key function
+        if keys and not all(isinstance(k[0], str) and isinstance(k[1], str) and 0 < len(k[0]) <= 100 and len(k[1]) <= 100 and k[1] for k in keys):
+            raise TypeError
+    except (TypeError, IndexError):
+        keys = sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1])))
+    for key in keys:
         try:
             _plan_one(key, snapshot, baseline, levels, result)
         except Exception as exc:  # a plan must never crash on one record's data
@@ -259,7 +265,9 @@ def _plan_one(
         )
         return
     available = Decimal(0)
-    for warehouse, raw in sorted((snapshot.items.get(key) or {}).items(), key=lambda kv: str(kv[0])):
+    per_warehouse = snapshot.items.get(key) or {}
+    pairs = per_warehouse.items() if len(per_warehouse) <= 1 else sorted(per_warehouse.items(), key=lambda kv: str(kv[0]))
+    for warehouse, raw in pairs:
         value = parse_quantity(raw)
         if value is None or abs(value) > MAX_QUANTITY:
             result.problems.append(
