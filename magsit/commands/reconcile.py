@@ -20,6 +20,7 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--to", "date_to", type=DATE, metavar="YYYY-MM-DD", help="Last day, inclusive (shop timezone), with --from.")
 @click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path), help="Write one CSV per section into this folder.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a self-contained HTML report to this file.")
+@click.option("--no-stock", is_flag=True, help="Skip the stock drift section (no warehouse/source-item reads).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON (same as the global --json).")
 @pass_app
 def command(
@@ -29,6 +30,7 @@ def command(
     date_to: datetime | None,
     csv_dir: Path | None,
     html_path: Path | None,
+    no_stock: bool,
     as_json: bool,
 ) -> int:
     """Month-end report: Sitoo transactions vs Magento orders, record by record.
@@ -45,6 +47,7 @@ def command(
         "to": date_to.date().isoformat() if date_to else None,
         "csv": str(csv_dir.resolve()) if csv_dir else None,
         "html": str(html_path.resolve()) if html_path else None,
+        "no_stock": no_stock,
     }
     # Bad periods and timezones are usage errors (exit 2) before any call or lock.
     reconcile.period_from_options(app.config, options)
