@@ -188,7 +188,8 @@ class HttpSession:
                 method=method,
                 url=url,
             ) from None
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError) as exc:
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError) as exc:  # the last: cut off mid-answer
             # A refused/unresolvable connection never reached the server; a dropped one may have.
             never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or _connect_refused(exc)
             error = ApiError(

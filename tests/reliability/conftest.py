@@ -14,10 +14,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Env, sandbox  # noqa: F401  (the sandbox fixture, re-exported)
+from magsit.sandbox.magento import MagentoSandbox
+from magsit.sandbox.sitoo import SitooSandbox
+from magsit.state.store import StateStore
+from tests.e2e.conftest import Env, sandbox, write_config  # noqa: F401  (the sandbox fixture, re-exported)
 
 # Short, bounded HTTP policy for fault tests: every fault settles in well under a second.
 FAST_HTTP = {"max_retries": 2, "backoff_base": 0.01, "max_wait": 0.2, "read_timeout": 0.5, "connect_timeout": 1}
@@ -69,3 +73,40 @@ def run_here(env: Env, *args: str) -> Ran:
 def _no_crash_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("MAGSIT_CRASH_AT", raising=False)
     yield
+
+
+_references: dict[str, tuple[int, dict[str, Any]]] = {}
+
+
+@pytest.fixture
+def reference(tmp_path_factory: pytest.TempPathFactory):
+    """Exit code and end state of one uninterrupted run of a flow's scenario (computed once per flow)."""
+
+    def get(name: str) -> tuple[int, dict[str, Any]]:
+        if name not in _references:
+            tmp = tmp_path_factory.mktemp(f"reference-{name}")
+            magento, sitoo = MagentoSandbox().start(), SitooSandbox().start()
+            try:
+                env = Env(magento, sitoo, tmp, tmp / "magsit.toml")
+                write_config(env)
+                from tests.reliability.scenarios import SCENARIOS
+
+                scenario = SCENARIOS[name]
+                scenario.seed(env)
+                code = run_here(env, *scenario.command).code
+                _references[name] = (code, scenario.snapshot(env))
+            finally:
+                magento.stop()
+                sitoo.stop()
+        return _references[name]
+
+    return get
+
+
+def expire_backoffs(env: Env) -> None:
+    """Let time pass for the exception rows: every failed record is due again (as after its backoff)."""
+    state = StateStore(env.state_path)
+    try:
+        state.db.execute("UPDATE exceptions SET next_retry_at = NULL")
+    finally:
+        state.close()

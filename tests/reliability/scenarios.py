@@ -162,7 +162,7 @@ def seed_orders(env: Env) -> None:
                   customer_email="Anna.Berg@Example.com", created_at=old(12))  # fmt: skip
     m.place_order([("TENT-1", 1)], guest=True, customer_email="guest@example.com", created_at=old(11))
     m.place_order([("TENT-1", 1)], guest=True, customer_email="cc@example.com", shipping_method="instore_pickup",
-                  pickup_location_code="sthlm", created_at=old(10), shipping_amount=0)  # fmt: skip
+                  pickup_location_code="sthlm", created_at=old(10), shipping_amount=0, invoice=False)  # fmt: skip
 
 
 def snap_orders(env: Env) -> dict[str, Any]:

@@ -18,10 +18,8 @@ import pytest
 
 import magsit.sync.calls
 import magsit.sync.returns
-from magsit.sandbox.magento import MagentoSandbox
-from magsit.sandbox.sitoo import SitooSandbox
 from magsit.state.store import StateStore
-from tests.e2e.conftest import Env, write_config
+from tests.e2e.conftest import Env
 from tests.reliability.conftest import run_here, run_proc
 from tests.reliability.scenarios import SCENARIOS, integrity, pending_mappings
 
@@ -48,32 +46,6 @@ CRASHES = [
     ("customers", "customers.after_sitoo_create"),
     ("customers", "customers.after_magento_create"),
 ]
-
-_references: dict[str, tuple[int, dict[str, Any]]] = {}
-
-
-@pytest.fixture
-def reference(tmp_path_factory: pytest.TempPathFactory):
-    """Exit code and end state of one uninterrupted run of a flow's scenario (computed once per flow)."""
-
-    def get(name: str) -> tuple[int, dict[str, Any]]:
-        if name not in _references:
-            tmp = tmp_path_factory.mktemp(f"reference-{name}")
-            magento, sitoo = MagentoSandbox().start(), SitooSandbox().start()
-            try:
-                env = Env(magento, sitoo, tmp, tmp / "magsit.toml")
-                write_config(env)
-                scenario = SCENARIOS[name]
-                scenario.seed(env)
-                code = run_here(env, *scenario.command).code
-                _references[name] = (code, scenario.snapshot(env))
-            finally:
-                magento.stop()
-                sitoo.stop()
-        return _references[name]
-
-    return get
-
 
 def _run_states(path: Path) -> list[tuple[str, str]]:
     state = StateStore(path)
