@@ -125,6 +125,10 @@ class ProductSettings(Section):
     tax_classes: dict[str, int] = Field(default_factory=dict)  # Sitoo vatid -> Magento tax_class_id
     attribute_set_id: int = 4
     lookback_seconds: int = Field(120, ge=0)
+    # Sitoo's moneyprice is gross (VAT included). false (Magento's default "catalog prices exclude
+    # tax"): Magento gets gross / (1 + the product's Sitoo vatvalue %); true: the gross price as is.
+    # audit compares prices in the same terms.
+    magento_prices_include_tax: bool = False
 
 
 class OrderSettings(Section):
@@ -169,8 +173,6 @@ class ReconcileSettings(Section):
 
 class AuditSettings(Section):
     price_tolerance: Decimal = Field(Decimal("0.01"), ge=0)  # gross price difference tolerated
-    # false: Magento catalogue prices are net; compared as net x (1 + Sitoo vatvalue %) with Sitoo's gross
-    magento_prices_include_tax: bool = False
     stock_drift_threshold: Decimal = Field(Decimal(0), ge=0)  # |Magento qty - expected| above this is drift
     order_age_minutes: float = Field(30, ge=0)  # pushable Magento orders older than this must be in Sitoo
     order_window_days: float = Field(30, gt=0)  # how far back orders are checked on both sides

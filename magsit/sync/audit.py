@@ -363,7 +363,7 @@ def _catalogue(snap: AuditSnapshot, config: Config) -> list[Finding]:
         mp = magento.get(sku)
         if mp is None or not magento_is_sellable(mp, website):
             continue
-        out += _price(sku, mp, sp, snap.now, tolerance, config.audit.magento_prices_include_tax)
+        out += _price(sku, mp, sp, snap.now, tolerance, config.products.magento_prices_include_tax)
         if tax_classes:
             vatid = sp.get("vatid")
             wanted = tax_classes.get(str(vatid))

@@ -3,13 +3,18 @@
 Sitoo is the master for sku, name (title), base price, status, barcode and tax class. Only
 fields that differ from what Magento has are written; products missing in Magento are reported
 (or created when ``create_missing``). Bad data from either side becomes a Problem, never a crash.
+
+Prices: Sitoo's ``moneyprice`` is gross (VAT included). Magento's catalogue prices exclude tax by
+default, so unless ``[products].magento_prices_include_tax`` the base price is
+gross / (1 + vatvalue/100), rounded half-up to cents (``magento_price``), and Magento's current
+price is compared with it at cent precision (no endless re-writes from rounding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from magsit.config import ProductSettings
@@ -42,6 +47,7 @@ class ProductPlan:
     unchanged: list[str] = field(default_factory=list)  # SKUs already right in Magento
     seen: list[str] = field(default_factory=list)  # SKUs planned without a record-level problem
     clean_tax: list[str] = field(default_factory=list)  # SKUs whose vatid is mapped (resolves old tax exceptions)
+    clean_price: list[str] = field(default_factory=list)  # SKUs whose Magento price is already right (resolves price exceptions)
 
 
 def _show(value: Any) -> Any:
@@ -82,7 +88,29 @@ def parse_money(raw: Any) -> Decimal | None:
         return None
     if not value.is_finite() or value < 0 or value > MAX_PRICE:
         return None
-    return value.quantize(MONEY)
+    return value.quantize(MONEY, rounding=ROUND_HALF_UP)
+
+
+def vat_rate(raw: Any) -> Decimal | None:
+    """Sitoo's read-only ``vatvalue`` (percent, e.g. 25) -> Decimal; None when missing or unusable."""
+    if raw is None or isinstance(raw, bool) or raw == "":
+        return None
+    try:
+        value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(str(raw))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    return value if value.is_finite() and 0 <= value <= 100 else None
+
+
+def magento_price(gross: Decimal, vat_percent: Decimal | None, includes_tax: bool) -> Decimal | None:
+    """The Magento base price for Sitoo's gross price: as is when Magento's prices include tax,
+    else net = gross / (1 + VAT %) rounded half-up to cents. None when the VAT rate is unknown
+    (guessing one would publish a wrong price)."""
+    if includes_tax:
+        return gross.quantize(MONEY, rounding=ROUND_HALF_UP)
+    if vat_percent is None:
+        return None
+    return (gross / (1 + vat_percent / 100)).quantize(MONEY, rounding=ROUND_HALF_UP)
 
 
 def custom_attribute(product: Mapping[str, Any], code: str) -> Any:
@@ -157,6 +185,7 @@ def _plan_one(
         return
     seen.add(sku.lower())
     price = None
+    no_rate = False  # a gross price Magento's price cannot be derived from
     if product.get("moneyprice") not in (None, ""):
         price = parse_money(product.get("moneyprice"))
         if price is None:
@@ -171,6 +200,24 @@ def _plan_one(
                 )
             )
             return
+    if price is not None:
+        gross = price
+        price = magento_price(gross, vat_rate(product.get("vatvalue")), settings.magento_prices_include_tax)
+        if price is None:
+            no_rate = True
+            # Sitoo's VAT groups (vatid) have no fixed rate we could rely on: ask, do not guess.
+            # The price stays as it is in Magento; the other fields still sync.
+            result.problems.append(
+                Problem(
+                    "missing_vat_rate",
+                    "ecommerce",
+                    price_key(sku),
+                    f"SKU {sku}: Sitoo sent no usable VAT rate (vatvalue {str(product.get('vatvalue'))[:20]!r}, VAT group "
+                    f"{str(product.get('vatid'))[:20]!r}), so its gross price {gross} cannot be turned into Magento's net "
+                    "price; the Magento price was left as it is. Check the product's VAT group in Sitoo.",
+                    {"sku": sku, "moneyprice": str(gross), "vatid": _text(product.get("vatid"))[:20]},
+                )
+            )
     name = _text(product.get("title")).strip()
     status = desired_status(product, settings.status_from)
     attrs: dict[str, str] = {}
@@ -208,6 +255,8 @@ def _plan_one(
                 )
             )
             return
+        if no_rate:
+            return  # never create a product at price 0: missing_vat_rate is reported, a later run creates it
         body: dict[str, Any] = {
             "sku": sku,
             "name": name or sku,
@@ -248,10 +297,12 @@ def _plan_one(
         body["custom_attributes"] = changed_attrs
     new_price = None
     if price is not None:
-        have_price = parse_money(current.get("price"))
+        have_price = parse_money(current.get("price"))  # at cent precision, like the target
         if have_price != price:
             new_price = price
             changes["price"] = {"from": have_price, "to": price}
+        else:
+            result.clean_price.append(sku)
     result.seen.append(sku)
     if not changes:
         result.unchanged.append(sku)

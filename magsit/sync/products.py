@@ -4,6 +4,8 @@ pull (Sitoo products changed since the ``datelastmodified`` cursor, or all with 
 --sku ones; the same SKUs from Magento in batches) -> plan (pure, magsit.sync.productplan) ->
 push (product fields via ``/rest/all/V1`` so no store-view overrides appear; base prices via
 ``POST /V1/products/base-prices`` store 0, whose per-row errors come back in an HTTP 200 list).
+Sitoo's gross prices become net Magento prices unless ``[products].magento_prices_include_tax``
+(see productplan.magento_price).
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def _price_failures(result: Any, batch: list[dict[str, Any]]) -> dict[str, str]:
 
 def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
     for problem in the_plan.problems:
-        retry = RETRY if problem.kind in ("product_missing_in_magento", "unmapped_tax_class") else None
+        retry = RETRY if problem.kind in ("product_missing_in_magento", "unmapped_tax_class", "missing_vat_rate") else None
         payload = problem.payload or None
         ctx.fail(problem.kind, problem.owner, problem.key, problem.message, payload, retry_after=retry)
     done: list[str] = []
@@ -162,6 +164,7 @@ def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
                     )
                 else:
                     done.append(row["sku"])
+                    ctx.counts["prices"] += 1
                     ctx.succeeded(price_key(row["sku"]))
     except (MagsitError, KeyboardInterrupt) as exc:
         error = exc
@@ -171,6 +174,8 @@ def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
         for sku in the_plan.clean_tax:
             if sku not in failed:
                 ctx.succeeded(tax_key(sku))
+        for sku in the_plan.clean_price:  # Magento already has the right price: its price exceptions resolve
+            ctx.succeeded(price_key(sku))
         if error is None and pulled.cursor is not None:
             ctx.state.set_cursor(JOB, STREAM, pulled.cursor)
     ctx.counts["unchanged"] += len(the_plan.unchanged)

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.e2e
 
 
 def seed(env, skus, magento_skus=None):
+    """Sitoo's price is gross (vatid 2 = 25 % VAT), Magento's catalogue price net: 125.00 = 100 + VAT."""
     for sku in skus:
-        env.sitoo.state.add_product(sku, f"Product {sku}", "100.00", vatid=2, barcode=f"7300{len(sku)}")
+        env.sitoo.state.add_product(sku, f"Product {sku}", "125.00", vatid=2, barcode=f"7300{len(sku)}")
     for sku in skus if magento_skus is None else magento_skus:
         env.magento.state.add_product(sku, f"Product {sku}", 100, tax_class_id=2, custom_attributes={"ean": f"7300{len(sku)}"})
 
@@ -34,7 +35,7 @@ def test_name_price_status_changes_land_via_rest_all(sandbox):
     edit(sandbox, "P-1", title="Shirt blue", moneyprice="129.00", activepos=False)
     sandbox.run("sync-products", check_code=0)
     product = sandbox.magento.state.find_product("P-1")
-    assert (product["name"], product["price"], product["status"]) == ("Shirt blue", 129, 2)
+    assert (product["name"], product["price"], product["status"]) == ("Shirt blue", 103.2, 2)  # 129.00 / 1.25
     assert sandbox.magento.state.find_product("P-2")["name"] == "Product P-2"
     assert writes(sandbox) and all(w.path.startswith("/rest/all/V1/") for w in writes(sandbox))
     assert not any(sandbox.magento.state.store_overrides.values())  # no store-view overrides
@@ -81,7 +82,7 @@ def test_price_row_error_becomes_an_exception(sandbox):
     edit(sandbox, "SIMPLE", moneyprice="90.00")
     out = sandbox.run_json("sync-products", check_code=3)
     assert [(f["kind"], f["key"]) for f in out["failures"]] == [("price_rejected", "CONF (price)")]
-    assert sandbox.magento.state.find_product("SIMPLE")["price"] == 90
+    assert sandbox.magento.state.find_product("SIMPLE")["price"] == 72  # 90.00 gross at 25 %
 
 
 def test_dry_run_writes_nothing_and_sku_option(sandbox):
@@ -94,3 +95,29 @@ def test_dry_run_writes_nothing_and_sku_option(sandbox):
     sandbox.run("sync-products", "--sku", "D-2", check_code=0)
     assert sandbox.magento.state.find_product("D-2")["name"] == "Other name"
     assert sandbox.magento.state.find_product("D-1")["name"] == "Product D-1"
+
+
+def test_gross_sitoo_prices_become_net_magento_prices_and_stay_put(sandbox):
+    """Sitoo's moneyprice includes VAT; Magento's default catalogue prices exclude it."""
+    sandbox.sitoo.state.add_product("NET-25", "Shirt", "399.00", vatid=2)  # 25 %
+    sandbox.sitoo.state.add_product("NET-12", "Food", "99.99", vatid=3)  # 12 %
+    sandbox.sitoo.state.add_product("NET-0", "Book", "120.00", vatid=1)  # 0 %
+    for sku in ("NET-25", "NET-12", "NET-0"):
+        sandbox.magento.state.add_product(sku, sku, 1)
+    before = sandbox.run_json("audit", check_code=None)
+    assert {f["key"] for f in before["findings"] if f["kind"] == "price_mismatch"} == {"NET-25", "NET-12", "NET-0"}
+    sandbox.run("sync-products", "--full", check_code=0)
+    prices = {s: sandbox.magento.state.find_product(s)["price"] for s in ("NET-25", "NET-12", "NET-0")}
+    assert prices == {"NET-25": 319.2, "NET-12": 89.28, "NET-0": 120}
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-products", "--full", check_code=0)
+    assert writes(sandbox) == []  # compared at cent precision: no endless re-writes
+    audit = sandbox.run_json("audit", check_code=None)
+    assert not [f for f in audit["findings"] if f["kind"] == "price_mismatch"]  # audit agrees (same setting)
+
+
+def test_prices_including_tax_are_copied_as_is(sandbox):
+    seed(sandbox, ["GROSS"])
+    sandbox.configure(products={"magento_prices_include_tax": True})
+    sandbox.run("sync-products", check_code=0)
+    assert sandbox.magento.state.find_product("GROSS")["price"] == 125

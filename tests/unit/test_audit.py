@@ -8,10 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magsit.config import Config, parse_config
+from magsit.errors import ConfigError
 from magsit.sync.audit import (
     KINDS,
     AuditSnapshot,
@@ -137,9 +139,15 @@ def test_net_magento_price_is_compared_with_vat_added():
 
 
 def test_gross_magento_prices_are_compared_as_they_are():
-    cfg = config(audit={"magento_prices_include_tax": True})
+    cfg = config(products={"magento_prices_include_tax": True})
     assert audit(snapshot([m_product("A", 125)], [s_product("A", "125.00")]), cfg) == []
     assert kinds(audit(snapshot([m_product("A", 100)], [s_product("A", "125.00")]), cfg)) == [("price_mismatch", "A")]
+
+
+def test_price_basis_is_the_one_products_setting_not_an_audit_key():
+    # sync-products and audit must agree on net/gross: one setting, [products].magento_prices_include_tax
+    with pytest.raises(ConfigError, match="magento_prices_include_tax"):
+        config(audit={"magento_prices_include_tax": True})
 
 
 def test_tolerance_boundary():
