@@ -31,6 +31,11 @@ def seed(env, stock):
         sitoo.add_product(sku, f"Product {sku}", "100.00")
         sitoo.set_stock(1, sku, qty)
         magento.add_product(sku, f"Product {sku}", 100)
+    # The seeding's own stock-count events reach the service too: let their run finish first, so the
+    # test's baseline `sync-stock` neither meets its lock (exit 4) nor is counted as the sale's run.
+    if sitoo.event_sink:
+        assert sitoo.flush_events(10)
+        assert wait_for(lambda: not _queued(env), timeout=10) is not None
     return register
 
 
@@ -221,3 +226,32 @@ def test_scheduled_sync_stock_heals_a_dropped_event(sandbox, service):
     sandbox.run("sync-stock", check_code=0)  # the scheduled safety net
     assert source_item(sandbox, "DROP") == (2.0, 1)
     assert source_item(sandbox, "KEEP") == (2.0, 1)
+
+
+def test_events_process_applies_stored_events_from_cron(sandbox):
+    """Without `serve` running: events stored earlier are applied by `magsit events process`."""
+    from magsit.events import EventStore, validate_batch
+
+    register = seed(sandbox, {"CRON-1": 4})
+    sandbox.run("sync-stock", check_code=0)
+    sandbox.sitoo.state.pos_sale(register, [("CRON-1", 2)])
+    transaction = sandbox.sitoo.state.transactions[-1]
+    store = EventStore(sandbox.state_path)
+    store.store(
+        validate_batch(
+            [
+                {"event_id": "wt-1", "event_type": "warehouse-transaction", "event_date": int(time.time()),
+                 "account_id": 1, "data": {"warehouse_id": 1,
+                                           "warehouse_transaction_id": transaction["warehousetransactionid"]}},
+            ]
+        ),
+        max_queue=10,
+    )
+    store.close()
+    dry = sandbox.run_json("--dry-run", "events", "process", check_code=0)
+    assert dry["plan"]["runs"] == [{"job": "sync-stock", "options": {"skus": ["CRON-1"]}, "events": 1}]
+    assert source_item(sandbox, "CRON-1") == (4.0, 1)
+    report = sandbox.run_json("events", "process", check_code=0)
+    assert report["processed"] == 1 and report["runs"][0]["status"] == "ok"
+    assert source_item(sandbox, "CRON-1") == (2.0, 1)
+    assert sandbox.run_json("events", "process", check_code=0)["read"] == 0
