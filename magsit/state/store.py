@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -147,6 +148,19 @@ class StateError(MagsitError):
     pass
 
 
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
+    """Switching a new file to WAL needs an exclusive lock and SQLite answers BUSY at once (no busy
+    handler) while another process opens the same new file: retry for up to the busy timeout."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
 class StateStore:
     """All reads and writes of the state file. Safe to share between threads of one process."""
 
@@ -161,7 +175,7 @@ class StateStore:
         try:
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state file {self.path} cannot be opened: {exc}") from None
@@ -187,6 +201,10 @@ class StateStore:
                 )
             for number in range(version, len(MIGRATIONS)):
                 with self.transaction():
+                    # Another process (cron and the daemon starting on a new file) may have migrated
+                    # while this one waited for the write lock: re-read the version under the lock.
+                    if self.db.execute("PRAGMA user_version").fetchone()[0] > number:
+                        continue
                     MIGRATIONS[number](self.db)
                     self.db.execute(f"PRAGMA user_version = {number + 1}")
 
