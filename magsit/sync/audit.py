@@ -29,7 +29,7 @@ from typing import Any
 from magsit.config import Config
 from magsit.errors import Owner
 from magsit.runner import JobContext, JobResult
-from magsit.sync.stockplan import Levels, Overrides, load_overrides, target
+from magsit.sync.stockplan import Levels, Overrides, load_overrides, target, warehouse_terms
 
 log = logging.getLogger("magsit.sync.audit")
 
@@ -234,7 +234,7 @@ class AuditSnapshot:
     sitoo_warehouses: list[dict[str, Any]] = field(default_factory=list)
     source_items: list[dict[str, Any]] = field(default_factory=list)  # Magento MSI rows
     warehouse_items: dict[str, dict[str, Any]] = field(default_factory=dict)  # warehouse id -> sku -> decimalavailable
-    in_flight: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    in_flight: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)  # (sku, source) -> warehouse -> units
     stock_overrides: Overrides = field(default_factory=dict)
     magento_orders: list[dict[str, Any]] = field(default_factory=list)  # pushable status, in the window
     sitoo_externalids: set[str] = field(default_factory=set)  # externalids of those found in Sitoo
@@ -513,8 +513,11 @@ def _stock(snap: AuditSnapshot, config: Config) -> list[Finding]:
         skus = {sku for w in warehouses for sku in snap.warehouse_items.get(w, {})} | {s for (s, c) in magento_qty if c == source}
         for sku in sorted(skus & matched):
             per_warehouse = {w: snap.warehouse_items.get(w, {}).get(sku) for w in warehouses if sku in snap.warehouse_items.get(w, {})}
-            available = sum((max(Decimal(0), decimal_or_none(v) or Decimal(0)) for v in per_warehouse.values()), Decimal(0))
-            in_flight = snap.in_flight.get((sku, source), Decimal(0))
+            # sync-stock's own combination (per warehouse max(0, available + in flight)), one implementation
+            available, in_flight, _ = warehouse_terms(
+                {w: decimal_or_none(v) or Decimal(0) for w, v in per_warehouse.items()},
+                snap.in_flight.get((sku, source)) or {},
+            )
             buffer, floor = levels(sku, source)
             expected, _ = target(available, in_flight, buffer, floor)
             actual = magento_qty.get((sku, source), Decimal(0))
@@ -668,7 +671,7 @@ SITOO_ORDER_FIELDS = ("orderid", "externalid", "registerid", "creditorderid", "o
 
 def pull(ctx: JobContext) -> AuditSnapshot:
     from magsit.magento.search import SearchCriteria, in_group, item_fields
-    from magsit.sync.inflight import in_flight_units
+    from magsit.sync.inflight import in_flight_by_source
 
     config = ctx.config
     now = ctx.started_at.astimezone(UTC)
@@ -688,7 +691,7 @@ def pull(ctx: JobContext) -> AuditSnapshot:
             snap.warehouse_items[warehouse] = {str(i.get("sku")): i.get("decimalavailable") for i in items}
     snap.order_mappings = ctx.state.mappings("order")
     snap.customer_mappings = ctx.state.mappings("customer")
-    snap.in_flight = in_flight_units(snap.order_mappings, mapping)
+    snap.in_flight = in_flight_by_source(snap.order_mappings, mapping)
     snap.stock_overrides = load_overrides(config.stock.overrides_csv)
 
     # Orders: pushable Magento orders of the window, then one batched externalid lookup in Sitoo.

@@ -24,7 +24,7 @@ from magsit.errors import ApiError, MagsitError
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import parse_iso
-from magsit.sync.inflight import in_flight_units
+from magsit.sync.inflight import in_flight_by_source
 from magsit.sync.stockplan import (
     Key,
     Levels,
@@ -152,7 +152,8 @@ def pull(ctx: JobContext) -> Pulled:
             requested |= _retry_skus(ctx)
             requested |= _skus_of_recent_orders(ctx)
 
-    in_flight = in_flight_units(ctx.state.mappings("order"), sources)
+    # Per warehouse: Sitoo's available there already excludes what it reserved for these orders.
+    in_flight = in_flight_by_source(ctx.state.mappings("order"), sources)
     snap.in_flight = in_flight
 
     # Which SKUs each source needs, then fill the gaps in its sibling warehouses by SKU.

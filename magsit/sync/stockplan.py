@@ -7,6 +7,11 @@ becomes a `Problem` that the flow turns into an exception row, and the rest of t
 The formula (DESIGN.md "Stock: what Magento should show"):
 
     qty = max(0, sitoo_available + in_flight − buffer);  if qty <= floor: qty = 0;  status = qty > 0
+
+where ``sitoo_available + in_flight`` = Σ over the source's warehouses of max(0, available_w +
+in_flight_w) (``warehouse_terms``): Sitoo's available already excludes the units it reserved for
+an in-flight web order, so they are added back in that warehouse before clamping (a store with 0
+on hand and 1 reserved shows −1: −1 + 1 = 0, never 0 + 1 = an oversell).
 """
 
 from __future__ import annotations
@@ -43,14 +48,15 @@ class Problem:
 
 @dataclass
 class StockSnapshot:
-    """What pull() read. ``items``: (sku, source) -> {sitoo warehouse id: raw decimalavailable}.
+    """What pull() read. ``items``: (sku, source) -> {sitoo warehouse id: raw decimalavailable};
+    ``in_flight``: (sku, source) -> {sitoo warehouse id: units of open pushed web orders reserved there}.
 
     ``magento`` holds Magento's actual source items when they were read (``--full`` / ``--sku``):
     they then replace the pushed_stock baseline, which is how hand-made drift gets healed.
     """
 
     items: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    in_flight: dict[Key, Decimal] = field(default_factory=dict)
+    in_flight: dict[Key, dict[str, Decimal]] = field(default_factory=dict)
     magento: dict[Key, Baseline] | None = None
 
 
@@ -211,6 +217,32 @@ def target(available: Decimal, in_flight: Decimal, buffer: Decimal, floor: Decim
     return qty, 1 if qty > 0 else 0
 
 
+def warehouse_terms(
+    available: Mapping[str, Decimal], in_flight: Mapping[str, Decimal]
+) -> tuple[Decimal, Decimal, dict[str, Decimal]]:
+    """Combine per-warehouse available and in-flight units: each warehouse contributes
+    max(0, available_w + in_flight_w).
+
+    Returns (available, in_flight, short): ``available + in_flight`` is that sum (``available`` is
+    Sitoo's available with each warehouse raised to −in_flight_w where it was lower, so
+    ``target(available, in_flight, …)`` is DESIGN's formula; with one warehouse and nothing in
+    flight it is simply max(0, available)). ``short`` = {warehouse: available_w + in_flight_w} where
+    that is below 0: more sold or reserved than on hand (a miscount or an oversell), not merely the
+    reservation of a pushed web order. The one implementation for sync-stock and audit.
+    """
+    total_available = total_in_flight = Decimal(0)
+    short: dict[str, Decimal] = {}
+    warehouses = available.keys() | in_flight.keys()
+    for warehouse in warehouses if len(warehouses) <= 1 else sorted(warehouses, key=str):
+        avail, flight = available.get(warehouse, Decimal(0)), in_flight.get(warehouse, Decimal(0))
+        if avail + flight < 0:
+            short[warehouse] = avail + flight
+            avail = -flight
+        total_available += avail
+        total_in_flight += flight
+    return total_available, total_in_flight, short
+
+
 def plan(
     snapshot: StockSnapshot,
     baseline: Mapping[Key, Baseline],
@@ -264,7 +296,7 @@ def _plan_one(
             )
         )
         return
-    available = Decimal(0)
+    levels_w: dict[str, Decimal] = {}
     per_warehouse = snapshot.items.get(key) or {}
     pairs = per_warehouse.items() if len(per_warehouse) <= 1 else sorted(per_warehouse.items(), key=lambda kv: str(kv[0]))
     for warehouse, raw in pairs:
@@ -281,24 +313,36 @@ def _plan_one(
                 )
             )
             return
-        if value < 0:
-            # Counts as 0 so the write of 0 still happens; reported so someone counts the shelf.
-            result.problems.append(
-                Problem(
-                    "negative_stock",
-                    "ops",
-                    warehouse_key(sku, str(warehouse)),
-                    f"Sitoo warehouse {warehouse} shows negative stock ({value}) for SKU {sku}; Magento gets 0 "
-                    "from it. Do a stock count or correct the item in Sitoo.",
-                    {"sku": sku, "source": source, "warehouse": str(warehouse), "available": str(value)},
-                )
+        levels_w[str(warehouse)] = value
+    flights: dict[str, Decimal] = {}
+    raw_flights = snapshot.in_flight.get(key) or {}
+    for warehouse, units in raw_flights.items() if isinstance(raw_flights, Mapping) else ():
+        if isinstance(units, Decimal) and units.is_finite() and 0 < units <= MAX_QUANTITY:
+            flights[str(warehouse)] = units
+    available, in_flight, short = warehouse_terms(levels_w, flights)
+    for warehouse in levels_w:
+        if warehouse not in short:
+            result.clean_keys.append(warehouse_key(sku, warehouse))
+    for warehouse, below in short.items():
+        # Counts as 0 so the write of 0 still happens; reported so someone counts the shelf. A
+        # reservation of a pushed web order alone (available −1, 1 in flight) is no problem.
+        have, flight = levels_w.get(warehouse, Decimal(0)), flights.get(warehouse, Decimal(0))
+        shows = (
+            f"available {have} for SKU {sku} although only {flight} unit(s) are reserved there for web orders magsit "
+            f"pushed ({-below} more sold or reserved than on hand)"
+            if flight
+            else f"negative stock ({have}) for SKU {sku}"
+        )
+        result.problems.append(
+            Problem(
+                "negative_stock",
+                "ops",
+                warehouse_key(sku, warehouse),
+                f"Sitoo warehouse {warehouse} shows {shows}; Magento gets 0 from it. Do a stock count or correct the "
+                "item in Sitoo.",
+                {"sku": sku, "source": source, "warehouse": warehouse, "available": str(have), "in_flight": str(flight)},
             )
-            continue
-        result.clean_keys.append(warehouse_key(sku, str(warehouse)))
-        available += value
-    in_flight = snapshot.in_flight.get(key, Decimal(0))
-    if not isinstance(in_flight, Decimal) or not in_flight.is_finite() or in_flight < 0:
-        in_flight = Decimal(0)
+        )
     buffer, floor = levels(sku, source)
     if available + in_flight > MAX_QUANTITY:
         result.problems.append(

@@ -198,3 +198,32 @@ def test_real_push_orders_flow_then_stock_counts_the_order_once(sandbox):
     sandbox.run("sync-stock", check_code=0)
     assert source_item(sandbox, "FLOW-1") == (5.0, 1)
     assert sandbox.magento.state.salable_qty("FLOW-1") == 3  # Magento's reservation: subtracted exactly once
+
+
+def test_click_and_collect_reserved_in_a_store_with_nothing_on_hand_gives_zero_there(sandbox):
+    """Sitoo's available already excludes an in-flight order's reservation: the store shows -1 for
+    a unit reserved with 0 on hand. Magento must get 0 there (-1 + 1), not max(0, -1) + 1 = 1."""
+    seed(sandbox, {"CC-1": 3}, warehouses=2)  # 3 in the web warehouse 1, nothing in store 2
+    sandbox.sitoo.state.product_by_sku("CC-1")["moneyprice"] = "125.00"  # gross = Magento's 100 + 25 % tax
+    sandbox.magento.state.add_source("store-2", "Store 2")
+    sandbox.configure(
+        stock={"sources": {"1": "default", "2": "store-2"}},
+        orders={"warehouse_id": 1, "pickup_location_warehouses": {"store-2-pickup": 2}},
+    )
+    sandbox.magento.state.place_order(
+        [("CC-1", 1)], customer_email="cc@example.com", guest=True,
+        shipping_method="instore_pickup", pickup_location_code="store-2-pickup",
+    )
+    pushed = sandbox.run("push-orders")
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert sandbox.sitoo.state.item(2, "CC-1")["decimalavailable"] == -1  # reserved in store 2, 0 on hand
+    out = sandbox.run_json("sync-stock", check_code=0)
+    assert out["failures"] == []  # a reservation of a pushed order is not negative stock
+    assert source_item(sandbox, "CC-1", "store-2") == (0.0, 0)
+    assert source_item(sandbox, "CC-1", "default") == (3.0, 1)
+    # once the store has the unit (moved there for the pickup): available 0 + 1 in flight = 1, which
+    # Magento's own reservation of the order takes off again (the unit is counted exactly once)
+    sandbox.sitoo.state.set_stock(2, "CC-1", 1)
+    assert sandbox.sitoo.state.item(2, "CC-1")["decimalavailable"] == 0
+    sandbox.run("sync-stock", "--full", check_code=0)
+    assert source_item(sandbox, "CC-1", "store-2") == (1.0, 1)

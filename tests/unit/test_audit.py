@@ -17,6 +17,7 @@ from magsit.errors import ConfigError
 from magsit.sync.audit import (
     KINDS,
     AuditSnapshot,
+    Finding,
     audit,
     duplicate_emails,
     email_key,
@@ -245,12 +246,32 @@ def test_stock_drift_uses_the_sync_stock_formula():
         sitoo_warehouses=[{"warehouseid": 1}, {"warehouseid": 2}],
         warehouse_items={"1": {"A": "3.000", "B": "-2.000"}, "2": {"A": "2.000", "B": "4.000"}},
         source_items=[{"sku": "A", "source_code": "default", "quantity": 4}, {"sku": "b", "source_code": "default", "quantity": 1}],
-        in_flight={("B", "default"): Decimal(1)},
+        in_flight={("B", "default"): {"2": Decimal(1)}},
     )  # fmt: skip
-    # A: 3 + 2 - 1 = 4 (clean); B: max(0,-2) + 4 + 1 in flight - 1 = 4, Magento 1 -> drift
+    # A: 3 + 2 - 1 = 4 (clean); B: max(0,-2) + max(0, 4 + 1 in flight) - 1 = 4, Magento 1 -> drift
     findings = audit(snap, cfg)
     assert kinds(findings) == [("stock_drift", "B@default")]
     assert findings[0].sitoo["expected"] == Decimal(4) and findings[0].magento["quantity"] == Decimal(1)
+
+
+def test_expected_stock_adds_in_flight_back_in_the_warehouse_that_reserved_it():
+    # A click & collect order reserved in store 2 with 0 on hand: Sitoo shows -1 there. Magento
+    # must show 0 (not 0 + 1 in flight = an oversell), so Magento's 0 is no drift.
+    cfg = config(stock={"sources": {"1": "web", "2": "store"}}, audit={"stock_drift_threshold": "0"})
+    snap = snapshot(
+        [m_product("C")], [s_product("C")],
+        sitoo_warehouses=[{"warehouseid": 1}, {"warehouseid": 2}],
+        warehouse_items={"1": {"C": "5.000"}, "2": {"C": "-1.000"}},
+        source_items=[{"sku": "C", "source_code": "web", "quantity": 5}, {"sku": "C", "source_code": "store", "quantity": 0}],
+        in_flight={("C", "store"): {"2": Decimal(1)}},
+    )  # fmt: skip
+    def drift() -> list[Finding]:
+        return [f for f in audit(snap, cfg) if f.kind == "stock_drift"]
+
+    assert drift() == []
+    snap.source_items[1]["quantity"] = 1  # what the clamp-before-adding formula published
+    [f] = drift()
+    assert (f.kind, f.key, f.sitoo["expected"]) == ("stock_drift", "C@store", Decimal(0))
 
 
 def test_orphan_source_item_matches_skus_without_case():

@@ -3,7 +3,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from magsit.sync.inflight import in_flight_units
+from magsit.sync.inflight import in_flight_by_source, in_flight_by_warehouse, in_flight_units
 
 W2S = {"1": "default", "2": "store-2", "3": "default"}
 
@@ -29,6 +29,13 @@ def test_pushed_minus_shipped_minus_canceled_per_source():
         order([line("A", 5)], warehouse=2),
     ]
     assert in_flight_units(mappings, W2S) == {("A", "default"): Decimal(3), ("A", "store-2"): Decimal(5)}
+
+
+def test_per_warehouse_units_for_the_stock_formula():
+    mappings = [order([line("A", 3, shipped=1)], warehouse=1), order([line("A", 1)], warehouse="3"), order([line("A", 5)], warehouse=9)]
+    assert in_flight_by_warehouse(mappings) == {("A", "1"): Decimal(2), ("A", "3"): Decimal(1), ("A", "9"): Decimal(5)}
+    assert in_flight_by_warehouse(mappings, {"1", "2"}) == {("A", "1"): Decimal(2)}
+    assert in_flight_by_source(mappings, W2S) == {("A", "default"): {"1": Decimal(2), "3": Decimal(1)}}
 
 
 def test_finished_closed_unmapped_and_unconfirmed_orders_do_not_count():

@@ -159,3 +159,17 @@ def test_in_flight_from_order_mappings(tmp_path):
     magento = FakeMagento({"A"})
     run(cfg, magento, FakeSitoo({"1": {"A": ("2", 100)}}))  # Sitoo reserved 1 of 3
     assert magento.saved[("A", "default")] == (3, 1)
+
+
+def test_in_flight_reserved_in_a_store_with_nothing_on_hand_gives_zero_not_one(tmp_path):
+    cfg = config(tmp_path)
+    state = StateStore(cfg.state.path)
+    state.put_mapping(  # click & collect in store (warehouse 3): 0 on hand, Sitoo reserved 1 -> available -1
+        "order", "magento", "000000002", "56",
+        data={"warehouse_id": 3, "lines": [{"sku": "A", "qty": 1, "shipped": 0, "canceled": 0}], "open": True},
+        status="pushed",
+    )
+    magento = FakeMagento({"A"})
+    outcome = run(cfg, magento, FakeSitoo({"1": {"A": ("4", 100)}, "3": {"A": ("-1", 100)}}))
+    assert outcome.exit_code == 0 and outcome.failures == []  # the reservation itself is no negative stock
+    assert magento.saved == {("A", "default"): (4, 1), ("A", "store-2"): (0, 0)}

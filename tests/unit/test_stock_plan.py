@@ -12,8 +12,10 @@ from magsit.sync.stockplan import (
     Levels,
     StockSnapshot,
     load_overrides,
+    parse_quantity,
     plan,
     target,
+    warehouse_terms,
 )
 
 FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
@@ -33,7 +35,7 @@ def test_formula_examples():
 
 
 def test_sums_warehouses_of_one_source_and_adds_in_flight():
-    snap = StockSnapshot(items={("A", "default"): {"1": "2.000", "3": "1.000"}}, in_flight={("A", "default"): Decimal(1)})
+    snap = StockSnapshot(items={("A", "default"): {"1": "2.000", "3": "1.000"}}, in_flight={("A", "default"): {"1": Decimal(1)}})
     result = plan(snap, {}, levels())
     (row,) = result.rows
     assert (row.sitoo_available, row.in_flight, row.qty, row.status, row.write) == (Decimal(3), Decimal(1), Decimal(4), 1, True)
@@ -53,6 +55,37 @@ def test_negative_counts_as_zero_reported_and_still_written():
     assert [p.kind for p in result.problems] == ["negative_stock"]
     (row,) = result.writes
     assert row.qty == 1
+
+
+def test_in_flight_is_added_back_in_the_warehouse_that_reserved_it_before_clamping():
+    # Store 2 has 0 on hand and reserved 1 for a pushed click & collect order: Sitoo shows -1.
+    # Magento must get 0 there (not max(0, -1) + 1 = 1, an oversell), and that is no negative_stock.
+    snap = StockSnapshot(items={("A", "store"): {"2": "-1.000"}}, in_flight={("A", "store"): {"2": Decimal(1)}})
+    result = plan(snap, {("A", "store"): (Decimal(1), 1)}, levels())
+    (row,) = result.rows
+    assert (row.qty, row.status, row.write) == (Decimal(0), 0, True)
+    assert (row.sitoo_available, row.in_flight) == (Decimal(-1), Decimal(1))
+    assert result.problems == [] and result.clean_keys == ["A@warehouse 2"]
+    # The reservation of one warehouse does not lift another warehouse of the same source.
+    snap = StockSnapshot(items={("A", "default"): {"1": "-1.000", "3": "2.000"}}, in_flight={("A", "default"): {"3": Decimal(1)}})
+    (row,) = plan(snap, {}, levels()).rows
+    assert row.qty == 3  # max(0, -1 + 0) + max(0, 2 + 1)
+    # More sold than on hand beyond the reservation: a real miscount, reported
+    snap = StockSnapshot(items={("A", "store"): {"2": "-3.000"}}, in_flight={("A", "store"): {"2": Decimal(1)}})
+    result = plan(snap, {}, levels())
+    assert [(p.kind, p.key) for p in result.problems] == [("negative_stock", "A@warehouse 2")]
+    assert result.rows[0].qty == 0 and result.problems[0].payload["in_flight"] == "1"
+
+
+def test_warehouse_terms_single_warehouse_is_designs_formula():
+    for avail in ("-2", "0", "3.5"):
+        a = Decimal(avail)
+        total, flight, short = warehouse_terms({"1": a}, {})
+        assert (total, flight) == (max(Decimal(0), a), Decimal(0)) and bool(short) == (a < 0)
+        total, flight, short = warehouse_terms({"1": a}, {"1": Decimal(2)})
+        assert total + flight == max(Decimal(0), a + 2) and flight == 2
+    # in flight where Sitoo has no item (yet): counted as 0 on hand + the units
+    assert warehouse_terms({}, {"4": Decimal(2)}) == (Decimal(0), Decimal(2), {})
 
 
 def test_per_source_and_per_sku_levels(tmp_path: Path):
@@ -123,7 +156,11 @@ baselines = st.tuples(sane_qty.map(lambda d: abs(d)), st.sampled_from([0, 1]))
         st.dictionaries(st.sampled_from(["1", "2", "3"]), raw_qty, min_size=1, max_size=3),
         max_size=8,
     ),
-    in_flight=st.dictionaries(st.tuples(st.sampled_from(["A/B", "A B"]), st.just("default")), st.decimals(min_value=0, max_value=100, places=0), max_size=2),
+    in_flight=st.dictionaries(
+        st.tuples(st.sampled_from(["A/B", "A B"]), st.just("default")),
+        st.dictionaries(st.sampled_from(["1", "2", "3"]), st.decimals(min_value=0, max_value=100, places=0), max_size=3),
+        max_size=2,
+    ),
     base=st.dictionaries(st.tuples(st.sampled_from(["A/B", "A B", "A+B", "ÅÄÖ"]), st.sampled_from(["default", "store-2"])), baselines, max_size=4),
     magento=st.one_of(st.none(), st.dictionaries(st.tuples(st.sampled_from(["A/B", "A B"]), st.just("default")), baselines, max_size=2)),
     buffer=levels_st,
@@ -152,3 +189,17 @@ def test_plan_properties(items, in_flight, base, magento, buffer, floor):
     for p in result.problems:
         assert p.kind in {"bad_stock_value", "invalid_sku", "negative_stock"}
         assert p.owner in {"ops", "ecommerce"}
+    # Reference model: per warehouse max(0, available_w + in_flight_w), summed, then buffer/floor.
+    # negative_stock exactly where available_w + in_flight_w < 0 (a reservation alone is no problem).
+    negatives = {(p.payload["sku"], p.payload["source"], p.payload["warehouse"]) for p in result.problems if p.kind == "negative_stock"}
+    for row in result.rows:
+        raw = items[(row.sku, row.source)]
+        flights = {w: u for w, u in in_flight.get((row.sku, row.source), {}).items() if u > 0}
+        parsed = {w: parse_quantity(v) for w, v in raw.items()}
+        terms = {w: parsed.get(w, Decimal(0)) + flights.get(w, Decimal(0)) for w in parsed.keys() | flights.keys()}
+        expected = sum((max(Decimal(0), t) for t in terms.values()), Decimal(0)) - buffer
+        expected = Decimal(0) if expected <= floor else expected
+        assert row.qty == expected.quantize(Decimal("0.0001"))
+        assert row.sitoo_available + row.in_flight == sum((max(Decimal(0), t) for t in terms.values()), Decimal(0))
+        for w, t in terms.items():
+            assert ((row.sku, row.source, w) in negatives) == (t < 0)
