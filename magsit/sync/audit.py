@@ -524,10 +524,10 @@ def _stock(snap: AuditSnapshot, config: Config) -> list[Finding]:
             if abs(actual - expected) <= threshold:
                 continue
             available, expected, actual, in_flight = plain(available), plain(expected), plain(actual), plain(in_flight)
-            # sync-stock leaves source items alone for SKUs Sitoo has no item for: --full won't heal it.
+            # Incremental runs only see Sitoo's items; --full also zeroes Sitoo products without one.
             hint = (
-                f" Sitoo has no stock record for {sku} in warehouse(s) {', '.join(warehouses)}, so sync-stock never "
-                "corrects this one: set it in Magento by hand or book the stock in Sitoo."
+                f" Sitoo has no stock record for {sku} in warehouse(s) {', '.join(warehouses)} (never stocked there), "
+                "so only `magsit sync-stock --full` sees it: it sets it to 0 (or book the stock in Sitoo)."
                 if not per_warehouse
                 else ""
             )

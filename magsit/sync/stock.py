@@ -9,6 +9,9 @@ Incremental runs read warehouse items changed since a per-warehouse ``datelastmo
 multi-warehouse source changed, the SKU is re-read in the sibling warehouses so the sum is right.
 Records that failed earlier (open exceptions whose retry time has come) are re-read by SKU, so
 the cursor can move on without losing them.
+
+``--full`` also sets to 0 Magento source items that still show stock for a Sitoo product with no
+item in any of the source's warehouses (Sitoo keeps no item for a SKU never stocked there).
 """
 
 from __future__ import annotations
@@ -201,7 +204,33 @@ def pull(ctx: JobContext) -> Pulled:
             if not values and sku not in requested:
                 continue
             snap.items[key] = values
+    if full and not chosen and snap.magento:
+        for key in _unstocked_sitoo_skus(ctx, snap.magento, by_source, read):
+            snap.items.setdefault(key, {})  # no item in any warehouse of the source = 0 on hand there
     return pulled
+
+
+def _unstocked_sitoo_skus(
+    ctx: JobContext, magento: dict[Key, tuple[Decimal, int]], by_source: dict[str, list[str]], read: dict[str, dict[str, Any]]
+) -> list[Key]:
+    """--full: Magento source items still showing stock for a SKU that has no item in any of the
+    source's Sitoo warehouses (never stocked there: Sitoo keeps no row for 0). They are healed to 0
+    only for SKUs Sitoo knows as products (one batched ``sku`` lookup); web-only products Sitoo
+    does not know are left alone."""
+    stocked = {source: {str(sku).casefold() for w in warehouses for sku in read[w]} for source, warehouses in by_source.items()}
+    candidates: dict[str, list[Key]] = {}
+    for (sku, source), (qty, status) in magento.items():
+        if source not in stocked or sku.casefold() in stocked[source] or (qty == 0 and not status):
+            continue  # Sitoo has an item there (planned already), or Magento already shows 0 / out of stock
+        candidates.setdefault(sku.casefold(), []).append((sku, source))
+    if not candidates:
+        return []
+    skus = sorted(sku for keys in candidates.values() for sku, _ in keys)
+    known = {
+        str(product.get("sku")).casefold()
+        for product in ctx.sitoo.iter_products(skus=sorted(set(skus)), include_inactive=True, fields=("sku",))
+    }
+    return sorted(key for folded, keys in candidates.items() if folded in known for key in keys)
 
 
 def _levels_of(rows: Iterable[dict[str, Any]]) -> dict[Key, tuple[Decimal, int]]:

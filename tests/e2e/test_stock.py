@@ -227,3 +227,30 @@ def test_click_and_collect_reserved_in_a_store_with_nothing_on_hand_gives_zero_t
     assert sandbox.sitoo.state.item(2, "CC-1")["decimalavailable"] == 0
     sandbox.run("sync-stock", "--full", check_code=0)
     assert source_item(sandbox, "CC-1", "store-2") == (1.0, 1)
+
+
+def test_full_zeroes_magento_stock_of_sitoo_products_never_stocked_in_the_warehouse(sandbox):
+    """Sitoo keeps no warehouse item for a SKU never stocked there; Magento may still show units
+    (seeded, typed in by hand). --full sets those to 0 - only for SKUs Sitoo knows as products."""
+    seed(sandbox, {"STOCKED": 2})
+    sandbox.sitoo.state.add_product("NEVER", "Never stocked", "100.00")  # a Sitoo product, no warehouse item
+    sandbox.magento.state.add_product("NEVER", "Never stocked", 80)
+    sandbox.magento.state.add_product("WEB-ONLY", "Gift card", 40)  # not in Sitoo: not Sitoo's to correct
+    for sku, qty in (("NEVER", 6), ("WEB-ONLY", 5), ("STOCKED", 2)):
+        sandbox.magento.state.set_source_item(sku, "default", qty)
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "NEVER") == (6.0, 1)  # incremental runs only see Sitoo's items
+    before = sandbox.run_json("audit", check_code=None)
+    assert [f["key"] for f in before["findings"] if f["kind"] == "stock_drift"] == ["NEVER@default"]
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-stock", "--full", check_code=0)
+    assert source_item(sandbox, "NEVER") == (0.0, 0)
+    assert source_item(sandbox, "WEB-ONLY") == (5.0, 1)
+    assert source_item(sandbox, "STOCKED") == (2.0, 1)
+    (post,) = posts(sandbox)
+    assert post.body == {"sourceItems": [{"sku": "NEVER", "source_code": "default", "quantity": 0, "status": 0}]}
+    after = sandbox.run_json("audit", check_code=None)
+    assert [f for f in after["findings"] if f["kind"] == "stock_drift"] == []
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-stock", "--full", check_code=0)
+    assert posts(sandbox) == []  # healed once, then left alone

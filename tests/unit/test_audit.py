@@ -343,8 +343,9 @@ def test_every_kind_is_documented_in_the_runbook():
         assert re.search(rf"\| `{kind}` \| {owner} \|", section), kind
 
 
-def test_drift_without_any_sitoo_record_says_sync_stock_will_not_heal_it():
+def test_drift_without_any_sitoo_record_says_sync_stock_full_heals_it():
     snap = snapshot([m_product("C")], [s_product("C")], warehouse_items={"1": {}},
                     source_items=[{"sku": "C", "source_code": "default", "quantity": 1}])  # fmt: skip
     [f] = audit(snap, config())
-    assert f.kind == "stock_drift" and "never corrects" in f.message and f.sitoo["warehouses"] == {}
+    assert f.kind == "stock_drift" and f.sitoo["warehouses"] == {} and f.sitoo["expected"] == 0
+    assert "sync-stock --full" in f.message and "sets it to 0" in f.message and "never corrects" not in f.message

@@ -10,9 +10,15 @@ from magsit.sync import stock
 
 
 class FakeSitoo:
-    def __init__(self, items):
+    def __init__(self, items, products=()):
         self.items = items  # warehouse -> sku -> (available, datelastmodified)
+        self.products = set(products)  # SKUs of Sitoo products (with or without warehouse items)
         self.calls = []
+        self.product_lookups = []
+
+    def iter_products(self, skus=None, include_inactive=False, fields=None):
+        self.product_lookups.append(list(skus))
+        return ({"sku": s} for s in skus if s in self.products)
 
     def warehouse_items(self, warehouse_id, modified_from=None, skus=None):
         self.calls.append((warehouse_id, modified_from, tuple(skus) if skus else None))
@@ -173,3 +179,31 @@ def test_in_flight_reserved_in_a_store_with_nothing_on_hand_gives_zero_not_one(t
     outcome = run(cfg, magento, FakeSitoo({"1": {"A": ("4", 100)}, "3": {"A": ("-1", 100)}}))
     assert outcome.exit_code == 0 and outcome.failures == []  # the reservation itself is no negative stock
     assert magento.saved == {("A", "default"): (4, 1), ("A", "store-2"): (0, 0)}
+
+
+def test_full_sets_sitoo_products_without_any_warehouse_item_to_zero(tmp_path):
+    cfg = config(tmp_path)
+    # A is stocked in warehouse 1 only; B is a Sitoo product never stocked anywhere (no items);
+    # WEB is a web-only product Sitoo does not know.
+    sitoo = FakeSitoo({"1": {"A": ("4", 100)}}, products={"A", "B"})
+    magento = FakeMagento({"A", "B", "WEB"})
+    magento.saved = {
+        ("A", "default"): (4, 1), ("A", "store-2"): (3, 1),  # store-2 = warehouse 3: no item for A there
+        ("B", "default"): (2, 1), ("B", "store-2"): (0, 0),  # store-2 already 0: not even looked up
+        ("WEB", "default"): (9, 1),
+    }  # fmt: skip
+    assert run(cfg, magento, sitoo).exit_code == 0
+    assert magento.posts == [[{"sku": "A", "source_code": "default", "quantity": 4, "status": 1}]]  # incremental: items only
+    assert sitoo.product_lookups == []
+    magento.posts.clear()
+    outcome = run(cfg, magento, sitoo, full=True)
+    assert outcome.exit_code == 0
+    assert magento.saved == {
+        ("A", "default"): (4, 1), ("A", "store-2"): (0, 0), ("B", "default"): (0, 0), ("B", "store-2"): (0, 0),
+        ("WEB", "default"): (9, 1),
+    }  # fmt: skip
+    assert sitoo.product_lookups == [["A", "B", "WEB"]]  # one batched lookup of the candidates
+    magento.posts.clear()
+    sitoo.product_lookups.clear()
+    assert run(cfg, magento, sitoo, full=True).exit_code == 0
+    assert magento.posts == [] and sitoo.product_lookups == [["WEB"]]  # healed rows are 0 now: not candidates again
