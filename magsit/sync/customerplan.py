@@ -29,7 +29,7 @@ Kind = Literal["create_sitoo", "create_magento", "update", "link", "fail"]
 
 
 def valid_email(email: str | None) -> bool:
-    text = (email or "").strip()
+    text = (email if isinstance(email, str) else "").strip()
     return bool(text) and len(text) <= 254 and _EMAIL.fullmatch(text) is not None
 
 

@@ -32,7 +32,7 @@ PAYMENT_SUCCESSFUL = 20
 
 def normalise_email(email: str | None) -> str:
     """The merge key for customers on both sides: trimmed and casefolded."""
-    return (email or "").strip().casefold()
+    return (email if isinstance(email, str) else "").strip().casefold()  # a non-text e-mail is no e-mail
 
 
 def sanitise_externalid(prefix: str, increment_id: str) -> str:
@@ -170,8 +170,10 @@ def _row_money(item: dict[str, Any], qty: int) -> tuple[Decimal, Decimal, Decima
         gross = money(item["base_row_total_incl_tax"])
     elif item.get("base_price_incl_tax") not in (None, ""):
         gross = money(item["base_price_incl_tax"]) * qty
-    else:
+    elif item.get("base_price") not in (None, ""):
         gross = money(item.get("base_price")) * qty * (1 + rate / 100)
+    else:  # no price at all: never push the line as free
+        raise ValueError(f"order item {item.get('sku')!r} has no price")
     discount = money(item.get("base_discount_amount"))
     if discount:
         # What the customer paid for the row, gross, whichever "apply discount on prices incl./excl. tax"

@@ -83,7 +83,13 @@ def plan(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Act
             actions.append(Action("skip", increment_id, entity_id))
             continue
         try:
-            built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices)
+            try:
+                built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices)
+            except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+                # Garbage in one order (a field of the wrong type, a missing price) fails that order only.
+                raise RecordError("bad_order_data", "ecommerce", increment_id,
+                                  f"order {increment_id} has data magsit cannot read ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]}); check the order in Magento") from None  # fmt: skip
         except RecordError as error:
             existing = _in_sitoo(snapshot, settings, increment_id)
             if existing is not None:  # it is in Sitoo already (an earlier attempt): adopt, whatever changed

@@ -95,7 +95,8 @@ def plan_creditmemo(
         qty = -_int(item.get("quantity"))
         if qty <= 0:
             continue  # an exchange's new purchase on the same receipt is not part of the return
-        source = (item.get("additionaldata") or {}).get("pos-originalsales-orderitemid")
+        extra = item.get("additionaldata")
+        source = extra.get("pos-originalsales-orderitemid") if isinstance(extra, dict) else None
         line = by_sitoo.get(str(source)) if source is not None else None
         if line is None and item.get("sku"):
             # Manual return (no original receipt line): the SKU on the original order, if unambiguous.
@@ -222,7 +223,7 @@ def plan_sitoo_refund(
     by_parent: dict[int, list[dict[str, Any]]] = {}
     for line in lines:
         by_parent.setdefault(int(line.get("ship_item_id") or line["item_id"]), []).append(line)
-    memo_items = {int(i.get("order_item_id") or 0): i for i in memo.get("items") or []}
+    memo_items = {_int(i.get("order_item_id")): i for i in memo.get("items") or []}
     items: list[dict[str, Any]] = []
     deliver: list[tuple[int, int]] = []
     covered: set[int] = set()
