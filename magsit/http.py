@@ -179,6 +179,9 @@ class HttpSession:
                 json=body,
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 allow_redirects=False,
+                # explicit: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override session.verify,
+                # which would silently ignore [http] ca_bundle on hosts that set those variables
+                verify=self.session.verify,
             )
         except requests.exceptions.SSLError as exc:
             raise ApiError(
