@@ -114,9 +114,12 @@ def test_config_with_secrets_readable_by_others_is_warned_about(sandbox: Env) ->
 
 
 def test_state_and_lock_files_are_private(sandbox: Env) -> None:
-    os.umask(0o022)  # a permissive umask must not widen them
-    SCENARIOS["orders"].seed(sandbox)
-    assert run_here(sandbox, "push-orders").code == 0
+    previous = os.umask(0o022)  # a permissive umask must not widen them
+    try:
+        SCENARIOS["orders"].seed(sandbox)
+        assert run_here(sandbox, "push-orders").code == 0
+    finally:
+        os.umask(previous)
     files = [p for p in sandbox.tmp.iterdir() if p.name.startswith("magsit.db")]
     assert sandbox.state_path in files and any(p.name.endswith(".lock") for p in files)
     for path in (sandbox.state_path, *[p for p in files if p.name.endswith(".lock")]):
