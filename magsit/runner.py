@@ -8,6 +8,7 @@ here once, so a flow module holds only its own logic.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -236,7 +237,11 @@ def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) ->
         return outcome
     except Exception as exc:  # the run fails; the traceback goes to the debug log, never to the operator
         log.debug("unexpected error in %s", job, exc_info=True)
-        error = f"internal error: {type(exc).__name__}: {exc}"
+        if isinstance(exc, sqlite3.OperationalError):
+            # Another process held the state file longer than the busy timeout, or the disk is full.
+            error = f"state file {config.state.path} could not be written ({exc}); the next run re-checks what this one did"
+        else:
+            error = f"internal error: {type(exc).__name__}: {exc}"
         outcome = _finish(ctx, result, "failed", EXIT_FAILED, error)
         _after_run(config, state, outcome)
         return outcome

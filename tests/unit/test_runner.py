@@ -69,3 +69,17 @@ def test_locked_job_touches_nothing(tmp_path):
     with JobLock(config.state.path, "sync-stock"), pytest.raises(LockedError):
         run_job(config, "sync-stock", lambda ctx: JobResult())
     assert StateStore(config.state.path).runs() == []
+
+
+def test_busy_state_file_is_a_clear_run_failure(tmp_path):
+    import sqlite3
+
+    config = make_config(tmp_path)
+
+    def flow(ctx):
+        raise sqlite3.OperationalError("database is locked")
+
+    outcome = run_job(config, "sync-stock", flow)
+    assert outcome.exit_code == 1
+    assert "could not be written (database is locked)" in outcome.error
+    assert "internal error" not in outcome.error
