@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -357,11 +357,19 @@ class StateStore:
         )
 
     # -- stock baseline --------------------------------------------------------------------------
-    def pushed_stock(self) -> dict[tuple[str, str], tuple[Decimal, int]]:
-        return {
-            (row["sku"], row["source_code"]): (Decimal(row["quantity"]), int(row["status"]))
-            for row in self._rows("SELECT sku, source_code, quantity, status FROM pushed_stock")
-        }
+    def pushed_stock(self, skus: Iterable[str] | None = None) -> dict[tuple[str, str], tuple[Decimal, int]]:
+        """The stock baseline; with ``skus``, only the rows of those SKUs (a small incremental run
+        need not load a catalogue-sized table)."""
+        if skus is None:
+            rows = self._rows("SELECT sku, source_code, quantity, status FROM pushed_stock")
+        else:
+            wanted = sorted(set(skus))
+            rows = []
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows.extend(self._rows(f"SELECT sku, source_code, quantity, status FROM pushed_stock WHERE sku IN ({marks})", tuple(part)))
+        return {(row["sku"], row["source_code"]): (Decimal(row["quantity"]), int(row["status"])) for row in rows}
 
     def record_pushed_stock(self, rows: list[tuple[str, str, Decimal, int]]) -> None:
         moment = iso()

@@ -193,7 +193,10 @@ def pull(ctx: JobContext) -> Pulled:
         else:
             snap.magento = _levels_of(rows)
 
-    baseline = pulled.baseline = ctx.state.pushed_stock()
+    # A small incremental run loads the baseline of the SKUs it looks at, not the whole table.
+    few = {sku for skus in needed.values() for sku in skus if isinstance(sku, str)}
+    small = not full and len(few) <= 5000 and all(isinstance(s, str) for skus in needed.values() for s in skus)
+    baseline = pulled.baseline = ctx.state.pushed_stock(few) if small else ctx.state.pushed_stock()
     for source, warehouses in by_source.items():
         for sku in needed[source]:
             values = {w: read[w][sku] for w in warehouses if sku in read[w]}
