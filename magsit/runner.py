@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("magsit.runner")
 
+PRUNE_EVERY = 100  # runs between clean-ups of old history in the state file
+
 JOBS = (
     "sync-stock",
     "sync-products",
@@ -268,6 +270,8 @@ def _finish(ctx: JobContext, result: JobResult, status: str, code: int, message:
     result.counts = counts
     if ctx.run_id is not None:
         ctx.state.finish_run(ctx.run_id, status, code, counts, message)
+        if ctx.run_id % PRUNE_EVERY == 0:
+            ctx.state.prune_history()
     return RunOutcome(ctx.job, code, status, result, list(ctx.failures), ctx.run_id, message or None)
 
 

@@ -288,6 +288,26 @@ class StateStore:
             row["counts"] = json.loads(row["counts"] or "{}")
         return rows
 
+    def prune_history(self, keep_days: int = 90) -> int:
+        """Forget old run rows and closed exceptions; the newest run and success of each job stay.
+
+        The events worker and the daemon add many runs a day; without this the file only grows.
+        """
+        cutoff = iso(now_utc() - timedelta(days=keep_days))
+        with self.transaction():
+            runs = self._exec(
+                """
+                DELETE FROM runs WHERE started_at < ? AND status != 'running'
+                  AND id NOT IN (SELECT MAX(id) FROM runs GROUP BY job)
+                  AND id NOT IN (SELECT MAX(id) FROM runs WHERE status IN ('ok', 'partial') GROUP BY job)
+                """,
+                (cutoff,),
+            ).rowcount
+            closed = self._exec(
+                "DELETE FROM exceptions WHERE status != 'open' AND COALESCE(resolved_at, last_seen) < ?", (cutoff,)
+            ).rowcount
+        return runs + closed
+
     def mark_abandoned_runs(self) -> None:
         """Runs left 'running' by a process that no longer exists (killed) are marked as such."""
         for row in self._rows("SELECT id, pid FROM runs WHERE status = 'running'"):

@@ -82,3 +82,19 @@ def test_lock_excludes_second_holder_and_dies_with_holder(tmp_path):
         os.kill(os.getpid(), 9)
     os.waitpid(pid, 0)
     JobLock(path, "sync-stock").acquire().release()
+
+
+def test_prune_history_keeps_the_latest_and_open_rows(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    old = "2020-01-01T00:00:00Z"
+    for job, status in [("sync-stock", "ok"), ("sync-stock", "failed"), ("sync-stock", "ok"), ("push-orders", "ok")]:
+        run = store.start_run(job)
+        store.finish_run(run, status, 0, {})
+    store.db.execute("UPDATE runs SET started_at = ?", (old,))
+    store.record_exception("j", "k", "ops", "open-one", "m")
+    store.record_exception("j", "k", "ops", "closed-one", "m")
+    store.resolve_exception("j", "closed-one")
+    store.db.execute("UPDATE exceptions SET last_seen = ?, resolved_at = CASE WHEN resolved_at IS NULL THEN NULL ELSE ? END", (old, old))
+    assert store.prune_history(keep_days=30) == 3
+    assert sorted((r["job"], r["status"]) for r in store.runs()) == [("push-orders", "ok"), ("sync-stock", "ok")]
+    assert [r["record_key"] for r in store.exceptions(status=None)] == ["open-one"]
