@@ -51,9 +51,9 @@ def render(outcome: RunOutcome, app: App) -> None:
         )
 
 
-@click.command("audit")
-@click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path), help="Also write summary.csv and findings.csv into DIR.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write a self-contained HTML report to FILE.")
+@click.command("audit", short_help="Read-only check: SKU, price, stock and order gaps.")
+@click.option("--csv", "csv_dir", type=click.Path(file_okay=False, path_type=Path), help="Also write summary.csv and findings.csv into this folder.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), help="Also write a self-contained HTML report to this file.")
 @pass_app
 def command(app: App, csv_dir: Path | None, html_file: Path | None) -> int:
     """Find data gaps between Magento and Sitoo before they break orders (read-only).

@@ -10,11 +10,12 @@ from magsit.cli import App, pass_app
 from magsit.commands.common import run_flow
 
 
-@click.command("sync-customers")
+@click.command("sync-customers", short_help="One customer per e-mail, Magento <-> Sitoo.")
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
-    help="Backfill: read Magento customers updated since this UTC date/time instead of the cursor.",
+    metavar="DATE",
+    help="Backfill: read Magento customers updated since DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, UTC) instead of the cursor.",
 )
 @click.option("--full", is_flag=True, help="Read every Sitoo customer (finds e-mails spelt with other case/spaces).")
 @pass_app

@@ -7,7 +7,7 @@ import click
 from magsit.cli import App, pass_app
 
 
-@click.command("daemon")
+@click.command("daemon", short_help="Run the jobs of [schedule] until stopped.")
 @click.option(
     "--heartbeat-seconds",
     type=click.FloatRange(min=0.1),

@@ -137,7 +137,7 @@ def run_demo(app: App, workdir: Path) -> tuple[list[StepResult], Any]:
 STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "not built": "dim", "event": "cyan"}
 
 
-@click.command("demo")
+@click.command("demo", short_help="Run every job against the built-in sandbox.")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), help="Keep the state file and config in this folder.")
 @pass_app
 def command(app: App, keep: Path | None) -> int:

@@ -14,7 +14,7 @@ def command() -> None:
     pass
 
 
-@command.command("serve")
+@command.command("serve", short_help="Receive Sitoo events at POST /events and apply them.")
 @click.option("--host", default=None, help="Address to listen on (default [events] host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default [events] port, 8080; 0 = any free port).")
 @click.option("--threads", type=int, default=4, show_default=True, help="HTTP worker threads.")
@@ -30,7 +30,7 @@ def serve(app: App, host: str | None, port: int | None, threads: int) -> int:
     return events.serve(app.config, host, port, threads=threads, ready=ready)
 
 
-@command.command("process")
+@command.command("process", short_help="Apply the queued events now (cron, or without serve).")
 @pass_app
 def process(app: App) -> int:
     """Apply the stored events now (for cron, or while `serve` is not running). --dry-run shows the runs."""

@@ -13,7 +13,7 @@ from magsit.report import print_json, rows_table
 from magsit.state.store import StateStore
 
 
-@click.group("exceptions")
+@click.group("exceptions", short_help="List, show, retry, resolve or ignore failed records.")
 def command() -> None:
     """List, inspect, retry, resolve or ignore per-record exceptions."""
 
@@ -22,7 +22,7 @@ def _open(app: App) -> StateStore:
     return StateStore(app.config.state.path)
 
 
-@command.command("list")
+@command.command("list", short_help="Exceptions (open by default): record, kind, owner, message.")
 @click.option("--owner", type=click.Choice(["ops", "ecommerce", "finance"]), help="Only this owner's.")
 @click.option("--job", help="Only this job's (e.g. sync-stock).")
 @click.option("--kind", help="Only this kind.")
@@ -47,7 +47,7 @@ def list_(app: App, owner: str | None, job: str | None, kind: str | None, status
     return EXIT_OK
 
 
-@command.command("show")
+@command.command("show", short_help="Everything recorded about one exception.")
 @click.argument("exception_id", type=int)
 @pass_app
 def show(app: App, exception_id: int) -> int:

@@ -8,7 +8,7 @@ from magsit.cli import App, pass_app
 from magsit.commands.common import run_flow
 
 
-@click.command("sync-fulfilment")
+@click.command("sync-fulfilment", short_help="Sitoo deliveries/cancels -> Magento shipments/cancel.")
 @click.option("--order", "order_ids", multiple=True, metavar="INCREMENT_ID", help="Only this pushed order (repeatable).")
 @pass_app
 def command(app: App, order_ids: tuple[str, ...]) -> int:

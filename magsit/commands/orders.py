@@ -10,11 +10,12 @@ from magsit.cli import App, pass_app
 from magsit.commands.common import run_flow
 
 
-@click.command("push-orders")
+@click.command("push-orders", short_help="Magento web orders -> Sitoo orders, exactly once.")
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
-    help="Backfill: read orders updated since this UTC date/time instead of the cursor.",
+    metavar="DATE",
+    help="Backfill: read orders updated since DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, UTC) instead of the cursor.",
 )
 @click.option("--order", "order_ids", multiple=True, metavar="INCREMENT_ID",
               help="Push this order now, ignoring its retry backoff (repeatable).")

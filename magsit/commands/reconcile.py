@@ -14,7 +14,7 @@ from magsit.runner import run_job
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
-@click.command("reconcile")
+@click.command("reconcile", short_help="Month-end report: Sitoo vs Magento, order by order.")
 @click.option("--month", metavar="YYYY-MM", help="Calendar month in the shop's timezone ([reconcile] timezone). Default: last month.")
 @click.option("--from", "date_from", type=DATE, metavar="YYYY-MM-DD", help="First day (shop timezone), with --to.")
 @click.option("--to", "date_to", type=DATE, metavar="YYYY-MM-DD", help="Last day, inclusive (shop timezone), with --from.")

@@ -10,11 +10,12 @@ from magsit.cli import App, pass_app
 from magsit.commands.common import run_flow
 
 
-@click.command("sync-returns")
+@click.command("sync-returns", short_help="Refunds both ways: credit memos <-> refund orders.")
 @click.option(
     "--since",
     type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
-    help="Backfill: read Magento credit memos updated since this UTC date/time instead of the cursor.",
+    metavar="DATE",
+    help="Backfill: read Magento credit memos updated since DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, UTC) instead of the cursor.",
 )
 @pass_app
 def command(app: App, since: datetime | None) -> int:

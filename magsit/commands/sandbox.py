@@ -11,7 +11,7 @@ from magsit.cli import App, pass_app
 from magsit.errors import EXIT_OK
 
 
-@click.command("sandbox")
+@click.command("sandbox", short_help="Serve the Magento and Sitoo emulators on 127.0.0.1.")
 @click.option("--magento-port", type=int, default=0, help="Port for the Magento emulator (default: any free port).")
 @click.option("--sitoo-port", type=int, default=0, help="Port for the Sitoo emulator (default: any free port).")
 @click.option(

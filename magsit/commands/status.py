@@ -116,7 +116,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-@click.command("status")
+@click.command("status", short_help="Is every job healthy? Last runs, open exceptions.")
 @click.option("--max-age", type=float, default=None, help="Minutes since a job's last success before it counts as stale (exit 1).")
 @click.option("--job", "jobs", multiple=True, help="Only check these jobs for staleness (repeatable).")
 @click.option(

@@ -222,3 +222,23 @@ def test_no_documented_kind_is_stale():
     known = set(raised_kinds()) | set(AUDIT_KINDS) | reconcile_kinds() | {"run_missed"}
     stale = sorted(set(_documented([RUNBOOK, FINANCE])) - known)
     assert not stale, f"docs name kinds the code no longer raises: {stale}"
+
+
+def test_readme_lists_every_command_and_links_exist():
+    from click.testing import CliRunner
+
+    from magsit.cli import cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = sorted(cli.list_commands(None))  # type: ignore[arg-type]
+    assert commands and not [c for c in commands if f"`magsit {c}`" not in readme]
+    for code in ("0", "1", "2", "3", "4", "130"):
+        assert f"| {code} |" in readme
+    for link in re.findall(r"\]\(([^)#]+)\)", readme):
+        assert (ROOT / link).exists(), f"README links a missing file: {link}"
+    # the first code block is the fresh-machine quickstart: install + demo, then the tests
+    first_block = readme.split("```sh", 1)[1].split("```", 1)[0]
+    assert "pip install" in first_block and "magsit demo" in first_block and "pytest" in first_block
+    # --help of the group lists every command with a summary
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0 and all(c in result.output for c in commands)
