@@ -29,7 +29,7 @@ from magsit.errors import ApiError
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
-from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
+from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.customers")
@@ -106,7 +106,8 @@ def pull(ctx: JobContext) -> dict[str, Any]:
         magento += _magento_by_email(ctx, list(dict.fromkeys(ask)))
         # Linked customers whose Magento side was not read stay out of the plan unless changed.
         sitoo = [u for u in sitoo if normalise_email(u.get("email")) not in known]
-    return {"magento": magento, "sitoo": sitoo, "known": known, "cursor": cursor, "seen": seen, "mappings": mappings}
+    return {"magento": magento, "sitoo": sitoo, "known": known, "cursor": cursor, "seen": seen, "start": start,
+            "mappings": mappings}
 
 
 def _remember(ctx: JobContext, email: str, magento_id: int | None, userid: str | None, first: str, last: str) -> None:
@@ -218,9 +219,7 @@ def run(ctx: JobContext) -> JobResult:
             f"{waiting} POS customer(s) have no Magento account and were not created: Magento's REST API always sends "
             "the welcome e-mail, and [customers].send_welcome_email is false"
         )
-    lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
-    cursor = next_cursor(snapshot["cursor"], snapshot["seen"], run_start=ctx.started_at, lookback=lookback)
-    if cursor is not None and not ctx.options.get("since"):
-        with ctx.state.transaction():
-            ctx.state.set_cursor(JOB, STREAM, cursor.as_value())
+    save_cursor(ctx, JOB, STREAM, snapshot["cursor"], snapshot["seen"], start=snapshot["start"],
+                lookback=timedelta(seconds=ctx.config.orders.lookback_seconds),
+                initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours))  # fmt: skip
     return JobResult(plan=view, summary=summary)

@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from magsit.runner import JobContext
 
 # (field, value, condition_type); each tuple is its own filter group (groups are ANDed).
 Filter = tuple[str, str, str]
@@ -124,3 +127,32 @@ def next_cursor(
     if previous is not None and candidate < previous:
         return previous
     return candidate
+
+
+def save_cursor(
+    ctx: JobContext,
+    job: str,
+    stream: str,
+    previous: Position | None,
+    seen: list[Position],
+    *,
+    start: str,
+    lookback: timedelta,
+    initial_lookback: timedelta,
+) -> None:
+    """Advance the ``(job, stream)`` cursor after a run that read from ``start`` and handled every row in ``seen``.
+
+    The one place the Magento-keyset flows move their cursor. It stays put when the run stopped
+    early (SIGTERM: rows after the one in hand were read but not handled) and when ``--since``
+    began the read later than the cursor would have (the gap in between was never read); either
+    way the next run reads those rows again instead of skipping them.
+    """
+    if ctx.dry_run or ctx.should_stop():
+        return
+    usual = read_start(previous, run_start=ctx.started_at, lookback=lookback, initial_lookback=initial_lookback)
+    if start > usual:  # fixed-width UTC text: compares as time
+        return
+    cursor = next_cursor(previous, seen, run_start=ctx.started_at, lookback=lookback)
+    if cursor is not None and cursor != previous:
+        with ctx.state.transaction():
+            ctx.state.set_cursor(job, stream, cursor.as_value())

@@ -25,7 +25,7 @@ from magsit.errors import ApiError, RecordError
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.sync import calls as api
-from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
+from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
 from magsit.sync.orderpayload import OrderPlan, build_order, normalise_email
 from magsit.testing.crashpoints import crashpoint
 
@@ -43,6 +43,7 @@ class Snapshot:
     run_start: datetime
     cursor: Position | None
     targeted: bool
+    start: str | None = None  # where the keyset read began (None: a targeted run reads no range)
     seen: list[Position] = field(default_factory=list)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # entity_id -> detail
     skipped: dict[str, str] = field(default_factory=dict)  # increment_id -> why
@@ -155,7 +156,7 @@ def pull(ctx: JobContext) -> Snapshot:
         for increment_id in sorted(missing):
             snap.skipped[increment_id] = "not found in Magento"
     else:
-        start = read_start(
+        start = snap.start = read_start(
             cursor,
             run_start=run_start,
             lookback=timedelta(seconds=settings.lookback_seconds),
@@ -475,12 +476,9 @@ def run(ctx: JobContext) -> JobResult:
                 ctx.fail(action.error.kind, action.error.owner, action.increment_id, action.error.message)
         return JobResult(counts={"planned": len(actions)}, plan=plan_view, summary=summary)
     push(actions, ctx)
-    if not snap.targeted:
-        cursor = next_cursor(
-            snap.cursor, snap.seen, run_start=snap.run_start, lookback=timedelta(seconds=settings.lookback_seconds)
-        )
-        if cursor is not None:
-            with ctx.state.transaction():
-                ctx.state.set_cursor(JOB, STREAM, cursor.as_value())
+    if snap.start is not None:
+        save_cursor(ctx, JOB, STREAM, snap.cursor, snap.seen, start=snap.start,
+                    lookback=timedelta(seconds=settings.lookback_seconds),
+                    initial_lookback=timedelta(hours=settings.initial_lookback_hours))  # fmt: skip
     ctx.counts["skipped"] += len(snap.skipped)
     return JobResult(plan=plan_view, summary=summary, details={"skipped": snap.skipped})

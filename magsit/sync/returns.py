@@ -34,7 +34,7 @@ from typing import Any
 from magsit.errors import ApiError, RecordError
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
-from magsit.sync.keyset import Position, key_of, keyset_scan, next_cursor, read_start
+from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
 from magsit.sync.orderpayload import money
 from magsit.sync.returnplan import (
     CreditMemoPlan,
@@ -206,7 +206,7 @@ def store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, Any]]]
 
 
 # -- Magento -> Sitoo ------------------------------------------------------------------------------
-def pull_creditmemos(ctx: JobContext) -> tuple[list[dict[str, Any]], Position | None, list[Position]]:
+def pull_creditmemos(ctx: JobContext) -> tuple[list[dict[str, Any]], Position | None, list[Position], str]:
     settings = ctx.config.orders
     cursor = Position.from_value(ctx.state.get_cursor(JOB, MEMO_STREAM))
     start = read_start(cursor, run_start=ctx.started_at, lookback=timedelta(seconds=settings.lookback_seconds),
@@ -223,7 +223,7 @@ def pull_creditmemos(ctx: JobContext) -> tuple[list[dict[str, Any]], Position | 
         due = ctx.is_due(_memo_key(mapping["data"].get("increment_id") or mapping["external_id"]))
         if mapping["status"] in ("pending", "retry") and mapping["external_id"] not in have and due:
             memos.append(ctx.magento.get_creditmemo(int(mapping["external_id"])))
-    return memos, cursor, seen
+    return memos, cursor, seen, start
 
 
 def plan_creditmemo_exports(
@@ -311,7 +311,7 @@ def push_export(ctx: JobContext, plan: SitooRefundPlan) -> None:
 
 
 def creditmemo_exports(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    memos, cursor, seen = pull_creditmemos(ctx)
+    memos, cursor, seen, start = pull_creditmemos(ctx)
     plans = plan_creditmemo_exports(ctx, memos, pushed)
     view = [p.describe() if isinstance(p, SitooRefundPlan) else _error_view(p) for p in plans]
     if ctx.dry_run:
@@ -327,11 +327,9 @@ def creditmemo_exports(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, A
             ctx.fail_record(plan, RETRY)
             continue
         push_export(ctx, plan)
-    lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
-    new_cursor = next_cursor(cursor, seen, run_start=ctx.started_at, lookback=lookback)
-    if new_cursor is not None and not ctx.options.get("since"):  # a backfill leaves the cursor alone
-        with ctx.state.transaction():
-            ctx.state.set_cursor(JOB, MEMO_STREAM, new_cursor.as_value())
+    save_cursor(ctx, JOB, MEMO_STREAM, cursor, seen, start=start,
+                lookback=timedelta(seconds=ctx.config.orders.lookback_seconds),
+                initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours))  # fmt: skip
     return view
 
 

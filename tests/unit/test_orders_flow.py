@@ -330,3 +330,40 @@ def test_cancel_refused_comments_once_and_raises(world, tmp_path):
     assert outcome.exit_code == 3 and outcome.failures[0].kind == "cancel_refused"
     sync(config)
     assert len(world.comments) == 1
+
+
+def _ago(minutes):
+    return magento_ts(datetime.now(UTC) - timedelta(minutes=minutes))
+
+
+def test_stop_mid_push_does_not_move_the_cursor_past_unhandled_orders(world, tmp_path):
+    import threading
+
+    config = make_config(tmp_path)
+    for entity_id, minutes in ((1, 60), (2, 50), (3, 30)):
+        world.add_order(entity_id, [("A", 1)], updated_at=_ago(minutes))
+    stop = threading.Event()
+    create = world.create
+
+    def create_then_stop(ctx, payload):  # SIGTERM arrives while the first order is in hand
+        stop.set()
+        return create(ctx, payload)
+
+    calls.sitoo_create_order = create_then_stop
+    run_job(config, "push-orders", orders.run, stop_event=stop)
+    assert world.posts == 1
+    calls.sitoo_create_order = create
+    assert push(config).exit_code == 0
+    assert sorted(o["externalid"] for o in world.s_orders.values()) == ["000000001", "000000002", "000000003"]
+
+
+def test_since_later_than_the_cursor_does_not_skip_the_gap(world, tmp_path):
+    config = make_config(tmp_path)
+    world.add_order(1, [("A", 1)], updated_at=_ago(300))
+    push(config)
+    world.add_order(2, [("A", 1)], updated_at=_ago(240))  # between the cursor and --since
+    world.add_order(3, [("A", 1)], updated_at=_ago(120))
+    push(config, since=datetime.now(UTC) - timedelta(minutes=180))
+    assert push(config).exit_code == 0
+    assert sorted(o["externalid"] for o in world.s_orders.values()) == ["000000001", "000000002", "000000003"]
+
