@@ -7,7 +7,6 @@ no thousands separators, no currency symbols, so a spreadsheet reads them as num
 
 from __future__ import annotations
 
-import csv
 import html
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from magsit.sync.reconcile import SECTION_COLUMNS, SECTION_TITLES, Report
+from magsit.tabular import Section, write_csv_dir
 
 MONEY_KEYS = frozenset(
     {"magento", "sitoo", "difference", "gross", "drift", "sitoo_available", "magento_quantity", "magento_web", "sitoo_web", "sitoo_pos"}
@@ -40,32 +40,26 @@ def _as_dict(report: Report | dict[str, Any]) -> dict[str, Any]:
 
 # -- CSV -------------------------------------------------------------------------------------------
 def write_csv(report: Report | dict[str, Any], directory: str | Path) -> list[Path]:
-    """One UTF-8 CSV per section (header row always present, even with no rows), plus period.csv."""
+    """One UTF-8 CSV per section (header row always present, even with no rows), plus period.csv.
+
+    Written by ``magsit.tabular`` (atomic, spreadsheet formulas neutralised) with reconcile's own
+    cell format (``cell``: yes/no, plain decimals) and no BOM: the files' bytes stay what finance's
+    scripts read.
+    """
     data = _as_dict(report)
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, columns in SECTION_COLUMNS.items():
-        path = folder / f"{name}.csv"
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            for row in data[name]:
-                writer.writerow([cell(row.get(c)) for c in columns])
-        written.append(path)
-    path = folder / "period.csv"
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["key", "value"])
-        for key, value in data["period"].items():
-            writer.writerow([key, cell(value)])
-        writer.writerow(["tolerance", cell(data["tolerance"])])
-        writer.writerow(["matched_web_orders", data["matched_web_orders"]])
-        writer.writerow(["variance_count", data["variance_count"]])
-        for note in data["notes"]:
-            writer.writerow(["note", note])
-    written.append(path)
-    return written
+    sections = [
+        Section(name, name, [{c: cell(row.get(c)) for c in columns} for row in data[name]], columns=list(columns))
+        for name, columns in SECTION_COLUMNS.items()
+    ]
+    period = [{"key": key, "value": cell(value)} for key, value in data["period"].items()]
+    period += [
+        {"key": "tolerance", "value": cell(data["tolerance"])},
+        {"key": "matched_web_orders", "value": cell(data["matched_web_orders"])},
+        {"key": "variance_count", "value": cell(data["variance_count"])},
+    ]
+    period += [{"key": "note", "value": note} for note in data["notes"]]
+    sections.append(Section("period", "period", period, columns=["key", "value"]))
+    return write_csv_dir(directory, sections, bom=False)
 
 
 # -- HTML ------------------------------------------------------------------------------------------

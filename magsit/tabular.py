@@ -110,14 +110,18 @@ def section_csv(section: Section) -> str:
     return buffer.getvalue()
 
 
-def write_csv_dir(directory: str | Path, sections: Iterable[Section]) -> list[Path]:
-    """One ``<name>.csv`` per section in ``directory`` (created if missing); returns the paths."""
+def write_csv_dir(directory: str | Path, sections: Iterable[Section], *, bom: bool = True) -> list[Path]:
+    """One ``<name>.csv`` per section in ``directory`` (created if missing); returns the paths.
+
+    ``bom=False`` for files whose readers already expect plain UTF-8 (reconcile's CSVs are read by
+    finance scripts with ``encoding="utf-8"``; a BOM would become part of the first header).
+    """
     folder = Path(directory)
     written = []
     for section in sections:
         stem = _SAFE_NAME.sub("_", section.name).strip("._") or "section"
         path = folder / f"{stem}.csv"
-        _atomic_write(path, ("\ufeff" + section_csv(section)).encode("utf-8"))
+        _atomic_write(path, (("\ufeff" if bom else "") + section_csv(section)).encode("utf-8"))
         written.append(path)
     return written
 

@@ -8,6 +8,7 @@ kinds). A new kind without a runbook row fails here, not in front of an operator
 from __future__ import annotations
 
 import ast
+import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,3 +243,25 @@ def test_readme_lists_every_command_and_links_exist():
     # --help of the group lists every command with a summary
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0 and all(c in result.output for c in commands)
+
+
+def test_reconcile_csv_is_formula_safe_without_bom(tmp_path):
+    # reconcile writes through magsit.tabular: a store name typed as a formula is neutralised, and
+    # the files stay plain UTF-8 (no BOM) because finance's scripts read them that way.
+    from magsit.reconcile_report import write_csv
+
+    empty = {name: [] for name in ("summary", "stores", "payments", "stock_drift", "late_arrivals", "daily")}
+    data = {
+        **empty,
+        "variances": [{"kind": "tax", "order": "=HYPERLINK(\"x\")", "difference": "-11.61"}],
+        "period": {"from": "2026-10-01"},
+        "tolerance": "0.01",
+        "matched_web_orders": 1,
+        "variance_count": 1,
+        "notes": [],
+    }
+    write_csv(data, tmp_path)
+    raw = (tmp_path / "variances.csv").read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf")
+    row = next(csv.DictReader(raw.decode("utf-8").splitlines()))
+    assert (row["kind"], row["order"], row["difference"]) == ("tax", "'=HYPERLINK(\"x\")", "-11.61")
