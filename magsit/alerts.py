@@ -38,14 +38,13 @@ MAX_ITEMS = 50  # per digest; the rest are counted and left to `magsit exception
 TIMEOUT = 10.0
 MARKER = "alert:"  # heartbeats rows used as alert bookkeeping; `status` hides them
 
-# kind -> what the owner should do. Flow engineers: add yours with register_hint() next to the flow.
+# kind -> what the owner should do, for run-level kinds. Record-level messages already name the fix
+# (and one kind can mean different things per job, e.g. unknown_sku in sync-stock vs push-orders).
 HINTS: dict[str, str] = {
     "run_failed": "The whole run failed; nothing after the error was synced. Check the message, fix the cause "
     "(credentials, network, the API being down) and the next scheduled run catches up.",
     "stale_job": "No successful run for longer than expected: check that the daemon/timer is running "
     "(`systemctl status magsit-daemon`, `magsit status`) and the job's last error.",
-    "unknown_sku": "The SKU exists in Sitoo but not in Magento: create the product in Magento (or run "
-    "sync-products), then `magsit exceptions retry ID`.",
 }
 OWNER_HINTS: dict[str, str] = {
     "ops": "See `magsit exceptions list --owner ops` and docs/runbook.md.",
