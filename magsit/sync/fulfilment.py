@@ -281,8 +281,11 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
         shipment_id = api.magento_ship(ctx, shipment.entity_id, shipment.body)
     except ApiError as error:
         if NOT_ALLOWED in (error.message or "") or NOT_ALLOWED in str(error.body or ""):
-            fresh = _magento_items(api.magento_order(ctx, shipment.entity_id))
-            if all(_units(fresh.get(i, {}).get("qty_shipped")) >= q for i, q in shipment.items.items()):
+            try:
+                fresh = _magento_items(api.magento_order(ctx, shipment.entity_id))
+            except ApiError:
+                fresh = {}  # unreadable now: a shipment_failed row below, re-checked on the next run
+            if fresh and all(_units(fresh.get(i, {}).get("qty_shipped")) >= q for i, q in shipment.items.items()):
                 done(None, "already_shipped")
                 return
         if not error.outcome_unknown:
@@ -305,11 +308,21 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
         for line in data.get("lines") or []:
             line["canceled"] = max(0, int(line["qty"]) - int(line.get("shipped") or 0))
 
-    order = api.magento_order(ctx, entity_id)
-    if order.get("state") in ("canceled", "closed", "complete"):
-        accepted = True
-    else:
-        accepted = api.magento_cancel(ctx, entity_id) is True
+    try:
+        # Read first: a cancel whose answer was lost shows as a cancelled order here (never sent twice).
+        order = api.magento_order(ctx, entity_id)
+        if order.get("state") in ("canceled", "closed", "complete"):
+            accepted = True
+        else:
+            accepted = api.magento_cancel(ctx, entity_id) is True
+    except ApiError as error:  # this order only: the other orders' shipments and cancels go on
+        ctx.fail(
+            "cancel_failed", "ops", increment_id,
+            f"order {increment_id} was cancelled in Sitoo, but cancelling it in Magento failed: {error.message}. "
+            "magsit tries again on the next runs; if this persists, check the order in Magento (on hold? deleted?)",
+            retry_after=backoff,
+        )
+        return
     crashpoint("fulfilment.after_cancel")
     if accepted:
         with ctx.state.transaction():

@@ -367,3 +367,25 @@ def test_since_later_than_the_cursor_does_not_skip_the_gap(world, tmp_path):
     assert push(config).exit_code == 0
     assert sorted(o["externalid"] for o in world.s_orders.values()) == ["000000001", "000000002", "000000003"]
 
+
+def test_a_failing_cancel_fails_that_order_only(world, tmp_path):
+    config = make_config(tmp_path)
+    world.add_order(1, [("A", 1)])
+    world.add_order(2, [("A", 1)])
+    push(config)
+    for order in world.s_orders.values():
+        order["orderstateid"] = 20
+    cancel = world.cancel
+
+    def cancel_or_fail(ctx, entity_id):
+        if entity_id == 1:
+            raise ApiError("magento: POST /orders/1/cancel failed: order is locked", system="magento", status=400)
+        return cancel(ctx, entity_id)
+
+    calls.magento_cancel = cancel_or_fail
+    outcome = sync(config)
+    assert outcome.exit_code == 3 and [f.kind for f in outcome.failures] == ["cancel_failed"]
+    assert world.m_orders[2]["state"] == "canceled"
+    calls.magento_cancel = cancel
+    assert sync(config).exit_code == 0
+    assert world.m_orders[1]["state"] == "canceled"
