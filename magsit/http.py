@@ -234,6 +234,9 @@ class HttpSession:
                 return text
             if not text.strip():
                 return None
+            # A 2xx whose body cannot be read may still have stored a create: the caller must look
+            # the natural key up before sending it again, as after a timeout.
+            unreadable_write = method not in IDEMPOTENT
             if looks_html:
                 raise WafBlockedError(
                     f"{self.system}: got an HTML page instead of JSON from {method} {path} "
@@ -242,6 +245,7 @@ class HttpSession:
                     status=status,
                     method=method,
                     url=url,
+                    outcome_unknown=unreadable_write,
                 )
             try:
                 return response.json()
@@ -253,6 +257,7 @@ class HttpSession:
                     method=method,
                     url=url,
                     retryable=True,
+                    outcome_unknown=unreadable_write,
                 )
                 if safe:
                     raise _Retryable(error, None) from None

@@ -19,3 +19,30 @@ def test_urls_are_redacted_for_logs():
 def test_endpoint_key_folds_ids():
     assert endpoint_key("GET", "/V1/orders/123") == "GET /V1/orders/{id}"
     assert endpoint_key("PUT", "/sites/1/users/{A1B2-C3}.json") == "PUT /sites/{id}/users/{id}.json"
+
+
+def test_a_create_answered_2xx_with_an_unreadable_body_has_an_unknown_outcome():
+    """The server took the POST (2xx) but its answer cannot be read: the create may exist, so the
+    caller must check before sending it again (returns/customers decide on ``outcome_unknown``)."""
+    import pytest
+    import responses
+
+    from magsit.errors import ApiError
+    from magsit.http import HttpSession
+
+    session = HttpSession("magento", "https://shop.test/rest/V1")
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, "https://shop.test/rest/V1/order/1/refund", body="12{", status=200,
+                 content_type="application/json")
+        mock.add(responses.POST, "https://shop.test/rest/V1/order/2/refund", body="<html>maintenance</html>",
+                 status=200, content_type="text/html")
+        mock.add(responses.GET, "https://shop.test/rest/V1/orders/1", body="{x", status=200,
+                 content_type="application/json")
+        for path in ("/order/1/refund", "/order/2/refund"):
+            with pytest.raises(ApiError) as caught:
+                session.post(path, json={}, retry=False)
+            assert caught.value.outcome_unknown, path
+        session.settings.max_retries = 0
+        with pytest.raises(ApiError) as caught:
+            session.get("/orders/1")
+        assert not caught.value.outcome_unknown  # a read changes nothing
