@@ -89,6 +89,17 @@ def pull_store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, A
         for row in ctx.sitoo.iter_orders(orderid_from=start, fields=SWEEP_FIELDS):
             rows.append(row)
             highest = max(highest or 0, int(row["orderid"]))
+    if highest is not None and ctx.state.mappings("order", status="pending"):
+        # A push whose outcome is not confirmed yet has no Sitoo orderid in its mapping, so a return
+        # of that order cannot be matched this run. Keep such returns inside the next sweep instead
+        # of moving past them for good (held only while unconfirmed pushes exist).
+        unmatched = [
+            int(row["orderid"])
+            for row in rows
+            if is_store_return(row) and str(original_orderid(row)) not in pushed
+        ]
+        if unmatched:
+            highest = min(highest, min(unmatched) - 1)
     # The retry queue: returns that failed (e.g. not invoiced yet) or whose outcome is unknown.
     queued = [m for m in ctx.state.mappings("refund") if m["status"] in ("pending", "retry")]
     seen = {str(r["orderid"]) for r in rows}

@@ -140,3 +140,36 @@ def test_crash_after_refund_post_is_adopted_not_refunded_again(sandbox: Env) -> 
     assert refund_posts(sandbox) == []
     assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
     assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 1  # and the adopted memo is not echoed
+
+
+def test_return_of_an_order_whose_push_is_unconfirmed_is_not_swept_past(sandbox: Env) -> None:
+    first = pushed_order(sandbox)  # a confirmed push: the sweep has a starting point
+    m, s = sandbox.magento.state, sandbox.sitoo.state
+    order = m.place_order([("SHIRT", 1)], customer_email="anna@example.com")
+    top = next(i for i in order["items"] if not i.get("parent_item_id"))
+    orderid = s.create_order({
+        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": first["warehouse"], "paymentstateid": 20,
+        "additionaldata": {"weborder": "true"},
+        "orderitems": [{"productname": "Shirt", "sku": "SHIRT", "quantity": 1, "moneyrowprice": "125.00", "vatvalue": 25}],
+    })  # fmt: skip
+    s.deliver(orderid)
+    line = {"item_id": top["item_id"], "ship_item_id": top["item_id"], "per_parent": 1, "sku": "SHIRT", "qty": 1,
+            "sitoo_orderitemid": 0, "shipped": 0, "canceled": 0}  # fmt: skip
+    data = {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": first["warehouse"]}
+    state = StateStore(sandbox.state_path)
+    # push-orders sent the order, but its answer was lost: the mapping is still pending, with no Sitoo id.
+    state.put_mapping("order", "magento", order["increment_id"], None, {**data, "planned_lines": [line]}, "pending")
+    state.close()
+    s.store_return(orderid, [{"orderitemid": 0, "quantity": 1}])
+    register = next(iter(s.registers))
+    for _ in range(60):  # more new Sitoo orders than the sweep's re-read overlap
+        s.pos_sale(register, [("CAP", 1)])
+    sandbox.run("sync-returns", check_code=0)
+    assert memos_of(sandbox, order["entity_id"]) == []
+    # The next push-orders run adopts the Sitoo order; the return is still found afterwards.
+    state = StateStore(sandbox.state_path)
+    state.put_mapping("order", "magento", order["increment_id"], str(orderid), {**data, "lines": [line]}, "pushed")
+    state.close()
+    sandbox.run("sync-returns", check_code=0)
+    [memo] = memos_of(sandbox, order["entity_id"])
+    assert [(i["order_item_id"], i["qty"]) for i in memo["items"]] == [(top["item_id"], 1)]
