@@ -4,8 +4,9 @@
     python -m bench --skus 2000 --orders 200 --naive-sample 50   # a quick run
     python -m bench --scenario push-orders --json
 
-The emulators run in *this* process, seeded directly in Python; magsit (and the naive baseline)
-run in a child process (``bench.worker``), so the CPU time and peak RSS reported are magsit's
+The emulators are seeded directly in Python in *this* process, then each is served from its own
+forked process (so they compete neither with each other nor with the bench for one GIL); magsit
+(and the naive baseline) run in a child process (``bench.worker``), so the CPU time and peak RSS reported are magsit's
 own, not the emulators'. Each request gets ``--latency`` seconds of injected latency.
 
 Minimum calls per scenario are computed from the data sizes and the APIs' page/batch limits
@@ -17,8 +18,10 @@ extrapolated linearly to the full size (marked ``~`` in the table).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -101,10 +104,68 @@ def minimum_reconcile(s: dict[str, int]) -> dict[str, int]:
 
 
 # -- running --------------------------------------------------------------------------------------
+def _serve(sandbox: MagentoSandbox | SitooSandbox, conn: Any) -> None:
+    """The body of a forked emulator process: serve ``sandbox`` and answer the parent's pipe."""
+    sandbox.start()
+    conn.send(sandbox.url)
+    try:
+        while True:
+            try:
+                op, arg = conn.recv()
+            except (EOFError, OSError):
+                break
+            if op == "latency":
+                sandbox.control.latency = arg
+                conn.send(None)
+            elif op == "served":
+                conn.send(len(sandbox.control.requests))
+            elif op == "clear_log":
+                sandbox.control.clear_log()
+                conn.send(None)
+            elif op == "stop":
+                break
+    finally:
+        sandbox.stop()
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(None)
+        conn.close()
+
+
+class Forked:
+    """One emulator served from its own forked process (own GIL); the parent keeps the URL and a pipe.
+
+    Forked after seeding, so the child starts with the seeded state and no copying; the parent's
+    copy of the state is only read for the config (token, ids) and the naive baselines' inputs.
+    """
+
+    def __init__(self, sandbox: MagentoSandbox | SitooSandbox) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(sandbox, child), daemon=True)
+        self.process.start()
+        child.close()
+        self.url: str = self.conn.recv()
+
+    def ask(self, op: str, arg: Any = None) -> Any:
+        self.conn.send((op, arg))
+        return self.conn.recv()
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(EOFError, OSError):
+                self.ask("stop")
+        self.process.join(timeout=10)
+        if self.process.is_alive():  # pragma: no cover - a stuck emulator
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
 @dataclass
 class Emulators:
     magento: MagentoSandbox
     sitoo: SitooSandbox
+    served_by: dict[str, Forked] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls) -> Emulators:
@@ -115,34 +176,45 @@ class Emulators:
         return cls(magento, sitoo)
 
     def start(self, latency: float) -> None:
-        self.magento.start()
-        self.sitoo.start()
+        """Fork one serving process per emulator (after seeding): neither competes for the bench's GIL."""
+        self.served_by["magento"] = Forked(self.magento)
+        # The Magento listening socket was bound in this process; only the child accepts on it.
+        self.magento.server.server.server_close()
+        self.served_by["sitoo"] = Forked(self.sitoo)
         self.set_latency(latency)
 
+    @property
+    def magento_url(self) -> str:
+        return self.served_by["magento"].url
+
+    @property
+    def sitoo_base_url(self) -> str:
+        return f"{self.served_by['sitoo'].url}/v2/accounts/{self.sitoo.state.account_id}"
+
     def set_latency(self, latency: float) -> None:
-        self.magento.control.latency = latency
-        self.sitoo.control.latency = latency
+        for forked in self.served_by.values():
+            forked.ask("latency", latency)
 
     def served(self) -> int:
-        return len(self.magento.control.requests) + len(self.sitoo.control.requests)
+        return sum(forked.ask("served") for forked in self.served_by.values())
 
     def clear_log(self) -> None:
-        self.magento.control.clear_log()
-        self.sitoo.control.clear_log()
+        for forked in self.served_by.values():
+            forked.ask("clear_log")
 
     def stop(self) -> None:
-        self.sitoo.state.stop_events()
-        self.magento.stop()
-        self.sitoo.stop()
+        for forked in self.served_by.values():
+            forked.stop()
+        self.served_by.clear()
 
     def config(self, workdir: Path, extra: dict[str, dict[str, Any]], name: str = "magsit.toml") -> Path:
         sections: dict[str, dict[str, Any]] = {
             "magento": {
-                "base_url": self.magento.url, "token": self.magento.state.token, "store_code": "default",
+                "base_url": self.magento_url, "token": self.magento.state.token, "store_code": "default",
                 "page_size": MAGENTO_PAGE, "concurrency": MAGENTO_CONCURRENCY,
             },
             "sitoo": {
-                "base_url": self.sitoo.base_url, "api_id": self.sitoo.state.api_id, "password": self.sitoo.state.password,
+                "base_url": self.sitoo_base_url, "api_id": self.sitoo.state.api_id, "password": self.sitoo.state.password,
                 "site_id": 1, "page_size": SITOO_PAGE, "concurrency": SITOO_CONCURRENCY,
             },
             "http": {"max_retries": 2, "backoff_base": 0.05, "max_wait": 2},
