@@ -238,12 +238,21 @@ def _unstocked_sitoo_skus(
 
 def _levels_of(rows: Iterable[dict[str, Any]]) -> dict[Key, tuple[Decimal, int]]:
     out: dict[Key, tuple[Decimal, int]] = {}
+    # 200k rows carry few distinct (quantity, status) pairs: one immutable tuple per pair is shared.
+    shared: dict[tuple[str, int], tuple[Decimal, int]] = {}
+    quantities: dict[str, Decimal] = {}
     for row in rows:
         try:
-            out[(str(row["sku"]), str(row["source_code"]))] = (
-                Decimal(str(row.get("quantity") or 0)),
-                int(row.get("status") or 0),
-            )
+            key = (str(row["sku"]), str(row["source_code"]))
+            text = str(row.get("quantity") or 0)
+            qty = quantities.get(text)
+            if qty is None:
+                qty = quantities[text] = Decimal(text)
+            level = (text, int(row.get("status") or 0))
+            value = shared.get(level)
+            if value is None:
+                value = shared[level] = (qty, level[1])
+            out[key] = value
         except (KeyError, ValueError, ArithmeticError):
             continue
     return out
@@ -402,6 +411,9 @@ def run(ctx: JobContext) -> JobResult:
     the_plan = plan_stock(pulled.snapshot, pulled.baseline, levels)
     ctx.counts["read"] += len(pulled.snapshot.items)
     ctx.counts["to_write"] += len(the_plan.writes)
+    # The plan rows carry all push needs (the baseline stays in pulled.baseline): release the raw
+    # Sitoo levels and Magento's source items before the writes and the baseline transaction.
+    pulled.snapshot = StockSnapshot()
     if ctx.dry_run or the_plan.writes or ctx.options.get("full"):
         # Before anything is written (and on every --full/--dry-run): the mapped sources must exist.
         # A run with nothing to write spends no call on it.

@@ -127,6 +127,8 @@ class Levels:
     def __call__(self, sku: str, source: str) -> tuple[Decimal, Decimal]:
         buffer = self.settings.source_buffer.get(source, self.settings.buffer)
         floor = self.settings.source_floor.get(source, self.settings.floor)
+        if not self.overrides:  # no CSV: 200k rows of a --full run skip the two lookups
+            return buffer, floor
         for key in ((sku, ""), (sku, source)):  # the more specific row wins
             override = self.overrides.get(key)
             if override:
@@ -260,9 +262,13 @@ def plan(
             raise TypeError
     except (TypeError, IndexError):
         keys = sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1])))
+    # Quantities repeat a lot across 200k rows ("5.000"): each distinct Sitoo string is parsed, and
+    # each (single-warehouse level, buffer, floor) computed, once per plan. The Decimals are
+    # immutable, so rows share them (less memory, same values and representations).
+    memo: _Memo = ({}, {})
     for key in keys:
         try:
-            _plan_one(key, snapshot, baseline, levels, result)
+            _plan_one(key, snapshot, baseline, levels, result, memo)
         except Exception as exc:  # a plan must never crash on one record's data
             sku = key[0] if isinstance(key, tuple) and key else key
             result.problems.append(
@@ -276,12 +282,21 @@ def plan(
     return result
 
 
+# Sitoo string -> (value, available, in_flight, shortfall below 0 or None) of a lone warehouse with
+# nothing in flight; (string, buffer, floor) -> (qty, status). Strings only as keys: 1, 1.0 and True
+# are equal keys yet parse differently.
+_Memo = tuple[
+    dict[str, tuple[Decimal, Decimal, Decimal, Decimal | None]], dict[tuple[str, Decimal, Decimal], tuple[Decimal, int]]
+]
+
+
 def _plan_one(
     key: Key,
     snapshot: StockSnapshot,
     baseline: Mapping[Key, Baseline],
     levels: Callable[[str, str], tuple[Decimal, Decimal]],
     result: StockPlan,
+    memo: _Memo | None = None,
 ) -> None:
     sku, source = key
     why = sku_problem(sku)
@@ -296,8 +311,35 @@ def _plan_one(
             )
         )
         return
-    levels_w: dict[str, Decimal] = {}
     per_warehouse = snapshot.items.get(key) or {}
+    if memo is not None and len(per_warehouse) == 1 and not snapshot.in_flight.get(key):
+        # The common row: one warehouse, nothing in flight. The same steps as below, memoised.
+        ((warehouse, raw),) = per_warehouse.items()
+        terms = memo[0].get(raw) if type(raw) is str else None
+        if terms is None and type(raw) is str:
+            value = parse_quantity(raw)
+            if value is not None and abs(value) <= MAX_QUANTITY:
+                available, in_flight, short = warehouse_terms({"w": value}, {})
+                terms = memo[0][raw] = (value, available, in_flight, short.get("w"))
+        if terms is not None:
+            value, available, in_flight, below = terms
+            if below is None:
+                result.clean_keys.append(warehouse_key(sku, str(warehouse)))
+            else:
+                _negative(result, sku, source, str(warehouse), value, Decimal(0), below)
+            buffer, floor = levels(sku, source)
+            if type(buffer) is Decimal and type(floor) is Decimal and not (buffer.is_snan() or floor.is_snan()):
+                done = memo[1].get((raw, buffer, floor))
+                if done is None:
+                    done = memo[1][(raw, buffer, floor)] = target(available, in_flight, buffer, floor)
+                qty, status = done
+            else:
+                qty, status = target(available, in_flight, buffer, floor)
+            base = snapshot.magento.get(key) if snapshot.magento is not None else baseline.get(key)
+            write = base is None or base[0] != qty or int(base[1]) != status
+            result.rows.append(StockRow(sku, source, available, in_flight, buffer, floor, qty, status, base, write))
+            return
+    levels_w: dict[str, Decimal] = {}
     pairs = per_warehouse.items() if len(per_warehouse) <= 1 else sorted(per_warehouse.items(), key=lambda kv: str(kv[0]))
     for warehouse, raw in pairs:
         value = parse_quantity(raw)
@@ -326,23 +368,7 @@ def _plan_one(
     for warehouse, below in short.items():
         # Counts as 0 so the write of 0 still happens; reported so someone counts the shelf. A
         # reservation of a pushed web order alone (available −1, 1 in flight) is no problem.
-        have, flight = levels_w.get(warehouse, Decimal(0)), flights.get(warehouse, Decimal(0))
-        shows = (
-            f"available {have} for SKU {sku} although only {flight} unit(s) are reserved there for web orders magsit "
-            f"pushed ({-below} more sold or reserved than on hand)"
-            if flight
-            else f"negative stock ({have}) for SKU {sku}"
-        )
-        result.problems.append(
-            Problem(
-                "negative_stock",
-                "ops",
-                warehouse_key(sku, warehouse),
-                f"Sitoo warehouse {warehouse} shows {shows}; Magento gets 0 from it. Do a stock count or correct the "
-                "item in Sitoo.",
-                {"sku": sku, "source": source, "warehouse": warehouse, "available": str(have), "in_flight": str(flight)},
-            )
-        )
+        _negative(result, sku, source, warehouse, levels_w.get(warehouse, Decimal(0)), flights.get(warehouse, Decimal(0)), below)
     buffer, floor = levels(sku, source)
     if available + in_flight > MAX_QUANTITY:
         result.problems.append(
@@ -360,3 +386,22 @@ def _plan_one(
     base = snapshot.magento.get(key) if snapshot.magento is not None else baseline.get(key)
     write = base is None or base[0] != qty or int(base[1]) != status
     result.rows.append(StockRow(sku, source, available, in_flight, buffer, floor, qty, status, base, write))
+
+
+def _negative(result: StockPlan, sku: str, source: str, warehouse: str, have: Decimal, flight: Decimal, below: Decimal) -> None:
+    shows = (
+        f"available {have} for SKU {sku} although only {flight} unit(s) are reserved there for web orders magsit "
+        f"pushed ({-below} more sold or reserved than on hand)"
+        if flight
+        else f"negative stock ({have}) for SKU {sku}"
+    )
+    result.problems.append(
+        Problem(
+            "negative_stock",
+            "ops",
+            warehouse_key(sku, warehouse),
+            f"Sitoo warehouse {warehouse} shows {shows}; Magento gets 0 from it. Do a stock count or correct the "
+            "item in Sitoo.",
+            {"sku": sku, "source": source, "warehouse": warehouse, "available": str(have), "in_flight": str(flight)},
+        )
+    )
