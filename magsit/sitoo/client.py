@@ -680,7 +680,7 @@ def _new_id(body: Any, method: str, path: str) -> int:
         if isinstance(value, bool):
             raise ValueError
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         # Something was probably created, but we do not know its id: same handling as a timeout.
         raise ApiError(
             f"{SYSTEM}: {method} {path} answered {str(body)[:80]!r}, not a new id",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from magsit.sync.orderpayload import normalise_email
+from magsit.values import as_int
 
 __all__ = ["normalise_email", "valid_email", "CustomerAction", "plan_customers", "names_of"]
 
@@ -94,7 +95,12 @@ def plan_customers(
             actions.append(_fail(f"magento-customer-{customer.get('id')}", "invalid_email",
                                  f"Magento customer {customer.get('id')} has an invalid e-mail address {raw!r}; "
                                  "correct it in the Magento admin (Customers › All Customers)",
-                                 magento_id=_int(customer.get("id"))))  # fmt: skip
+                                 magento_id=as_int(customer.get("id"))))  # fmt: skip
+            continue
+        if as_int(customer.get("id")) is None:
+            actions.append(_fail(f"magento-customer-{str(customer.get('id'))[:40]}", "customer_unreadable",
+                                 f"Magento sent customer {raw} without a usable id ({str(customer.get('id'))[:40]!r}); "
+                                 "nothing was written for it. Report it to whoever runs the Magento instance"))  # fmt: skip
             continue
         by_email_m.setdefault(normalise_email(raw), []).append(customer)
     for user in sitoo:
@@ -105,6 +111,11 @@ def plan_customers(
             actions.append(_fail(f"sitoo-user-{user.get('userid')}", "invalid_email",
                                  f"Sitoo customer {user.get('userid')} has an invalid e-mail address {raw!r}; "
                                  "correct it in Sitoo Backoffice (Customers)", userid=str(user.get("userid"))))  # fmt: skip
+            continue
+        if user.get("userid") in (None, "") or isinstance(user.get("userid"), (dict, list)):
+            actions.append(_fail(f"sitoo-user-{str(user.get('userid'))[:40]}", "customer_unreadable",
+                                 f"Sitoo sent customer {raw} without a usable user id; nothing was written for it. "
+                                 "Report it to Sitoo support"))  # fmt: skip
             continue
         by_email_s.setdefault(normalise_email(raw), []).append(user)
     known = magento_known or set()
@@ -122,14 +133,14 @@ def plan_customers(
             actions.append(_fail(email, "duplicate_email",
                                  f"{email} belongs to {len(ss)} Sitoo customers ({ids}), differing only in case or "
                                  "spaces; merge them in Sitoo Backoffice so one customer remains",
-                                 magento_id=_int(ms[0].get("id")) if ms else None))  # fmt: skip
+                                 magento_id=as_int(ms[0].get("id")) if ms else None))  # fmt: skip
             continue
         m = ms[0] if ms else None
         s = ss[0] if ss else None
         if m is not None and s is None:
             first, last = names_of(m, "magento")
-            body = {"email": email, "namefirst": first, "namelast": last, "externalid": str(m["id"])}
-            actions.append(CustomerAction("create_sitoo", email, magento_id=int(m["id"]), sitoo=body))
+            body = {"email": email, "namefirst": first, "namelast": last, "externalid": str(as_int(m["id"]))}
+            actions.append(CustomerAction("create_sitoo", email, magento_id=as_int(m["id"]), sitoo=body))
         elif m is not None and s is not None:
             actions.append(_merge(email, m, s, master))
         elif s is not None and email not in known:
@@ -147,7 +158,7 @@ def plan_customers(
 
 
 def _merge(email: str, m: dict[str, Any], s: dict[str, Any], master: str) -> CustomerAction:
-    mid, userid = int(m["id"]), str(s["userid"])
+    mid, userid = as_int(m["id"]), str(s["userid"])
     m_names, s_names = names_of(m, "magento"), names_of(s, "sitoo")
     link: dict[str, Any] = {}
     if str(s.get("externalid") or "") != str(mid):
@@ -171,9 +182,3 @@ def _unique(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         seen.setdefault(str(record.get(key)), record)
     return list(seen.values())
 
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -28,6 +28,7 @@ from magsit.sync import calls as api
 from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
 from magsit.sync.orderpayload import OrderPlan, build_order, normalise_email
 from magsit.testing.crashpoints import crashpoint
+from magsit.values import additional_data
 
 log = logging.getLogger("magsit.orders")
 
@@ -289,7 +290,7 @@ def _lines_from_sitoo(data: dict[str, Any], sitoo_order: dict[str, Any]) -> dict
     items = sitoo_order.get("orderitems") or []
     by_web = {}
     for item in items:
-        web = (item.get("additionaldata") or {}).get("web-itemid")
+        web = additional_data(item).get("web-itemid")
         if web is not None and item.get("orderitemid") is not None:
             by_web[str(web)] = item["orderitemid"]
     for index, line in enumerate(data.get("lines") or []):

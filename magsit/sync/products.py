@@ -20,6 +20,7 @@ from magsit.errors import ApiError, MagsitError
 from magsit.runner import JobContext, JobResult
 from magsit.sync.productplan import ProductChange, ProductPlan, price_key, tax_key
 from magsit.sync.productplan import plan as plan_products
+from magsit.values import as_int
 
 log = logging.getLogger("magsit.sync.products")
 
@@ -35,12 +36,6 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
-
-def _epoch(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _retry_skus(ctx: JobContext) -> set[str]:
@@ -84,7 +79,7 @@ def pull(ctx: JobContext) -> Pulled:
         after = since - 1 if isinstance(since, int) else None
         for product in ctx.sitoo.iter_products(modified_after=after, include_inactive=True):
             by_sku.setdefault(str(product.get("sku")), product)
-            seen = _epoch(product.get("datemodified"))
+            seen = as_int(product.get("datemodified"))
             if seen is not None and (max_seen is None or seen > max_seen):
                 max_seen = seen
         if max_seen is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from magsit.errors import RecordError
 from magsit.sync.orderpayload import fmt_money, money, sanitise_externalid, vat_number
+from magsit.values import additional_data
 
 # Order-level additionaldata key on Sitoo refund orders magsit creates from Magento credit memos:
 # the store-return sweep skips them (P49: no echo back into Magento as a second credit memo).
@@ -34,18 +35,18 @@ def memo_comment(refund_orderid: int, receipt: str | None = None) -> str:
 
 def original_orderid(order: dict[str, Any]) -> int | None:
     """The sale a Sitoo refund order refunds: ``creditorderid``, else ``pos-originalsales-orderid``."""
-    for value in (order.get("creditorderid"), (order.get("additionaldata") or {}).get("pos-originalsales-orderid")):
+    for value in (order.get("creditorderid"), additional_data(order).get("pos-originalsales-orderid")):
         try:
             if value not in (None, "", 0, "0"):
                 return int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
     return None
 
 
 def is_store_return(order: dict[str, Any]) -> bool:
     """A refund order made in Sitoo (not one magsit exported from a Magento credit memo)."""
-    if EXPORT_MARKER in (order.get("additionaldata") or {}):
+    if EXPORT_MARKER in additional_data(order):
         return False
     if original_orderid(order) is None:
         return False
@@ -103,7 +104,7 @@ def plan_creditmemo(
             same = [ln for ln in lines if str(ln.get("sku")) == str(item["sku"])]
             line = same[0] if len(same) == 1 else None
         if line is None:
-            if str(item.get("sku") or "") == shipping_sku or (item.get("additionaldata") or {}).get("web-line") == "shipping":
+            if str(item.get("sku") or "") == shipping_sku or additional_data(item).get("web-line") == "shipping":
                 continue  # shipping is governed by [returns].refund_shipping, not by the line
             return RecordError(
                 "refund_unmapped_item",
@@ -137,7 +138,7 @@ def plan_creditmemo(
     shipping = max(Decimal(0), shipping_left) if shipping_left is not None else Decimal(0)
     if not parents and not shipping:
         return None
-    receipt = (refund.get("additionaldata") or {}).get("pos-receiptid")
+    receipt = additional_data(refund).get("pos-receiptid")
     return CreditMemoPlan(refund_id, increment_id, int(order_data["entity_id"]), parents, shipping,
                           memo_comment(refund_id, receipt))  # fmt: skip
 

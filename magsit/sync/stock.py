@@ -38,6 +38,7 @@ from magsit.sync.stockplan import (
 )
 from magsit.sync.stockplan import plan as plan_stock
 from magsit.testing.crashpoints import crashpoint
+from magsit.values import as_int
 
 log = logging.getLogger("magsit.sync.stock")
 
@@ -53,12 +54,6 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
-
-def _epoch(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def check_settings(ctx_config: Any) -> Levels:
@@ -126,7 +121,7 @@ def pull(ctx: JobContext) -> Pulled:
         max_seen = None
         for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since):
             levels[item.get("sku")] = item.get("decimalavailable")
-            seen = _epoch(item.get("datelastmodified"))
+            seen = as_int(item.get("datelastmodified"))
             if seen is not None and (max_seen is None or seen > max_seen):
                 max_seen = seen
         return warehouse, since, max_seen, levels

@@ -1,0 +1,22 @@
+"""Lenient conversions of values the APIs sent (they may be null, text, floats or Infinity)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def as_int(value: Any) -> int | None:
+    """An id, epoch or count as int; None for anything that is not one (None, "abc", True,
+    Decimal('Infinity'), NaN) instead of an exception that would stop a whole run."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def additional_data(record: dict[str, Any]) -> dict[str, Any]:
+    """A Sitoo record's ``additionaldata`` map; {} when it is missing or not a map."""
+    data = record.get("additionaldata")
+    return data if isinstance(data, dict) else {}
