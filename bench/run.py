@@ -119,6 +119,8 @@ def _serve(sandbox: MagentoSandbox | SitooSandbox, conn: Any) -> None:
                 conn.send(None)
             elif op == "served":
                 conn.send(len(sandbox.control.requests))
+            elif op == "cpu":
+                conn.send(time.process_time())
             elif op == "clear_log":
                 sandbox.control.clear_log()
                 conn.send(None)
@@ -166,6 +168,7 @@ class Emulators:
     magento: MagentoSandbox
     sitoo: SitooSandbox
     served_by: dict[str, Forked] = field(default_factory=dict)
+    cpu_at_clear: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls) -> Emulators:
@@ -198,9 +201,15 @@ class Emulators:
     def served(self) -> int:
         return sum(forked.ask("served") for forked in self.served_by.values())
 
+    def cpu_used(self) -> dict[str, float]:
+        """CPU seconds each emulator process used since the last ``clear_log`` (all its threads):
+        on 2 cores, magsit and the emulators share the machine, so this explains the wall time."""
+        return {name: round(forked.ask("cpu") - self.cpu_at_clear.get(name, 0.0), 2) for name, forked in self.served_by.items()}
+
     def clear_log(self) -> None:
         for forked in self.served_by.values():
             forked.ask("clear_log")
+        self.cpu_at_clear = {name: forked.ask("cpu") for name, forked in self.served_by.items()}
 
     def stop(self) -> None:
         for forked in self.served_by.values():
@@ -263,6 +272,7 @@ class Outcome:
     naive: dict[str, Any] | None = None
     targets: list[tuple[str, bool, str]] = field(default_factory=list)
     served: int = 0
+    emulator_cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def min_calls(self) -> int:
@@ -284,6 +294,7 @@ class Outcome:
             "peak_mb": round(self.magsit["peak_mb"], 1),
             "exit_code": self.magsit["exit_code"],
             "server_calls": self.served,
+            "emulator_cpu_s": self.emulator_cpu,
             "targets": [{"target": t, "met": ok, "figure": fig} for t, ok, fig in self.targets],
         }
         if self.naive is not None:
@@ -337,7 +348,7 @@ def scenario_stock(args: argparse.Namespace, workdir: Path, incremental: bool) -
         )
         served = emulators.served()
         minimum = minimum_stock_incremental(seeded.sizes) if incremental else minimum_stock_full(seeded.sizes)
-        outcome = Outcome(name, seeded.sizes, minimum, result, served=served)
+        outcome = Outcome(name, seeded.sizes, minimum, result, served=served, emulator_cpu=emulators.cpu_used())
         if not args.no_naive:
             states = emulators.sitoo.state
             levels: dict[str, int] = {}
@@ -374,10 +385,10 @@ def scenario_push_orders(args: argparse.Namespace, workdir: Path) -> Outcome:
     try:
         config = emulators.config(workdir, seeded.config)
         result = run_worker({"config": str(config), "job": "push-orders", "options": {}}, profile=args.profile)
-        served = emulators.served()
+        served, emulator_cpu = emulators.served(), emulators.cpu_used()
     finally:
         emulators.stop()
-    outcome = Outcome("push-orders", seeded.sizes, minimum_push_orders(seeded.sizes), result, served=served)
+    outcome = Outcome("push-orders", seeded.sizes, minimum_push_orders(seeded.sizes), result, served=served, emulator_cpu=emulator_cpu)
     if not args.no_naive:
         # A fresh shop with the same orders: the naive run must create them too.
         fresh = Emulators.fresh()
@@ -417,7 +428,7 @@ def scenario_reconcile(args: argparse.Namespace, workdir: Path) -> Outcome:
         options = {"month": seeded.config["_month"]["month"]}
         result = run_worker({"config": str(config), "job": "reconcile", "options": options}, profile=args.profile)
         served = emulators.served()
-        outcome = Outcome("reconcile", seeded.sizes, minimum_reconcile(seeded.sizes), result, served=served)
+        outcome = Outcome("reconcile", seeded.sizes, minimum_reconcile(seeded.sizes), result, served=served, emulator_cpu=emulators.cpu_used())
         if not args.no_naive:
             rows = [{"entity_id": eid} for eid in sorted(emulators.magento.state.orders)]
             outcome.naive = naive_run(emulators, config, {"naive": "reconcile"}, rows, "orders", args.naive_sample)
@@ -464,7 +475,8 @@ def table(summaries: list[dict[str, Any]]) -> str:
 def details(summary: dict[str, Any]) -> str:
     out = [f"\n## {summary['scenario']}  (sizes: {summary['sizes']})"]
     out.append(f"exit code {summary['exit_code']}; process wall {summary['process_wall_s']:.2f} s; "
-               f"requests served by the emulators: {summary['server_calls']}")  # fmt: skip
+               f"requests served by the emulators: {summary['server_calls']}; "
+               f"emulator CPU s: {summary['emulator_cpu_s']}")  # fmt: skip
     out.append("calls by endpoint:")
     out.extend(f"  {n:>7}  {k}" for k, n in summary["calls_by_endpoint"].items())
     out.append("minimum:")

@@ -470,9 +470,10 @@ class MagentoClient:
                 row["quantity"] = to_decimal(row["quantity"])
         return rows
 
-    def iter_source_items(self, *, source_codes: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+    def iter_source_items(self, *, source_codes: Iterable[str] | None = None, decimals: bool = True) -> Iterator[dict[str, Any]]:
         """Every source item (of these sources), streamed: pages are read [magento].concurrency at a
-        time and yielded in order; quantities as Decimal."""
+        time and yielded in order; quantities as Decimal (``decimals=False``: as sent, for a caller
+        that parses each distinct value once)."""
         criteria = SearchCriteria()
         codes = list(source_codes) if source_codes is not None else []
         if codes:
@@ -482,7 +483,7 @@ class MagentoClient:
             fetch, criteria, key=SOURCE_ITEM, page_size=self.page_size, workers=self.settings.concurrency,
             what="/inventory/source-items",
         ):  # fmt: skip
-            if "quantity" in row:
+            if decimals and "quantity" in row:
                 row["quantity"] = to_decimal(row["quantity"])
             yield row
 

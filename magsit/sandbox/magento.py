@@ -424,6 +424,41 @@ def match_filter(row_value: Any, cond: str, value: str) -> bool:
     return ops[cond](a, b)
 
 
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def compile_filter(cond: str, value: str) -> Callable[[Any], bool]:
+    """``match_filter`` for one (condition, value), prepared once per search: ``in``/``nin`` (and
+    ``eq``/``neq``) become set lookups, so a 300-value ``sku in`` over 50,000 products costs 50,000
+    lookups instead of 15 million comparisons. Same answers as ``match_filter`` (tested)."""
+    kind = cond.lower()
+    if kind not in ("in", "nin", "eq", "neq"):
+        return lambda row_value: match_filter(row_value, cond, value)
+    values = [v.strip() for v in str(value).split(",")] if kind in ("in", "nin") else [value]
+    # _cmp_pair: numeric when both sides parse as numbers, else case-insensitive text.
+    numbers = {n for n in (_float(v) for v in values) if n is not None}
+    texts = {str(v).lower() for v in values if _float(v) is None}
+    all_texts = {str(v).lower() for v in values}
+    negate = kind in ("nin", "neq")
+
+    def predicate(row_value: Any) -> bool:
+        if row_value is None:
+            return False  # SQL: NULL compared with anything is not true (neq/nin included)
+        row_value = _scalar(row_value)
+        number = _text_number(row_value) if isinstance(row_value, str) else _float(row_value)
+        if number is None:
+            hit = str(row_value).lower() in all_texts
+        else:
+            hit = number in numbers or str(row_value).lower() in texts
+        return hit != negate
+
+    return predicate
+
+
 def search(
     rows: list[dict[str, Any]],
     pairs: list[tuple[str, str]],
@@ -455,7 +490,8 @@ def _select(
         for f in group:
             if fields is not None and f["field"] not in fields:
                 raise masked_error()
-    out = [r for r in rows if all(not g or any(match_filter(get(r, f["field"]), f["condition_type"], f["value"]) for f in g) for g in crit.groups)]
+    groups = [[(f["field"], compile_filter(f["condition_type"], f["value"])) for f in g] for g in crit.groups if g]
+    out = [r for r in rows if all(any(test(get(r, name)) for name, test in g) for g in groups)]
     sorts = crit.sort_orders or [{"field": id_field, "direction": "DESC"}]
     for s in reversed(sorts):
         if fields is not None and s["field"] not in fields:
@@ -496,12 +532,20 @@ def _sku_candidates(crit: Criteria) -> set[str] | None:
     return None
 
 
-def _numeric_text(value: str) -> bool:
+def _text_number(text: str) -> float | None:
+    """``float(text)`` or None. Most SKUs start with a letter float() never accepts there (only
+    inf/nan/infinity do), which is decided without raising: sorting 200,000 SKUs stays cheap."""
+    first = text.lstrip()[:1]
+    if first.isalpha() and first not in "iInN":
+        return None
     try:
-        float(value)
+        return float(text)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _numeric_text(value: str) -> bool:
+    return _text_number(value) is not None
 
 
 class TrackedDict(dict):  # type: ignore[type-arg]
@@ -546,10 +590,9 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     value = _scalar(value)
     if isinstance(value, int | float):
         return (1, float(value))
-    try:
-        return (1, float(str(value)))
-    except ValueError:
-        return (2, str(value).lower())
+    text = str(value)
+    number = _text_number(text)
+    return (2, text.lower()) if number is None else (1, number)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2246,10 +2289,9 @@ def handle_rest(state: MagentoState, environ: dict[str, Any], raw_body: bytes) -
     ctx = Ctx(state, store, method, body, pairs)
     result = candidate.handler(ctx, **params)
     fields = next((v for k, v in pairs if k == "fields"), None)
-    result = copy.deepcopy(result)
-    if fields:
+    if fields:  # project first: only what is sent is copied (project shares, never changes, values)
         result = project(result, parse_fields(fields))
-    return 200, result
+    return 200, copy.deepcopy(result)
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

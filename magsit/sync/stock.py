@@ -121,7 +121,9 @@ def pull(ctx: JobContext) -> Pulled:
         max_seen = None
         for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since):
             levels[item.get("sku")] = item.get("decimalavailable")
-            seen = as_int(item.get("datelastmodified"))
+            seen = item.get("datelastmodified")
+            if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
+                seen = as_int(seen)
             if seen is not None and (max_seen is None or seen > max_seen):
                 max_seen = seen
         return warehouse, since, max_seen, levels
@@ -242,7 +244,10 @@ def _levels_of(rows: Iterable[dict[str, Any]]) -> dict[Key, tuple[Decimal, int]]
             text = str(row.get("quantity") or 0)
             qty = quantities.get(text)
             if qty is None:
-                qty = quantities[text] = Decimal(text)
+                qty = Decimal(text)
+                if not qty.is_finite():
+                    raise ValueError(text)  # not a level: no baseline, so the target is written
+                quantities[text] = qty
             level = (text, int(row.get("status") or 0))
             value = shared.get(level)
             if value is None:
@@ -257,7 +262,7 @@ def _magento_levels(ctx: JobContext, codes: list[str]) -> dict[Key, tuple[Decima
     """Magento's source items of these sources, streamed page by page into (sku, source) -> level
     (the raw rows of a big catalogue are never all held at once)."""
     stream = getattr(ctx.magento, "iter_source_items", None)
-    return _levels_of(stream(source_codes=codes) if stream is not None else ctx.magento.source_items(source_codes=codes))
+    return _levels_of(stream(source_codes=codes, decimals=False) if stream is not None else ctx.magento.source_items(source_codes=codes))
 
 
 def _skus_of_recent_orders(ctx: JobContext) -> set[str]:

@@ -258,14 +258,12 @@ def plan(
     result = StockPlan()
     try:
         keys = sorted(snapshot.items)  # plain (str, str) keys: the same order, without a key function
-        if keys and not all(isinstance(k[0], str) and isinstance(k[1], str) and 0 < len(k[0]) <= 100 and len(k[1]) <= 100 and k[1] for k in keys):
+        # 200k keys share ~50k SKUs and a few sources: check the distinct parts, not every key.
+        if keys and not all(_plain(part) for part in {k[0] for k in keys} | {k[1] for k in keys}):
             raise TypeError
     except (TypeError, IndexError):
         keys = sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1])))
-    # Quantities repeat a lot across 200k rows ("5.000"): each distinct Sitoo string is parsed, and
-    # each (single-warehouse level, buffer, floor) computed, once per plan. The Decimals are
-    # immutable, so rows share them (less memory, same values and representations).
-    memo: _Memo = ({}, {})
+    memo = _Memo(levels)
     for key in keys:
         try:
             _plan_one(key, snapshot, baseline, levels, result, memo)
@@ -282,12 +280,49 @@ def plan(
     return result
 
 
-# Sitoo string -> (value, available, in_flight, shortfall below 0 or None) of a lone warehouse with
-# nothing in flight; (string, buffer, floor) -> (qty, status). Strings only as keys: 1, 1.0 and True
-# are equal keys yet parse differently.
-_Memo = tuple[
-    dict[str, tuple[Decimal, Decimal, Decimal, Decimal | None]], dict[tuple[str, Decimal, Decimal], tuple[Decimal, int]]
-]
+def _plain(part: Any) -> bool:
+    """A SKU or source code that sorts and prints as itself (else the plan sorts by printable())."""
+    return isinstance(part, str) and 0 < len(part) <= 100
+
+
+class _Memo:
+    """What repeats across the 200k rows of a big --full plan, computed once per plan. The
+    Decimals are immutable, so rows share them (less memory, same values and representations).
+
+    ``terms``: Sitoo string -> (value, available, in_flight, shortfall below 0 or None) of a lone
+    warehouse with nothing in flight; ``targets``: (string, buffer, floor) -> (qty, status). Strings
+    only as keys: 1, 1.0 and True are equal keys yet parse differently. ``sku_problems``: SKU ->
+    sku_problem() (each SKU is in several sources). ``source_levels``: source -> (buffer, floor)
+    when no per-SKU overrides exist, else None.
+    """
+
+    __slots__ = ("terms", "targets", "sku_problems", "source_levels", "levels")
+
+    def __init__(self, levels: Callable[[str, str], tuple[Decimal, Decimal]]) -> None:
+        self.terms: dict[str, tuple[Decimal, Decimal, Decimal, Decimal | None]] = {}
+        self.targets: dict[tuple[str, Decimal, Decimal], tuple[Decimal, int]] = {}
+        self.sku_problems: dict[str, str | None] = {}
+        self.source_levels: dict[str, tuple[Decimal, Decimal]] | None = (
+            {} if isinstance(levels, Levels) and not levels.overrides else None
+        )
+        self.levels = levels
+
+    def levels_of(self, sku: str, source: str) -> tuple[Decimal, Decimal]:
+        if self.source_levels is None:
+            return self.levels(sku, source)
+        found = self.source_levels.get(source)
+        if found is None:
+            found = self.source_levels[source] = self.levels(sku, source)
+        return found
+
+    def sku_problem(self, sku: Any) -> str | None:
+        if type(sku) is not str:
+            return sku_problem(sku)
+        try:
+            return self.sku_problems[sku]
+        except KeyError:
+            why = self.sku_problems[sku] = sku_problem(sku)
+            return why
 
 
 def _plan_one(
@@ -299,7 +334,7 @@ def _plan_one(
     memo: _Memo | None = None,
 ) -> None:
     sku, source = key
-    why = sku_problem(sku)
+    why = memo.sku_problem(sku) if memo is not None else sku_problem(sku)
     if why:
         result.problems.append(
             Problem(
@@ -315,23 +350,23 @@ def _plan_one(
     if memo is not None and len(per_warehouse) == 1 and not snapshot.in_flight.get(key):
         # The common row: one warehouse, nothing in flight. The same steps as below, memoised.
         ((warehouse, raw),) = per_warehouse.items()
-        terms = memo[0].get(raw) if type(raw) is str else None
+        terms = memo.terms.get(raw) if type(raw) is str else None
         if terms is None and type(raw) is str:
             value = parse_quantity(raw)
             if value is not None and abs(value) <= MAX_QUANTITY:
                 available, in_flight, short = warehouse_terms({"w": value}, {})
-                terms = memo[0][raw] = (value, available, in_flight, short.get("w"))
+                terms = memo.terms[raw] = (value, available, in_flight, short.get("w"))
         if terms is not None:
             value, available, in_flight, below = terms
             if below is None:
                 result.clean_keys.append(warehouse_key(sku, str(warehouse)))
             else:
                 _negative(result, sku, source, str(warehouse), value, Decimal(0), below)
-            buffer, floor = levels(sku, source)
+            buffer, floor = memo.levels_of(sku, source)
             if type(buffer) is Decimal and type(floor) is Decimal and not (buffer.is_snan() or floor.is_snan()):
-                done = memo[1].get((raw, buffer, floor))
+                done = memo.targets.get((raw, buffer, floor))
                 if done is None:
-                    done = memo[1][(raw, buffer, floor)] = target(available, in_flight, buffer, floor)
+                    done = memo.targets[(raw, buffer, floor)] = target(available, in_flight, buffer, floor)
                 qty, status = done
             else:
                 qty, status = target(available, in_flight, buffer, floor)

@@ -46,3 +46,25 @@ def test_a_create_answered_2xx_with_an_unreadable_body_has_an_unknown_outcome():
         with pytest.raises(ApiError) as caught:
             session.get("/orders/1")
         assert not caught.value.outcome_unknown  # a read changes nothing
+
+
+def test_proxy_environment_is_resolved_once_and_honoured(monkeypatch):
+    from magsit.http import HttpSession
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    shop = HttpSession("magento", "https://shop.example/rest/default/V1")
+    assert shop.session.proxies.get("https") == "http://proxy.example:3128"
+    assert not shop.session.trust_env  # not re-read per call
+    assert "https" not in HttpSession("sitoo", "https://api.internal.example/v2").session.proxies
+
+
+def test_configured_ca_bundle_beats_requests_ca_bundle(monkeypatch, tmp_path):
+    from magsit.config import HttpSettings
+    from magsit.http import HttpSession
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "other.pem"))
+    assert HttpSession("magento", "https://shop.example", settings=HttpSettings(ca_bundle=bundle)).session.verify == str(bundle)
+    assert HttpSession("magento", "https://shop.example").session.verify == str(tmp_path / "other.pem")
