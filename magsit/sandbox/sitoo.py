@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import requests
@@ -153,12 +154,22 @@ MILLI = Decimal("0.001")
 
 def money(value: Any) -> str:
     """Sitoo money: a string with two decimals."""
-    return str(Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP))
+    return _quantized(value, CENT) if type(value) in _CACHEABLE else _quantize(value, CENT)
 
 
 def dec3(value: Any) -> str:
     """Sitoo decimal: a string with three decimals."""
-    return str(Decimal(str(value)).quantize(MILLI, rounding=ROUND_HALF_UP))
+    return _quantized(value, MILLI) if type(value) in _CACHEABLE else _quantize(value, MILLI)
+
+
+def _quantize(value: Any, exp: Decimal) -> str:
+    return str(Decimal(str(value)).quantize(exp, rounding=ROUND_HALF_UP))
+
+
+# A page of 1,000 warehouse items renders 5,000 amounts with few distinct values: each is formatted
+# once. typed=True keeps 1, 1.0 and Decimal("1") apart (equal keys of one type format alike).
+_CACHEABLE = {Decimal, int, str}
+_quantized = lru_cache(maxsize=16384, typed=True)(_quantize)
 
 
 def to_decimal(value: Any, what: str) -> Decimal:
