@@ -7,6 +7,7 @@ here once, so a flow module holds only its own logic.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sqlite3
 import threading
@@ -221,12 +222,46 @@ def _run_locked(
         return _run_flow(config, state, ctx, flow)
 
 
+class _CyclicGcPause:
+    """Pauses CPython's cyclic garbage collector while any job's flow runs.
+
+    A big run builds millions of long-lived objects (pages, snapshots, plan rows) and the collector
+    re-scans them again and again: about 40 % of the CPU of planning a 200k-row --full stock run.
+    magsit's data is acyclic and freed by reference counting; the few cycles a run leaves
+    (exception frames, futures) wait for the collector to resume. Counted, because the daemon and
+    the events worker can run several jobs at once: the collector resumes when the last one ends,
+    and only if it was on before the first began.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._running += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0 and self._was_enabled:
+                gc.enable()
+
+
+_gc_paused = _CyclicGcPause()
+
+
 def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) -> RunOutcome:
     job = ctx.job
     result = JobResult()
     error: str | None = None
     try:
-        result = flow(ctx)
+        with _gc_paused:
+            result = flow(ctx)
     except KeyboardInterrupt:
         outcome = _finish(ctx, result, "interrupted", EXIT_INTERRUPTED, "interrupted")
         raise _Interrupted(outcome) from None
