@@ -181,4 +181,3 @@ def _unique(records: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     for record in records:
         seen.setdefault(str(record.get(key)), record)
     return list(seen.values())
-

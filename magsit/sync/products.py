@@ -37,7 +37,6 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
-
 def _retry_skus(ctx: JobContext) -> set[str]:
     skus: set[str] = set()
     for row in ctx.state.exceptions(status="open", job=JOB):
@@ -215,4 +214,3 @@ def run(ctx: JobContext) -> JobResult:
     push(the_plan, pulled, ctx)
     return JobResult(summary=[f"{len(the_plan.changes)} products changed, {len(the_plan.unchanged)} already right"],
                      details={"changes": rows})
-

@@ -55,7 +55,6 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
-
 def check_settings(ctx_config: Any) -> Levels:
     """Validate the stock settings that can be checked offline (raises ConfigError, exit 2)."""
     return Levels(ctx_config.stock, load_overrides(ctx_config.stock.overrides_csv))
@@ -428,4 +427,3 @@ def run(ctx: JobContext) -> JobResult:
         summary=[f"{ctx.counts['written']} source items written, {len(the_plan.rows) - len(the_plan.writes)} already right"],
         details={"writes": [r.as_dict() for r in the_plan.writes]},
     )
-
