@@ -8,6 +8,7 @@ here once, so a flow module holds only its own logic.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import sqlite3
 import threading
@@ -172,6 +173,23 @@ class JobContext:
 
     def is_due(self, key: str) -> bool:
         return self.state.exception_due(self.job, key)
+
+    def due_skus(self) -> set[str]:
+        """SKUs (from the payload) of this job's open exceptions whose retry time has come: the
+        records a SKU-keyed flow re-reads by name, so its cursor can move on without losing them
+        (poison records wait for their backoff)."""
+        skus: set[str] = set()
+        for row in self.state.exceptions(status="open", job=self.job):
+            if not self.is_due(row["record_key"]):
+                continue
+            try:
+                payload = json.loads(row.get("payload") or "{}")
+            except ValueError:
+                continue
+            sku = payload.get("sku") if isinstance(payload, dict) else None
+            if isinstance(sku, str) and sku:
+                skus.add(sku)
+        return skus
 
 
 Flow = Callable[[JobContext], JobResult]

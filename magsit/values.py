@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def as_int(value: Any) -> int | None:
@@ -20,3 +23,8 @@ def additional_data(record: dict[str, Any]) -> dict[str, Any]:
     """A Sitoo record's ``additionaldata`` map; {} when it is missing or not a map."""
     data = record.get("additionaldata")
     return data if isinstance(data, dict) else {}
+
+
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive lists of at most ``size`` (the last may be shorter)."""
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]

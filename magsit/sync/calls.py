@@ -14,10 +14,6 @@ SITOO_BATCH = 100  # ids per comma-separated Sitoo filter (keeps URLs short)
 SITOO_ORDER_FIELDS = ("orderid", "externalid", "orderstateid", "paymentstateid", "warehouseid", "orderitems")
 
 
-def _chunks(values: list[str], size: int) -> list[list[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
-
-
 def magento_search_orders(
     ctx: JobContext, filters: list[tuple[str, str, str]], page_size: int
 ) -> tuple[list[dict[str, Any]], int]:

@@ -10,9 +10,8 @@ Sitoo's gross prices become net Magento prices unless ``[products].magento_price
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from magsit.errors import ApiError, MagsitError
 from magsit.runner import JobContext, JobResult
 from magsit.sync.productplan import ProductChange, ProductPlan, price_key, tax_key
 from magsit.sync.productplan import plan as plan_products
-from magsit.values import as_int
+from magsit.values import as_int, chunked
 
 log = logging.getLogger("magsit.sync.products")
 
@@ -30,25 +29,6 @@ RETRY = timedelta(minutes=30)
 STREAM = "products"
 
 plan = plan_products
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _retry_skus(ctx: JobContext) -> set[str]:
-    skus: set[str] = set()
-    for row in ctx.state.exceptions(status="open", job=JOB):
-        if not ctx.is_due(row["record_key"]):
-            continue
-        try:
-            payload = json.loads(row.get("payload") or "{}")
-        except ValueError:
-            continue
-        if isinstance(payload, dict) and isinstance(payload.get("sku"), str) and payload["sku"]:
-            skus.add(payload["sku"])
-    return skus
 
 
 class Pulled:
@@ -66,7 +46,7 @@ def pull(ctx: JobContext) -> Pulled:
     run_start = int(ctx.started_at.timestamp())
     by_sku: dict[str, dict[str, Any]] = {}
     if chosen:
-        for chunk in _chunks(sorted(set(chosen)), SKU_CHUNK):
+        for chunk in chunked(sorted(set(chosen)), SKU_CHUNK):
             for product in ctx.sitoo.iter_products(skus=chunk, include_inactive=True):
                 by_sku.setdefault(str(product.get("sku")), product)
     else:
@@ -85,13 +65,13 @@ def pull(ctx: JobContext) -> Pulled:
             pulled.cursor = max(since or 0, min(max_seen, run_start - settings.lookback_seconds))
         else:
             pulled.cursor = max(since or 0, run_start - settings.lookback_seconds) if (full or since is None) else since
-        retry = sorted(_retry_skus(ctx) - set(by_sku))
-        for chunk in _chunks(retry, SKU_CHUNK):
+        retry = sorted(ctx.due_skus() - set(by_sku))
+        for chunk in chunked(retry, SKU_CHUNK):
             for product in ctx.sitoo.iter_products(skus=chunk, include_inactive=True):
                 by_sku.setdefault(str(product.get("sku")), product)
     pulled.sitoo = list(by_sku.values())
     skus = sorted({p.get("sku") for p in pulled.sitoo if isinstance(p.get("sku"), str) and p.get("sku")})
-    for chunk in _chunks(skus, SKU_CHUNK):
+    for chunk in chunked(skus, SKU_CHUNK):
         for product in ctx.magento.products_by_sku(chunk):
             if isinstance(product.get("sku"), str):
                 pulled.magento[product["sku"].lower()] = product
@@ -143,7 +123,7 @@ def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
                 done.append(change.sku)
             ctx.counts["created" if change.action == "create" else "updated"] += 1
         size = max(1, ctx.config.magento.input_list_limit)
-        for batch in _chunks(prices, size):
+        for batch in chunked(prices, size):
             bad = _price_failures(ctx.magento.save_base_prices(batch, store_code="all"), batch)
             for row in batch:
                 if row["sku"] in bad:

@@ -38,7 +38,7 @@ from magsit.sync.stockplan import (
 )
 from magsit.sync.stockplan import plan as plan_stock
 from magsit.testing.crashpoints import crashpoint
-from magsit.values import as_int
+from magsit.values import as_int, chunked
 
 log = logging.getLogger("magsit.sync.stock")
 
@@ -48,11 +48,6 @@ UNKNOWN_SKU_RETRY = timedelta(minutes=30)
 REJECTED_RETRY = timedelta(minutes=15)
 
 plan = plan_stock  # the pure planning function (DESIGN.md: pull / plan / push per flow)
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def check_settings(ctx_config: Any) -> Levels:
@@ -73,24 +68,6 @@ def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:
     for warehouse, source in sources.items():
         out.setdefault(source, []).append(str(warehouse))
     return out
-
-
-def _retry_skus(ctx: JobContext) -> set[str]:
-    """SKUs of this job's open exceptions that are due again (poison records wait for their backoff)."""
-    import json
-
-    skus: set[str] = set()
-    for row in ctx.state.exceptions(status="open", job=JOB):
-        if not ctx.is_due(row["record_key"]):
-            continue
-        try:
-            payload = json.loads(row.get("payload") or "{}")
-        except ValueError:
-            continue
-        sku = payload.get("sku") if isinstance(payload, dict) else None
-        if isinstance(sku, str) and sku:
-            skus.add(sku)
-    return skus
 
 
 def pull(ctx: JobContext) -> Pulled:
@@ -148,7 +125,7 @@ def pull(ctx: JobContext) -> Pulled:
             if bookmark is not None:
                 pulled.cursors[stream] = bookmark
         if not full:
-            requested |= _retry_skus(ctx)
+            requested |= ctx.due_skus()
             requested |= _skus_of_recent_orders(ctx)
 
     # Per warehouse: Sitoo's available there already excludes what it reserved for these orders.
@@ -165,7 +142,7 @@ def pull(ctx: JobContext) -> Pulled:
             if full:
                 continue  # a full read already has every item of every warehouse
             missing = sorted(s for s in needed[source] - set(read[warehouse]) if isinstance(s, str))
-            for chunk in _chunks(missing, SKU_CHUNK):
+            for chunk in chunked(missing, SKU_CHUNK):
                 for item in ctx.sitoo.warehouse_items(int(warehouse), skus=chunk):
                     if item.get("sku") in chunk:
                         read[warehouse][item.get("sku")] = item.get("decimalavailable")
@@ -182,7 +159,7 @@ def pull(ctx: JobContext) -> Pulled:
             rows = ctx.magento.source_items(source_codes=sorted(by_source))
         else:
             rows = []
-            for chunk in _chunks(sorted(requested), SKU_CHUNK):
+            for chunk in chunked(sorted(requested), SKU_CHUNK):
                 rows.extend(ctx.magento.source_items(source_codes=sorted(by_source), skus=chunk))
         if isinstance(rows, dict):
             snap.magento = rows
@@ -356,7 +333,7 @@ def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
 
     # Batches are independent absolute-value upserts: [magento].concurrency of them in flight.
     try:
-        for ok, rejected in parallel_map(send, list(_chunks(ready, size)), ctx.config.magento.concurrency):
+        for ok, rejected in parallel_map(send, list(chunked(ready, size)), ctx.config.magento.concurrency):
             accepted.extend(ok)
             crashpoint("stock.after_batch")  # this batch is in Magento, its baseline not yet recorded
             for row, message in rejected:
