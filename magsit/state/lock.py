@@ -10,23 +10,28 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from magsit.errors import LockedError
 
 
 class JobLock:
-    def __init__(self, state_path: str | Path, job: str) -> None:
+    def __init__(self, state_path: str | Path, job: str, wait_seconds: float = 0.0) -> None:
         self.path = Path(f"{state_path}.{job}.lock")
         self.job = job
+        self.wait_seconds = wait_seconds  # 0: a held lock means "skip"; >0: a short critical section to queue for
         self._fd: int | None = None
 
     def acquire(self) -> JobLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        deadline = time.monotonic() + self.wait_seconds
+        while not _try_flock(fd):
+            # Polling rather than a blocking flock: a wedged holder must not hang this run forever.
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
             holder = ""
             with contextlib.suppress(OSError):
                 holder = os.pread(fd, 64, 0).decode().strip()
@@ -52,3 +57,11 @@ class JobLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -30,6 +30,7 @@ from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
 from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
+from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.customers")
@@ -138,16 +139,7 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
     settings = ctx.config.customers
     creates = [a for a in actions if a.kind == "create_sitoo"]
     if creates:
-        results = ctx.sitoo.add_users([a.sitoo for a in creates])
-        crashpoint("customers.after_sitoo_create")
-        for action, result in zip(creates, results, strict=False):
-            if result.ok and result.value:
-                _remember(ctx, action.email, action.magento_id, str(result.value), action.sitoo["namefirst"], action.sitoo["namelast"])
-                ctx.counts["sitoo_created"] += 1
-            else:
-                ctx.fail("customer_rejected", "ecommerce", action.email,
-                         f"Sitoo refused the new customer {action.email}: {result.error} — correct the customer in "
-                         "Magento and retry", action.describe())  # fmt: skip
+        actions = [a for a in actions if a.kind != "create_sitoo"] + _create_in_sitoo(ctx, creates, snapshot)
     for action in actions:
         if ctx.should_stop():
             return
@@ -174,6 +166,34 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
                 ctx.counts["magento_create_skipped"] += 1
                 continue
             _create_in_magento(ctx, action)
+
+
+def _create_in_sitoo(ctx: JobContext, creates: list[CustomerAction], snapshot: dict[str, Any]) -> list[CustomerAction]:
+    """Creates the Sitoo users still missing; returns the plan for those another run (push-orders
+    linking an order's customer, say) created since this run looked."""
+    settings = ctx.config.customers
+    with creating_users(ctx):
+        existing, fresh = settle_new_users(ctx, [a.email for a in creates], ctx.sitoo.find_users_by_email, searched=True)
+        replanned: list[CustomerAction] = []
+        if existing:
+            magento = [c for c in snapshot["magento"] if normalise_email(c.get("email")) in existing]
+            sitoo = [user for users in existing.values() for user in users]
+            replanned = plan_customers(magento, sitoo, master=settings.master, create_in_magento=False)
+        creates = [a for a in creates if a.email in fresh]
+        if not creates:
+            return replanned
+        results = ctx.sitoo.add_users([a.sitoo for a in creates])
+        crashpoint("customers.after_sitoo_create")
+        for action, result in zip(creates, results, strict=False):
+            if result.ok and result.value:
+                _remember(ctx, action.email, action.magento_id, str(result.value), action.sitoo["namefirst"], action.sitoo["namelast"])
+                ctx.counts["sitoo_created"] += 1
+            else:
+                forget_refused(ctx, action.email)
+                ctx.fail("customer_rejected", "ecommerce", action.email,
+                         f"Sitoo refused the new customer {action.email}: {result.error} — correct the customer in "
+                         "Magento and retry", action.describe())  # fmt: skip
+    return replanned
 
 
 def _create_in_magento(ctx: JobContext, action: CustomerAction) -> None:

@@ -26,7 +26,8 @@ from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.sync import calls as api
 from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
-from magsit.sync.orderpayload import OrderPlan, build_order, normalise_email
+from magsit.sync.orderpayload import OrderPlan, build_order
+from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users
 from magsit.testing.crashpoints import crashpoint
 from magsit.values import additional_data
 
@@ -419,47 +420,48 @@ def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[st
             unknown.append(email)
     if not unknown:
         return found
-    try:
-        looked = api.sitoo_users_by_emails(ctx, unknown)
-    except ApiError as error:
-        log.warning("Sitoo customer lookup failed (%s); orders go without a customer link", error)
-        ctx.counts["customer_link_failed"] += len(unknown)
-        return found
-    missing: list[str] = []
-    for email in unknown:
-        users = looked.get(email) or []
-        match = next((u for u in users if normalise_email(u.get("email")) == email), None)
-        if match:
-            found[email] = str(match["userid"])
-            ctx.state.put_mapping("customer", "email", email, str(match["userid"]), {"sitoo_userid": str(match["userid"])})
-        else:
-            missing.append(email)
-    if missing and not ctx.dry_run:
-        bodies = []
-        for email in missing:
-            payload = by_email[email].payload
-            body = {"email": email}
-            for key in ("namefirst", "namelast", "phone"):
-                if payload.get(key):
-                    body[key] = payload[key]
-            bodies.append(body)
+    with creating_users(ctx):
         try:
-            results = api.sitoo_create_users(ctx, bodies)
+            existing, missing = settle_new_users(ctx, unknown, lambda emails: api.sitoo_users_by_emails(ctx, emails),
+                                                 searched=False)  # fmt: skip
         except ApiError as error:
-            log.warning("creating Sitoo customers failed (%s); orders go without a customer link", error)
-            ctx.counts["customer_link_failed"] += len(missing)
+            log.warning("Sitoo customer lookup failed (%s); orders go without a customer link", error)
+            ctx.counts["customer_link_failed"] += len(unknown)
             return found
-        crashpoint("orders.after_user_create")
-        for email, result in zip(missing, results, strict=False):
-            if result.get("ok") and result.get("userid"):
-                userid = str(result["userid"])
-                found[email] = userid
-                ctx.state.put_mapping("customer", "email", email, userid, {"sitoo_userid": userid, "created_by": JOB})
-                ctx.counts["customers_created"] += 1
-            else:
-                ctx.counts["customer_link_failed"] += 1
-                log.warning("Sitoo refused customer %s: %s", email, result.get("error"))
+        for email, users in existing.items():
+            userid = str(users[0]["userid"])
+            found[email] = userid
+            ctx.state.put_mapping("customer", "email", email, userid, {"sitoo_userid": userid})
+        if missing and not ctx.dry_run:
+            _create_users(ctx, {email: by_email[email] for email in missing}, found)
     return found
+
+
+def _create_users(ctx: JobContext, plans: dict[str, OrderPlan], found: dict[str, str]) -> None:
+    bodies = []
+    for email, plan_ in plans.items():
+        body = {"email": email}
+        for key in ("namefirst", "namelast", "phone"):
+            if plan_.payload.get(key):
+                body[key] = plan_.payload[key]
+        bodies.append(body)
+    try:
+        results = api.sitoo_create_users(ctx, bodies)
+    except ApiError as error:
+        log.warning("creating Sitoo customers failed (%s); orders go without a customer link", error)
+        ctx.counts["customer_link_failed"] += len(plans)
+        return
+    crashpoint("orders.after_user_create")
+    for email, result in zip(plans, results, strict=False):
+        if result.get("ok") and result.get("userid"):
+            userid = str(result["userid"])
+            found[email] = userid
+            ctx.state.put_mapping("customer", "email", email, userid, {"sitoo_userid": userid, "created_by": JOB})
+            ctx.counts["customers_created"] += 1
+        else:
+            forget_refused(ctx, email)
+            ctx.counts["customer_link_failed"] += 1
+            log.warning("Sitoo refused customer %s: %s", email, result.get("error"))
 
 
 # -- run -----------------------------------------------------------------------------------------

@@ -103,8 +103,9 @@ def _plain(value: Any) -> Any:
 def pending_mappings(env: Env) -> list[tuple[str, str]]:
     state = StateStore(env.state_path)
     try:
-        return [(e, m["external_id"]) for e in ("order", "shipment", "refund", "creditmemo")
-                for m in state.mappings(e, status="pending")]  # fmt: skip
+        return [(e, m["external_id"]) for e, status in (("order", "pending"), ("shipment", "pending"),
+                ("refund", "pending"), ("creditmemo", "pending"), ("customer", "creating"))
+                for m in state.mappings(e, status=status)]  # fmt: skip
     finally:
         state.close()
 

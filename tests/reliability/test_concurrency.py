@@ -19,6 +19,7 @@ from magsit.config import load_config
 from magsit.errors import LockedError
 from magsit.state.store import StateStore
 from magsit.sync import orders as orders_flow
+from magsit.sync import sitoousers
 from tests.e2e.conftest import Env
 from tests.reliability.conftest import run_here, run_proc
 from tests.reliability.scenarios import SCENARIOS, integrity, seed_customers, seed_orders
@@ -139,6 +140,12 @@ class _NoLock:
     def __enter__(self) -> _NoLock:
         return self
 
+    def acquire(self) -> _NoLock:
+        return self
+
+    def release(self) -> None:
+        pass
+
     def __exit__(self, *exc: object) -> None:
         pass
 
@@ -154,8 +161,26 @@ def test_overlapping_runs_duplicate_only_without_the_lock(
     scenario.seed(sandbox)
     if not locked:
         monkeypatch.setattr(magsit.runner, "JobLock", _NoLock)
+        # The customer-create lock would otherwise queue the second run behind the first's orders.
+        monkeypatch.setattr(sitoousers, "JobLock", _NoLock)
     # Both runs are held in their first order read, then race to create the same orders.
     sandbox.magento.control.add_fault("slow", method="GET", path=r"/V1/orders$", times=2, delay=0.5)
+    if not locked:
+        # Without the lock, make the overlap certain: each run's first order create waits until the
+        # other run has planned too (with the lock the second run never gets that far).
+        from magsit.sync import calls
+
+        both_planned = threading.Barrier(2, timeout=10)
+        real_create = calls.sitoo_create_order
+        first_create = threading.local()
+
+        def create_after_both_planned(ctx: Any, payload: Any) -> Any:
+            if not getattr(first_create, "done", False):
+                first_create.done = True
+                both_planned.wait()
+            return real_create(ctx, payload)
+
+        monkeypatch.setattr(calls, "sitoo_create_order", create_after_both_planned)
     config = load_config(sandbox.config_path)
     outcomes: list[Any] = []
 
@@ -176,7 +201,7 @@ def test_overlapping_runs_duplicate_only_without_the_lock(
         assert sorted(outcomes, key=str) == [0, 4], outcomes
         assert scenario.dupes(sandbox) == {}
     else:
-        assert "order creates sent again" in scenario.dupes(sandbox)
+        assert "order creates sent again" in scenario.dupes(sandbox), outcomes
 
 
 def test_two_processes_creating_the_state_file_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,3 +223,83 @@ def test_two_processes_creating_the_state_file_at_once(tmp_path, monkeypatch: py
         assert store.schema_version == 2 and raced
     finally:
         store.close()
+
+
+class _NoCheck:
+    """The cross-job guard removed: no shared lock, no re-check before creating."""
+
+    @staticmethod
+    def settle(ctx: Any, emails: list[str], lookup: Any, *, searched: bool) -> tuple[dict, list[str]]:
+        return ({}, list(emails)) if searched else ({e: u for e, u in lookup(emails).items() if u}, list(emails))
+
+
+def _customer_race_setup(sandbox: Env) -> Any:
+    seed_orders(sandbox)  # Anna is a Magento customer with a web order: both jobs want her in Sitoo
+    sandbox.configure(customers={"create_in_magento": False})
+    return load_config(sandbox.config_path)
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["guarded", "guard-removed"])
+def test_sync_customers_links_a_customer_push_orders_created_after_it_looked(
+    sandbox: Env, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    """sync-customers looks Anna up (absent), then push-orders creates her for her order, then
+    sync-customers goes on to create: it must find her and link her instead."""
+    from magsit.sync import customers as customers_flow
+
+    config = _customer_race_setup(sandbox)
+    real_pull = customers_flow.pull
+
+    def pull_then_push_orders(ctx: Any) -> Any:
+        snapshot = real_pull(ctx)
+        assert magsit.runner.run_job(config, "push-orders", orders_flow.run).exit_code == 0
+        return snapshot
+
+    monkeypatch.setattr(customers_flow, "pull", pull_then_push_orders)
+    if not guarded:
+        monkeypatch.setattr(customers_flow, "settle_new_users", _NoCheck.settle)
+    code = magsit.runner.run_job(config, "sync-customers", customers_flow.run).exit_code
+    dupes = {**SCENARIOS["orders"].dupes(sandbox), **SCENARIOS["customers"].dupes(sandbox)}
+    if not guarded:  # the create is sent again (and refused: a false exception for e-commerce)
+        assert dupes and code == 3
+        return
+    assert code == 0 and dupes == {}
+    users = [u for u in sandbox.sitoo.state.users.values() if str(u["email"]).lower() == "anna.berg@example.com"]
+    anna = next(c for c in sandbox.magento.state.customers.values() if c["email"].lower() == "anna.berg@example.com")
+    assert [u.get("externalid") for u in users] == [str(anna["id"])]  # linked to her Magento account
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["guarded", "guard-removed"])
+def test_push_orders_and_sync_customers_creating_the_same_customer_at_once(
+    sandbox: Env, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    """push-orders is between its Sitoo lookup and its create when sync-customers (another thread,
+    as in the daemon) wants to create the same customer: the shared lock makes it wait and link."""
+    from magsit.sync import calls
+    from magsit.sync import customers as customers_flow
+
+    config = _customer_race_setup(sandbox)
+    if not guarded:
+        monkeypatch.setattr(sitoousers, "JobLock", _NoLock)
+    real_lookup = calls.sitoo_users_by_emails
+    other: list[threading.Thread] = []
+    outcomes: list[Any] = []
+
+    def lookup_while_customers_runs(ctx: Any, emails: list[str]) -> Any:
+        found = real_lookup(ctx, emails)
+        if not other:
+            other.append(threading.Thread(target=lambda: outcomes.append(
+                magsit.runner.run_job(config, "sync-customers", customers_flow.run).exit_code)))  # fmt: skip
+            other[0].start()
+            other[0].join(timeout=1.0)  # done (unguarded) or queued for the lock (guarded)
+        return found
+
+    monkeypatch.setattr(calls, "sitoo_users_by_emails", lookup_while_customers_runs)
+    assert magsit.runner.run_job(config, "push-orders", orders_flow.run).exit_code == 0
+    other[0].join(timeout=30)
+    assert outcomes == [0]
+    dupes = {**SCENARIOS["orders"].dupes(sandbox), **SCENARIOS["customers"].dupes(sandbox)}
+    if guarded:
+        assert dupes == {}
+    else:
+        assert dupes

@@ -75,6 +75,40 @@ def test_killed_run_then_rerun_ends_like_an_uninterrupted_run(sandbox: Env, refe
     assert ("failed", "process died during the run") in _run_states(sandbox.state_path)
 
 
+@pytest.mark.parametrize("intent", [True, False], ids=["intent-row", "intent-removed"])
+def test_customer_created_by_a_killed_push_orders_is_not_created_again_by_sync_customers(
+    sandbox: Env, monkeypatch: pytest.MonkeyPatch, intent: bool
+) -> None:
+    """sync-customers looks Anna up (absent); meanwhile push-orders creates her in Sitoo and is
+    killed before recording it. The intent row it left makes sync-customers search again before
+    creating; without it the create is sent twice."""
+    from magsit.sync import customers as customers_flow
+
+    SCENARIOS["orders"].seed(sandbox)
+    sandbox.configure(customers={"create_in_magento": False})
+    real_pull = customers_flow.pull
+
+    def pull_then_killed_push_orders(ctx: Any) -> Any:
+        snapshot = real_pull(ctx)
+        killed = run_proc(sandbox, "push-orders", crash_at="orders.after_user_create")
+        assert killed.returncode == -signal.SIGKILL
+        if not intent:
+            for _, email in pending_mappings(sandbox):
+                ctx.state.delete_mapping("customer", "email", email)
+        return snapshot
+
+    monkeypatch.setattr(customers_flow, "pull", pull_then_killed_push_orders)
+    customers = run_here(sandbox, "sync-customers")
+    dupes = {**SCENARIOS["orders"].dupes(sandbox), **SCENARIOS["customers"].dupes(sandbox)}
+    if not intent:
+        assert dupes
+        return
+    assert customers.code == 0, customers.text
+    assert run_here(sandbox, "push-orders").code == 0
+    assert dupes == {} and SCENARIOS["orders"].dupes(sandbox) == {}
+    assert pending_mappings(sandbox) == []
+
+
 def test_crash_inside_a_transaction_leaves_neither_half(sandbox: Env) -> None:
     """SIGKILL between the two writes of one state transaction: after it, the order mapping is
     still the intent (pending) — the 'pushed' half was rolled back with the rest — and the file is sound."""

@@ -1,6 +1,8 @@
 import os
 import sqlite3
 import stat
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -82,6 +84,20 @@ def test_lock_excludes_second_holder_and_dies_with_holder(tmp_path):
         os.kill(os.getpid(), 9)
     os.waitpid(pid, 0)
     JobLock(path, "sync-stock").acquire().release()
+
+
+def test_a_waiting_lock_queues_for_a_short_section_then_gives_up(tmp_path):
+    path = tmp_path / "s.db"
+    holder = JobLock(path, "sitoo-users").acquire()
+    threading.Timer(0.2, holder.release).start()
+    started = time.monotonic()
+    JobLock(path, "sitoo-users", wait_seconds=5).acquire().release()  # got it once the holder let go
+    assert 0.15 < time.monotonic() - started < 2
+    with JobLock(path, "sitoo-users"):
+        started = time.monotonic()
+        with pytest.raises(LockedError, match=f"pid {os.getpid()}"):
+            JobLock(path, "sitoo-users", wait_seconds=0.2).acquire()
+        assert time.monotonic() - started >= 0.2
 
 
 def test_prune_history_keeps_the_latest_and_open_rows(tmp_path):

@@ -1,0 +1,85 @@
+"""Creating Sitoo customers exactly once when several jobs may want the same one.
+
+push-orders (the customer of a web order) and sync-customers (a changed Magento customer) both
+create Sitoo users for e-mails they did not find, and Sitoo has no unique key on e-mail: two runs
+that look up the same new address at the same moment would both create it. So creation is a short
+critical section under one lock per state file, shared by every job, process and daemon thread:
+re-check (the other run may have linked the address meanwhile), mark each address with an intent
+row, create, record the user id, release.
+
+The intent row (a ``customer`` mapping with no user id, status ``creating``) covers a run killed
+between the create and the record: whoever sees it next searches Sitoo before creating again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from magsit.errors import LockedError, MagsitError
+from magsit.state.lock import JobLock
+from magsit.sync.orderpayload import normalise_email
+
+if TYPE_CHECKING:
+    from magsit.runner import JobContext
+
+USERS_LOCK = "sitoo-users"
+LOCK_WAIT_SECONDS = 300.0  # far above the lookup + one batch create another run holds it for
+CREATING = "creating"
+
+
+@contextmanager
+def creating_users(ctx: JobContext, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    if ctx.dry_run:
+        yield
+        return
+    try:
+        lock = JobLock(ctx.config.state.path, USERS_LOCK, wait_seconds).acquire()
+    except LockedError as exc:
+        raise MagsitError(
+            f"{ctx.job}: another run has been creating Sitoo customers for over {wait_seconds:.0f} s "
+            f"({exc.message.split(': ', 1)[-1]}); nothing was created, the next run tries again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+Lookup = Callable[[list[str]], dict[str, list[dict[str, Any]]]]
+
+
+def settle_new_users(
+    ctx: JobContext, emails: Sequence[str], lookup: Lookup, *, searched: bool
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Inside :func:`creating_users`: the Sitoo users that now hold some of ``emails`` (normalised),
+    and the rest, each marked with an intent row, to be created by the caller now.
+
+    ``lookup``: Sitoo users per e-mail as given. ``searched``: the caller already searched Sitoo for these e-mails before taking the lock, so
+    only those another run has linked or begun to create since are searched again.
+    """
+    ask: list[str] = []
+    for email in emails:
+        mapping = ctx.state.get_mapping("customer", "email", email)
+        if not searched or (mapping and (mapping.get("other_id") or mapping.get("status") == CREATING)):
+            ask.append(email)
+    found = lookup(ask) if ask else {}
+    existing: dict[str, list[dict[str, Any]]] = {}
+    for email in ask:
+        users = [u for u in found.get(email) or [] if normalise_email(u.get("email")) == email]
+        if users:
+            existing[email] = users
+    fresh = [email for email in emails if email not in existing]
+    if fresh and not ctx.dry_run:
+        with ctx.state.transaction():
+            for email in fresh:
+                ctx.state.put_mapping("customer", "email", email, None, {"created_by": ctx.job}, CREATING)
+    return existing, fresh
+
+
+def forget_refused(ctx: JobContext, email: str) -> None:
+    """Sitoo refused the create outright: nothing exists, the intent row goes."""
+    mapping = ctx.state.get_mapping("customer", "email", email)
+    if mapping and mapping.get("status") == CREATING and not mapping.get("other_id"):
+        ctx.state.delete_mapping("customer", "email", email)
