@@ -291,7 +291,8 @@ def test_push_orders_and_sync_customers_creating_the_same_customer_at_once(
             other.append(threading.Thread(target=lambda: outcomes.append(
                 magsit.runner.run_job(config, "sync-customers", customers_flow.run).exit_code)))  # fmt: skip
             other[0].start()
-            other[0].join(timeout=1.0)  # done (unguarded) or queued for the lock (guarded)
+            # Unguarded it runs to the end here; guarded it queues for the lock this run holds.
+            other[0].join(timeout=1.0 if guarded else 30)
         return found
 
     monkeypatch.setattr(calls, "sitoo_users_by_emails", lookup_while_customers_runs)
