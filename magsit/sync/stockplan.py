@@ -256,16 +256,42 @@ def plan(
     values (full run), those win, so a quantity changed by hand in Magento is overwritten.
     """
     result = StockPlan()
+    plain = True
     try:
         keys = sorted(snapshot.items)  # plain (str, str) keys: the same order, without a key function
         # 200k keys share ~50k SKUs and a few sources: check the distinct parts, not every key.
         if keys and not all(_plain(part) for part in {k[0] for k in keys} | {k[1] for k in keys}):
             raise TypeError
     except (TypeError, IndexError):
+        plain = False
         keys = sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1])))
     memo = _Memo(levels)
+    # The common row of a big run (plain key, one warehouse, nothing in flight, levels per source)
+    # is planned inline from a (Sitoo string, source) memo; anything else takes _plan_one.
+    fast = plain and memo.source_levels is not None
+    items, in_flight = snapshot.items, snapshot.in_flight
+    reference = snapshot.magento if snapshot.magento is not None else baseline
+    sku_problems, common = memo.sku_problems, memo.common
+    add_row, add_clean = result.rows.append, result.clean_keys.append
     for key in keys:
         try:
+            per_warehouse = items[key] if fast else None
+            if type(per_warehouse) is dict and len(per_warehouse) == 1 and not in_flight.get(key):
+                sku, source = key
+                why = sku_problems.get(sku, _UNSET)
+                if why is _UNSET:
+                    why = sku_problems[sku] = sku_problem(sku)
+                ((warehouse, raw),) = per_warehouse.items()
+                done = common.get((raw, source), _UNSET) if not why and type(raw) is str else None
+                if done is _UNSET:
+                    done = common[(raw, source)] = _common_row(raw, memo.levels_of(sku, source))
+                if done is not None:
+                    available, flight, buffer, floor, qty, status = done
+                    base = reference.get(key)
+                    write = base is None or base[0] != qty or int(base[1]) != status
+                    add_clean(f"{sku}@warehouse {warehouse}")
+                    add_row(StockRow(sku, source, available, flight, buffer, floor, qty, status, base, write))
+                    continue
             _plan_one(key, snapshot, baseline, levels, result, memo)
         except Exception as exc:  # a plan must never crash on one record's data
             sku = key[0] if isinstance(key, tuple) and key else key
@@ -278,6 +304,23 @@ def plan(
                 )
             )
     return result
+
+
+_UNSET: Any = object()
+
+
+def _common_row(raw: str, levels: tuple[Decimal, Decimal]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int] | None:
+    """(available, in_flight, buffer, floor, qty, status) of a lone warehouse reporting ``raw``
+    with nothing in flight; None when the row needs the full path (not a number, too large,
+    negative, unusable levels)."""
+    value = parse_quantity(raw)
+    if value is None or abs(value) > MAX_QUANTITY:
+        return None
+    available, in_flight, short = warehouse_terms({"w": value}, {})
+    buffer, floor = levels
+    if short or type(buffer) is not Decimal or type(floor) is not Decimal or buffer.is_snan() or floor.is_snan():
+        return None
+    return (available, in_flight, buffer, floor, *target(available, in_flight, buffer, floor))
 
 
 def _plain(part: Any) -> bool:
@@ -293,15 +336,17 @@ class _Memo:
     warehouse with nothing in flight; ``targets``: (string, buffer, floor) -> (qty, status). Strings
     only as keys: 1, 1.0 and True are equal keys yet parse differently. ``sku_problems``: SKU ->
     sku_problem() (each SKU is in several sources). ``source_levels``: source -> (buffer, floor)
-    when no per-SKU overrides exist, else None.
+    when no per-SKU overrides exist, else None. ``common``: (Sitoo string, source) -> the whole row
+    of plan()'s inline path, or None where that row needs _plan_one.
     """
 
-    __slots__ = ("terms", "targets", "sku_problems", "source_levels", "levels")
+    __slots__ = ("terms", "targets", "sku_problems", "source_levels", "levels", "common")
 
     def __init__(self, levels: Callable[[str, str], tuple[Decimal, Decimal]]) -> None:
         self.terms: dict[str, tuple[Decimal, Decimal, Decimal, Decimal | None]] = {}
         self.targets: dict[tuple[str, Decimal, Decimal], tuple[Decimal, int]] = {}
         self.sku_problems: dict[str, str | None] = {}
+        self.common: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int] | None] = {}
         self.source_levels: dict[str, tuple[Decimal, Decimal]] | None = (
             {} if isinstance(levels, Levels) and not levels.overrides else None
         )
