@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,9 @@ JOB = "sync-stock"
 SKU_CHUNK = 50  # SKUs per Sitoo `sku=` filter / Magento `sku in` lookup (keeps URLs short)
 UNKNOWN_SKU_RETRY = timedelta(minutes=30)
 REJECTED_RETRY = timedelta(minutes=15)
+# What the flow reads of a warehouse item: a 200k-item --full run decodes half the JSON of the
+# client's default projection.
+ITEM_FIELDS = ("sku", "decimalavailable", "datelastmodified")
 
 plan = plan_stock  # the pure planning function (DESIGN.md: pull / plan / push per flow)
 
@@ -95,7 +98,7 @@ def pull(ctx: JobContext) -> Pulled:
         warehouse, since = job
         levels: dict[str, Any] = {}
         max_seen = None
-        for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since):
+        for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since, fields=ITEM_FIELDS):
             levels[item.get("sku")] = item.get("decimalavailable")
             seen = item.get("datelastmodified")
             if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
@@ -143,7 +146,7 @@ def pull(ctx: JobContext) -> Pulled:
                 continue  # a full read already has every item of every warehouse
             missing = sorted(s for s in needed[source] - set(read[warehouse]) if isinstance(s, str))
             for chunk in chunked(missing, SKU_CHUNK):
-                for item in ctx.sitoo.warehouse_items(int(warehouse), skus=chunk):
+                for item in ctx.sitoo.warehouse_items(int(warehouse), skus=chunk, fields=ITEM_FIELDS):
                     if item.get("sku") in chunk:
                         read[warehouse][item.get("sku")] = item.get("decimalavailable")
 
@@ -301,9 +304,36 @@ def _rejected(ctx: JobContext, row: StockRow, message: str) -> None:
     )
 
 
+def _record_agreed(ctx: JobContext, agreed: list[StockRow], stored: dict[Key, tuple[Decimal, int]]) -> None:
+    """Full/--sku runs: where Magento already equals the target, the baseline follows Magento (rows
+    whose stored baseline already says so are not rewritten: a full run of a big catalogue stays
+    cheap). Its own transaction: it states what Magento was read to hold, true whatever the writes
+    do, so it need not wait for them (nor commit with the cursors: a rerun re-reads anyway)."""
+    changed = [(r.sku, r.source, r.qty, r.status) for r in agreed if stored.get((r.sku, r.source)) != (r.qty, r.status)]
+    if changed:
+        with ctx.state.transaction():
+            ctx.state.record_pushed_stock(changed)
+
+
 def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
     for problem in plan_.problems:
         ctx.fail(problem.kind, problem.owner, problem.key, problem.message, problem.payload or None)
+    agreed = [r for r in plan_.rows if not r.write]
+    # A first full run of 200k rows spends about a second of CPU here: done beside the existence
+    # check and the writes, which mostly wait on Magento.
+    recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magsit-baseline")
+    recording = recorder.submit(_record_agreed, ctx, agreed, pulled.baseline)
+    recorder.shutdown(wait=False)
+    try:
+        _push_writes(plan_, pulled, ctx, agreed, recording)  # joins it before outcomes and cursors commit
+    except BaseException:
+        wait([recording])  # never leave it writing after the run; the error in hand is the one to report
+        raise
+
+
+def _push_writes(
+    plan_: StockPlan, pulled: Pulled, ctx: JobContext, agreed: list[StockRow], recording: Future[None]
+) -> None:
     writes = plan_.writes
     known = _known_skus(ctx, [r.sku for r in writes]) if writes else set()
     ready: list[StockRow] = []
@@ -341,15 +371,11 @@ def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
     except (MagsitError, KeyboardInterrupt) as exc:
         error = exc
     ok_rows = {(r.sku, r.source) for r in accepted}
-    # Full/--sku runs: Magento already equals the target -> the baseline follows Magento (rows whose
-    # stored baseline already says so are not rewritten: a full run of a big catalogue stays cheap).
-    agreed = [r for r in plan_.rows if not r.write]
-    stored = pulled.baseline
-    changed_agreed = [r for r in agreed if stored.get((r.sku, r.source)) != (r.qty, r.status)]
     # Only keys with an open exception can be resolved: look those up once instead of per row.
     open_keys = ctx.state.open_exception_keys(JOB) if not ctx.dry_run else set()
+    recording.result()  # its error, if any, fails the run before anything below commits
     with ctx.state.transaction():
-        ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted + changed_agreed])
+        ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted])
         crashpoint("stock.mid_transaction")
         if error is None:
             for stream, value in pulled.cursors.items():

@@ -20,7 +20,7 @@ class FakeSitoo:
         self.product_lookups.append(list(skus))
         return ({"sku": s} for s in skus if s in self.products)
 
-    def warehouse_items(self, warehouse_id, modified_from=None, skus=None):
+    def warehouse_items(self, warehouse_id, modified_from=None, skus=None, fields=None):
         self.calls.append((warehouse_id, modified_from, tuple(skus) if skus else None))
         for sku, (avail, ts) in sorted(self.items.get(str(warehouse_id), {}).items()):
             if modified_from is not None and ts < modified_from:
@@ -207,3 +207,27 @@ def test_full_sets_sitoo_products_without_any_warehouse_item_to_zero(tmp_path):
     sitoo.product_lookups.clear()
     assert run(cfg, magento, sitoo, full=True).exit_code == 0
     assert magento.posts == [] and sitoo.product_lookups == [["WEB"]]  # healed rows are 0 now: not candidates again
+
+
+def test_full_run_records_agreed_rows_beside_the_writes_even_when_a_write_fails(tmp_path):
+    """--full: rows where Magento already shows the target get their baseline (recorded while the
+    writes are in flight); a write that fails is not recorded, nor is the cursor moved."""
+    cfg = config(tmp_path)
+    sitoo = FakeSitoo({"1": {f"S{i}": ("1", 100) for i in range(10)}})
+
+    class Flaky(FakeMagento):
+        def save_source_items(self, items):
+            if len(self.posts) >= 1:
+                self.posts.append(items)
+                raise ApiError("magento: 503", system="magento", status=503, retryable=True)
+            return super().save_source_items(items)
+
+    magento = Flaky({f"S{i}" for i in range(10)})
+    magento.saved = {(f"S{i}", "default"): (1, 1) for i in range(4)}  # S0-S3 already right in Magento
+    outcome = run(cfg, magento, sitoo, full=True)
+    assert outcome.exit_code == 1
+    state = StateStore(cfg.state.path)
+    recorded = state.pushed_stock()
+    agreed = {(f"S{i}", "default") for i in range(4)}
+    assert agreed <= set(recorded) and len(recorded) == 4 + 4  # the agreed four + the one batch that landed
+    assert state.get_cursor("sync-stock", "warehouse:1") is None
