@@ -2289,9 +2289,9 @@ def handle_rest(state: MagentoState, environ: dict[str, Any], raw_body: bytes) -
     ctx = Ctx(state, store, method, body, pairs)
     result = candidate.handler(ctx, **params)
     fields = next((v for k, v in pairs if k == "fields"), None)
-    if fields:  # project first: only what is sent is copied (project shares, never changes, values)
+    if fields:  # project first: only what is sent is encoded (project shares, never changes, values)
         result = project(result, parse_fields(fields))
-    return 200, copy.deepcopy(result)
+    return 200, result  # may share the state's objects: the caller encodes it before releasing the lock
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
@@ -2321,7 +2321,9 @@ def create_app(state: MagentoState, control: Control) -> ControlledApp:
         try:
             with state.lock:
                 status, payload = handle_rest(state, request.environ, request.get_data())
-            return _json_response(status, payload)
+                # Encoded under the lock: the answer is a snapshot of the state without a deep copy.
+                encoded = json.dumps(payload)
+            return Response(encoded, status=status, content_type="application/json; charset=utf-8")
         except ApiError as exc:
             return _json_response(exc.status, exc.body())
         except Exception:  # a bug in a handler looks like a PHP fatal: masked 500

@@ -244,7 +244,10 @@ pytestmark_e2e = pytest.mark.e2e
 
 
 @pytest.mark.e2e
-def test_garbage_quantity_and_null_price_become_exception_rows_and_the_rest_lands(sandbox: Any) -> None:
+def test_garbage_quantity_and_null_price_become_exception_rows_and_the_rest_lands(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magsit.sandbox import sitoo as sitoo_emulator
     from tests.reliability.conftest import run_here
     from tests.reliability.scenarios import seed_orders
 
@@ -254,8 +257,9 @@ def test_garbage_quantity_and_null_price_become_exception_rows_and_the_rest_land
         s.add_product(sku, sku, "10.00")
         s.set_stock(1, sku, qty)
         m.add_product(sku, sku, 10)
-    real = s.render_item
-    s.render_item = lambda it: {**real(it), "decimalavailable": "12abc"} if it["sku"] == "BAD-QTY" else real(it)
+    real = sitoo_emulator._ITEM_VIEW["decimalavailable"]
+    monkeypatch.setitem(sitoo_emulator._ITEM_VIEW, "decimalavailable",
+                        lambda it: "12abc" if it["sku"] == "BAD-QTY" else real(it))  # fmt: skip
     broken = m.orders[2]  # the guest order: its price arrives as null
     for item in broken["items"]:
         for key in [k for k in item if "price" in k or "row_total" in k]:
