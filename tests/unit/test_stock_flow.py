@@ -60,6 +60,16 @@ class FakeMagento:
         return []
 
 
+class FailsAfterFirstPost(FakeMagento):
+    """The first batch lands, every later one gets a 503 (after retries: the run fails)."""
+
+    def save_source_items(self, items):
+        if len(self.posts) >= 1:
+            self.posts.append(items)
+            raise ApiError("magento: 503", system="magento", status=503, retryable=True)
+        return super().save_source_items(items)
+
+
 def config(tmp_path, **stock):
     return parse_config(
         {
@@ -124,14 +134,7 @@ def test_run_level_error_keeps_cursor_but_records_accepted_rows(tmp_path):
     cfg = config(tmp_path)
     sitoo = FakeSitoo({"1": {f"S{i}": ("1", 100) for i in range(6)}})
 
-    class Flaky(FakeMagento):
-        def save_source_items(self, items):
-            if len(self.posts) >= 1:
-                self.posts.append(items)
-                raise ApiError("magento: 503", system="magento", status=503, retryable=True)
-            return super().save_source_items(items)
-
-    magento = Flaky({f"S{i}" for i in range(6)})
+    magento = FailsAfterFirstPost({f"S{i}" for i in range(6)})
     outcome = run(cfg, magento, sitoo)
     assert outcome.exit_code == 1
     state = StateStore(cfg.state.path)
@@ -215,14 +218,7 @@ def test_full_run_records_agreed_rows_beside_the_writes_even_when_a_write_fails(
     cfg = config(tmp_path)
     sitoo = FakeSitoo({"1": {f"S{i}": ("1", 100) for i in range(10)}})
 
-    class Flaky(FakeMagento):
-        def save_source_items(self, items):
-            if len(self.posts) >= 1:
-                self.posts.append(items)
-                raise ApiError("magento: 503", system="magento", status=503, retryable=True)
-            return super().save_source_items(items)
-
-    magento = Flaky({f"S{i}" for i in range(10)})
+    magento = FailsAfterFirstPost({f"S{i}" for i in range(10)})
     magento.saved = {(f"S{i}", "default"): (1, 1) for i in range(4)}  # S0-S3 already right in Magento
     outcome = run(cfg, magento, sitoo, full=True)
     assert outcome.exit_code == 1
