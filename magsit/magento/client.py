@@ -403,6 +403,15 @@ class MagentoClient:
         """The SKUs of ``skus`` that exist as products (Magento spelling; matching is case-insensitive)."""
         return [str(p["sku"]) for p in self.get_products_by_skus(skus, fields=("id", "sku")) if p.get("sku")]
 
+    def sku_lookup_chunks(self, skus: Iterable[str]) -> list[list[str]]:
+        """``skus`` cut as ``existing_skus`` sends them: each chunk is one call (for callers that
+        act on each answer as it comes)."""
+        return self._in_chunks(skus)
+
+    def _in_chunks(self, values: Iterable[Any]) -> list[list[str]]:
+        unique = list(dict.fromkeys(str(v) for v in values))
+        return list(chunk_values(unique, max_chars=FILTER_CHARS, max_count=self.page_size))
+
     def get_product(self, sku: str, *, store_code: str = "all") -> dict[str, Any]:
         return self.session_for(store_code).get(f"/products/{quote_sku(sku)}")
 
@@ -549,8 +558,7 @@ class MagentoClient:
         base: SearchCriteria | None = None,
         session: HttpSession | None = None,
     ) -> list[dict[str, Any]]:
-        unique = list(dict.fromkeys(str(v) for v in values))
-        chunks = list(chunk_values(unique, max_chars=FILTER_CHARS, max_count=self.page_size))
+        chunks = self._in_chunks(values)
 
         def one(chunk: list[str]) -> list[dict[str, Any]]:
             criteria = (base or SearchCriteria()).any_of(*in_group(field_name, chunk)).only(fields)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -170,10 +170,15 @@ def pull(ctx: JobContext) -> Pulled:
             snap.magento = _levels_of(rows)
 
     # A small incremental run loads the baseline of the SKUs it looks at, not the whole table.
-    few = {sku for skus in needed.values() for sku in skus if isinstance(sku, str)}
+    few = set() if full else {sku for skus in needed.values() for sku in skus if isinstance(sku, str)}
     small = not full and len(few) <= 5000 and all(isinstance(s, str) for skus in needed.values() for s in skus)
     baseline = pulled.baseline = ctx.state.pushed_stock(few) if small else ctx.state.pushed_stock()
     for source, warehouses in by_source.items():
+        if not requested and len(warehouses) == 1:
+            # One warehouse, nothing asked for by name (a --full read): every item read is a row.
+            (only,) = warehouses
+            snap.items.update(((sku, source), {only: raw}) for sku, raw in read[only].items())
+            continue
         for sku in needed[source]:
             values = {w: read[w][sku] for w in warehouses if sku in read[w]}
             key: Key = (sku, source)
@@ -292,6 +297,87 @@ def _write(ctx: JobContext, rows: list[StockRow]) -> tuple[list[StockRow], list[
     return list(rows), []
 
 
+def _unknown_sku(ctx: JobContext, sku: str) -> None:
+    ctx.fail(
+        "unknown_sku",
+        "ecommerce",
+        sku,
+        f"SKU {sku} has stock in Sitoo but no product in Magento, so no stock was written for it "
+        "(Magento would store an orphan source item). Create the product in Magento or fix the SKU in Sitoo.",
+        {"sku": sku},
+        retry_after=UNKNOWN_SKU_RETRY,
+    )
+
+
+def _check_and_write(ctx: JobContext, writes: list[StockRow]) -> tuple[list[StockRow], BaseException | None]:
+    """Writes the rows whose SKU Magento knows; returns (rows Magento accepted, the error that
+    stopped the run or None).
+
+    One pool of [magento].concurrency: the SKU existence lookups go first, and each answer releases
+    its rows into full batches at once, so the writes start while later lookups are in flight.
+    Batches are independent absolute-value upserts; only the last one may be short.
+    """
+    rows_of: dict[str, list[StockRow]] = {}
+    for row in writes:
+        rows_of.setdefault(row.sku, []).append(row)
+    size = max(1, min(ctx.config.stock.batch_size, ctx.config.magento.input_list_limit))
+    accepted: list[StockRow] = []
+    error: BaseException | None = None
+    waiting: list[StockRow] = []
+
+    def send(batch: list[StockRow]) -> tuple[list[StockRow], list[tuple[StockRow, str]]]:
+        if ctx.should_stop():
+            return [], []
+        return _write(ctx, batch)
+
+    def landed(future: Future[Any]) -> None:
+        ok, rejected = future.result()
+        accepted.extend(ok)
+        crashpoint("stock.after_batch")  # this batch is in Magento, its baseline not yet recorded
+        for row, message in rejected:
+            _rejected(ctx, row, message)
+
+    def answered(future: Future[Any]) -> None:
+        if future not in lookups:
+            landed(future)
+            return
+        known = future.result()
+        for sku in lookups.pop(future):
+            if sku.lower() in known:
+                waiting.extend(rows_of[sku])
+            else:
+                _unknown_sku(ctx, sku)
+        while len(waiting) >= size or (waiting and not lookups):
+            pending.add(pool.submit(send, waiting[:size]))
+            del waiting[:size]
+
+    pool = ThreadPoolExecutor(max_workers=max(1, ctx.config.magento.concurrency), thread_name_prefix="magsit-write")
+    lookups: dict[Future[Any], list[str]] = {}
+    pending: set[Future[Any]] = set()
+    try:
+        for chunk in ctx.magento.sku_lookup_chunks(sorted(rows_of)) if rows_of else []:
+            future = pool.submit(_known_skus, ctx, chunk)
+            lookups[future] = chunk
+            pending.add(future)
+        while pending and error is None:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:  # every answer is taken in, also after one failed
+                try:
+                    answered(future)
+                except (MagsitError, KeyboardInterrupt) as exc:
+                    error = error or exc
+    except KeyboardInterrupt as exc:
+        error = exc
+    finally:
+        for future in pending:
+            future.cancel()  # queued ones are not sent; those in flight finish and count
+        for future in wait(pending).done:
+            if future not in lookups and not future.cancelled() and future.exception() is None:
+                landed(future)
+        pool.shutdown(wait=True)
+    return accepted, error
+
+
 def _rejected(ctx: JobContext, row: StockRow, message: str) -> None:
     ctx.fail(
         "source_item_rejected",
@@ -334,42 +420,7 @@ def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
 def _push_writes(
     plan_: StockPlan, pulled: Pulled, ctx: JobContext, agreed: list[StockRow], recording: Future[None]
 ) -> None:
-    writes = plan_.writes
-    known = _known_skus(ctx, [r.sku for r in writes]) if writes else set()
-    ready: list[StockRow] = []
-    reported: set[str] = set()
-    for row in writes:
-        if row.sku.lower() in known:
-            ready.append(row)
-        elif row.sku not in reported:
-            reported.add(row.sku)
-            ctx.fail(
-                "unknown_sku",
-                "ecommerce",
-                row.sku,
-                f"SKU {row.sku} has stock in Sitoo but no product in Magento, so no stock was written for it "
-                "(Magento would store an orphan source item). Create the product in Magento or fix the SKU in Sitoo.",
-                {"sku": row.sku},
-                retry_after=UNKNOWN_SKU_RETRY,
-            )
-    accepted: list[StockRow] = []
-    size = max(1, min(ctx.config.stock.batch_size, ctx.config.magento.input_list_limit))
-    error: BaseException | None = None
-
-    def send(batch: list[StockRow]) -> tuple[list[StockRow], list[tuple[StockRow, str]]]:
-        if ctx.should_stop():
-            return [], []
-        return _write(ctx, batch)
-
-    # Batches are independent absolute-value upserts: [magento].concurrency of them in flight.
-    try:
-        for ok, rejected in parallel_map(send, list(chunked(ready, size)), ctx.config.magento.concurrency):
-            accepted.extend(ok)
-            crashpoint("stock.after_batch")  # this batch is in Magento, its baseline not yet recorded
-            for row, message in rejected:
-                _rejected(ctx, row, message)
-    except (MagsitError, KeyboardInterrupt) as exc:
-        error = exc
+    accepted, error = _check_and_write(ctx, plan_.writes)
     ok_rows = {(r.sku, r.source) for r in accepted}
     # Only keys with an open exception can be resolved: look those up once instead of per row.
     open_keys = ctx.state.open_exception_keys(JOB) if not ctx.dry_run else set()

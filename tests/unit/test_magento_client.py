@@ -158,6 +158,21 @@ def test_products_by_skus_chunks_so_the_url_stays_under_6kb():
     assert all(len(call.request.url) < 6144 for call in responses.calls)
 
 
+@responses.activate
+def test_sku_lookup_chunks_are_the_calls_existing_skus_makes():
+    responses.add_callback(responses.GET, f"{ALL}/products", callback=pager([]))
+    c = client(page_size=300)
+    skus = [f"LONG-SKU-{i:04d}-ÅÄÖ/{'y' * 30}" for i in range(300)] + [f"S-{i}" for i in range(400)]
+    c.existing_skus(skus)
+    together = len(responses.calls)
+    chunks = c.sku_lookup_chunks(skus + skus[:5])  # repeats are looked up once
+    assert sum(chunks, []) == skus and len(chunks) == together > 2
+    for chunk in chunks:
+        before = len(responses.calls)
+        c.existing_skus(chunk)
+        assert len(responses.calls) == before + 1
+
+
 # -- retries and writes ------------------------------------------------------------------------------
 @responses.activate
 def test_429_retry_after_is_waited_and_retried():

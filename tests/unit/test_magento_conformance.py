@@ -138,6 +138,7 @@ CALLS: dict[str, Callable[[MagentoClient], Any]] = {
     "get_products_by_skus": lambda c: c.get_products_by_skus(["A/B", "A B", "A+B", "ÅÄÖ-1", "C,D"]),
     "products_by_sku": lambda c: c.products_by_sku(["A-1"], fields=None),
     "existing_skus": lambda c: c.existing_skus(["A-1", "B-2"]),
+    "sku_lookup_chunks": lambda c: [c.existing_skus(chunk) for chunk in c.sku_lookup_chunks(["A-1", "B/2", "C,D", "A-1"])],
     "get_product": lambda c: (c.get_product("A/B"), c.get_product("ÅÄÖ-1", store_code="default")),
     "update_product": lambda c: (
         c.update_product("A/B", {"name": "Tröja", "price": Decimal("199.00"), "status": 1,

@@ -37,12 +37,18 @@ class FakeMagento:
         self.bad_skus = set(bad_skus)
         self.saved = {}
         self.posts = []
+        self.lookups = []
 
     def list_sources(self):
         return [{"source_code": s} for s in self.sources]
 
     def existing_skus(self, skus):
+        self.lookups.append(list(skus))
         return [s for s in skus if s in self.products]
+
+    def sku_lookup_chunks(self, skus):
+        skus = list(dict.fromkeys(skus))
+        return [skus[i : i + 3] for i in range(0, len(skus), 3)]  # small: several lookups per run
 
     def source_items(self, source_codes, skus=None):
         return [
@@ -225,5 +231,34 @@ def test_full_run_records_agreed_rows_beside_the_writes_even_when_a_write_fails(
     state = StateStore(cfg.state.path)
     recorded = state.pushed_stock()
     agreed = {(f"S{i}", "default") for i in range(4)}
-    assert agreed <= set(recorded) and len(recorded) == 4 + 4  # the agreed four + the one batch that landed
+    # the agreed four + what landed before the 503, nothing that did not land
+    assert agreed <= set(recorded) and set(recorded) == set(magento.saved) and len(recorded) < 10
     assert state.get_cursor("sync-stock", "warehouse:1") is None
+
+
+def test_existence_lookups_release_full_batches_as_they_answer(tmp_path):
+    cfg = config(tmp_path)  # 4 rows per write
+    magento = FakeMagento({f"S{i}" for i in range(10)} - {"S4"})
+    outcome = run(cfg, magento, FakeSitoo({"1": {f"S{i}": ("1.000", 100) for i in range(10)}}))
+    assert outcome.exit_code == 3 and [(f.kind, f.key) for f in outcome.failures] == [("unknown_sku", "S4")]
+    assert len(magento.lookups) == 4  # 10 SKUs, 3 per lookup
+    assert sorted(len(p) for p in magento.posts) == [1, 4, 4]  # 9 rows: the fewest batches
+    assert set(magento.saved) == {(f"S{i}", "default") for i in range(10) if i != 4}
+
+
+def test_a_failing_lookup_stops_the_writes_and_records_what_landed(tmp_path):
+    cfg = config(tmp_path)
+
+    class LookupFails(FakeMagento):
+        def existing_skus(self, skus):
+            if len(self.lookups) >= 2:
+                self.lookups.append(list(skus))
+                raise ApiError("magento: 503", system="magento", status=503, retryable=True)
+            return super().existing_skus(skus)
+
+    magento = LookupFails({f"S{i}" for i in range(12)})
+    outcome = run(cfg, magento, FakeSitoo({"1": {f"S{i}": ("1.000", 100) for i in range(12)}}))
+    assert outcome.exit_code == 1 and "503" in outcome.error
+    state = StateStore(cfg.state.path)
+    assert set(state.pushed_stock()) == set(magento.saved)  # whatever landed is recorded, nothing else
+    assert len(magento.saved) < 12 and state.get_cursor("sync-stock", "warehouse:1") is None
