@@ -1,11 +1,12 @@
 """Creating Sitoo customers exactly once when several jobs may want the same one.
 
 push-orders (the customer of a web order) and sync-customers (a changed Magento customer) both
-create Sitoo users for e-mails they did not find, and Sitoo has no unique key on e-mail: two runs
-that look up the same new address at the same moment would both create it. So creation is a short
-critical section under one lock per state file, shared by every job, process and daemon thread:
-re-check (the other run may have linked the address meanwhile), mark each address with an intent
-row, create, record the user id, release.
+create Sitoo users for e-mails they did not find. Two runs that look up the same new address at
+the same moment would both send the create; Sitoo refuses the second ("must be unique"), which
+would surface as a false exception for e-commerce and leave that run's customer unlinked. So
+creation is a short critical section under one lock per state file, shared by every job, process
+and daemon thread: re-check (the other run may have linked the address meanwhile), mark each
+address with an intent row, create, record the user id, release.
 
 The intent row (a ``customer`` mapping with no user id, status ``creating``) covers a run killed
 between the create and the record: whoever sees it next searches Sitoo before creating again.
