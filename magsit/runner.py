@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -178,18 +178,23 @@ class JobContext:
         """SKUs (from the payload) of this job's open exceptions whose retry time has come: the
         records a SKU-keyed flow re-reads by name, so its cursor can move on without losing them
         (poison records wait for their backoff)."""
-        skus: set[str] = set()
+        return self.due_payload_values("sku")
+
+    def due_payload_values(self, field: str, kinds: Collection[str] | None = None) -> set[str]:
+        """``field`` of the payloads of this job's open exceptions (of ``kinds``, if given) whose
+        retry time has come."""
+        values: set[str] = set()
         for row in self.state.exceptions(status="open", job=self.job):
-            if not self.is_due(row["record_key"]):
+            if (kinds is not None and row["kind"] not in kinds) or not self.is_due(row["record_key"]):
                 continue
             try:
                 payload = json.loads(row.get("payload") or "{}")
             except ValueError:
                 continue
-            sku = payload.get("sku") if isinstance(payload, dict) else None
-            if isinstance(sku, str) and sku:
-                skus.add(sku)
-        return skus
+            value = payload.get(field) if isinstance(payload, dict) else None
+            if isinstance(value, str) and value:
+                values.add(value)
+        return values
 
 
 Flow = Callable[[JobContext], JobResult]

@@ -39,6 +39,10 @@ JOB = "sync-customers"
 STREAM = "magento-customers"
 MAGENTO_EMAIL_BATCH = 20  # ORed like filters per search
 DUPLICATE = "already exists"
+REJECTED_RETRY = timedelta(hours=1)  # a refused record is re-read, backing off, until fixed or resolved
+UNANSWERED_RETRY = timedelta(minutes=15)
+UNANSWERED_LIMIT = 3  # consecutive updates without an answer: the API is down, the run fails
+RETRIED_KINDS = ("customer_rejected", "customer_update_failed")
 
 
 def _mappings(ctx: JobContext) -> dict[str, dict[str, Any]]:
@@ -79,20 +83,23 @@ def pull(ctx: JobContext) -> dict[str, Any]:
     seen = [key_of(c) for c in changed]
     mappings = _mappings(ctx)
     full = settings.create_in_magento or bool(ctx.options.get("full"))
+    # Customers that failed before and are due again: read by e-mail, since the cursor moved on.
+    in_changed = {normalise_email(c.get("email")) for c in changed}
+    retried = sorted(e for e in ctx.due_payload_values("email", RETRIED_KINDS) if valid_email(e) and e not in in_changed)
     if full:
         sitoo = list(ctx.sitoo.iter_users())
     else:
-        spellings: list[str] = []
+        spellings: list[str] = list(retried)
         for customer in changed:
             raw = str(customer.get("email") or "").strip()
             if valid_email(raw):
                 spellings += [raw, normalise_email(raw)]
         found = ctx.sitoo.find_users_by_email(list(dict.fromkeys(spellings))) if spellings else {}
         sitoo = [user for users in found.values() for user in users]
-    magento = list(changed)
+    magento = list(changed) + (_magento_by_email(ctx, retried) if retried else [])
     known: set[str] = set()
     if full:
-        in_changed = {normalise_email(c.get("email")) for c in changed}
+        in_changed |= set(retried)
         ask: list[str] = []
         for user in sitoo:
             email = normalise_email(user.get("email"))
@@ -131,8 +138,15 @@ def _names(action: CustomerAction, snapshot: dict[str, Any]) -> tuple[str, str]:
 
 def _rejected(ctx: JobContext, action: CustomerAction, system: str, error: ApiError) -> None:
     ctx.fail("customer_rejected", "ecommerce", action.email,
-             f"{system} refused the customer {action.email}: {error.message} — correct the customer in {system} "
-             "and retry", action.describe())  # fmt: skip
+             f"{system} refused the customer {action.email}: {error.message} — correct the customer in {system}; "
+             "magsit tries again by itself (hourly, backing off)", action.describe(), REJECTED_RETRY)  # fmt: skip
+
+
+def _unanswered(ctx: JobContext, action: CustomerAction, system: str, error: ApiError) -> None:
+    ctx.fail("customer_update_failed", "ops", action.email,
+             f"{system} did not answer the update of customer {action.email} ({error.message}); magsit tries again "
+             "on a later run (after 15 min, backing off) — nothing to do unless it persists", action.describe(),
+             UNANSWERED_RETRY)  # fmt: skip
 
 
 def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any]) -> None:
@@ -140,6 +154,7 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
     creates = [a for a in actions if a.kind == "create_sitoo"]
     if creates:
         actions = [a for a in actions if a.kind != "create_sitoo"] + _create_in_sitoo(ctx, creates, snapshot)
+    unanswered = 0
     for action in actions:
         if ctx.should_stop():
             return
@@ -155,10 +170,20 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
                 if action.magento and action.magento_id is not None:
                     ctx.magento.update_customer(action.magento_id, action.magento)  # never sends addresses
             except ApiError as error:
-                if error.status is None or error.status >= 500 or error.status in (401, 403):
+                system = "Magento" if error.system == "magento" else "Sitoo"
+                if error.status in (401, 403):
                     raise
-                _rejected(ctx, action, "Magento" if action.magento else "Sitoo", error)
+                if error.status is None or error.status >= 500 or error.retryable:
+                    # One customer the API keeps failing on must not stop the others; several in a
+                    # row mean the API is down: the run fails and the next one starts over.
+                    unanswered += 1
+                    if unanswered >= UNANSWERED_LIMIT:
+                        raise
+                    _unanswered(ctx, action, system, error)
+                    continue
+                _rejected(ctx, action, system, error)
                 continue
+            unanswered = 0
             _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, snapshot))
             ctx.counts["updated"] += 1
         elif action.kind == "create_magento":
@@ -192,7 +217,8 @@ def _create_in_sitoo(ctx: JobContext, creates: list[CustomerAction], snapshot: d
                 forget_refused(ctx, action.email)
                 ctx.fail("customer_rejected", "ecommerce", action.email,
                          f"Sitoo refused the new customer {action.email}: {result.error} — correct the customer in "
-                         "Magento and retry", action.describe())  # fmt: skip
+                         "Magento; magsit tries again by itself (hourly, backing off)", action.describe(),
+                         REJECTED_RETRY)  # fmt: skip
     return replanned
 
 

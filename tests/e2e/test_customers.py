@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.e2e.conftest import Env
 
 
@@ -69,3 +71,52 @@ def test_duplicate_and_invalid_emails_are_exceptions_not_crashes(sandbox: Env) -
     assert kinds == [("duplicate_email", "ecommerce"), ("invalid_email", "ecommerce")]
     assert len(users(sandbox)) == 2  # nothing created for the duplicate
     assert m.emails_sent == []  # send_welcome_email = false: no Magento accounts created
+
+
+def _names_to_fix(sandbox: Env, count: int) -> dict[str, str]:
+    """``count`` Magento customers whose Sitoo user has an old surname: each needs a Sitoo update."""
+    m, s = sandbox.magento.state, sandbox.sitoo.state
+    userids = {}
+    for n in range(count):
+        email = f"kund{n}@example.com"
+        m.add_customer(email, "Kund", f"New{n}")
+        userids[email] = s.add_user(email, "Kund", "Old")
+    return userids
+
+
+def test_a_customer_the_api_keeps_failing_on_does_not_stop_the_others_and_is_retried(sandbox: Env) -> None:
+    from magsit.state import StateStore
+
+    userids = _names_to_fix(sandbox, 3)
+    stuck = "kund1@example.com"
+    sandbox.sitoo.control.add_fault("503", method="PUT", path=re.escape(userids[stuck].strip("{}")), times=1000)
+    out = sandbox.run_json("sync-customers", check_code=3)
+    assert [(f["kind"], f["owner"], f["key"]) for f in out["failures"]] == [("customer_update_failed", "ops", stuck)]
+    names = {u["email"]: u["namelast"] for u in users(sandbox)}
+    assert names == {"kund0@example.com": "New0", stuck: "Old", "kund2@example.com": "New2"}
+    # The cursor moved on (the changes age out of its window); the failed customer is read again by
+    # e-mail once its retry time comes.
+    for customer in customers(sandbox):
+        customer["updated_at"] = "2026-01-01 00:00:00"
+    sandbox.sitoo.control.clear_faults()
+    state = StateStore(sandbox.state_path)
+    (row,) = state.exceptions(job="sync-customers")
+    assert row["next_retry_at"]
+    state.close()
+    sandbox.run("sync-customers", check_code=0)
+    assert {u["email"]: u["namelast"] for u in users(sandbox)}[stuck] == "Old"  # not due yet: left alone
+    sandbox.run("exceptions", "retry", str(row["id"]), check_code=0)
+    sandbox.run("sync-customers", check_code=0)
+    assert {u["email"]: u["namelast"] for u in users(sandbox)}[stuck] == "New1"
+    state = StateStore(sandbox.state_path)
+    assert state.exceptions(job="sync-customers") == []  # resolved by itself
+    state.close()
+
+
+def test_several_customers_in_a_row_without_an_answer_fail_the_run(sandbox: Env) -> None:
+    _names_to_fix(sandbox, 5)
+    sandbox.sitoo.control.add_fault("503", method="PUT", path=r"/users/", times=1000)
+    result = sandbox.run("sync-customers", check_code=1)
+    assert "Traceback" not in result.stderr and "503" in result.stderr + result.stdout
+    puts = [r for r in sandbox.sitoo.control.requests if r.method == "PUT" and "/users/" in r.path]
+    assert len({r.path for r in puts}) == 3  # it stopped at the third customer, not the fifth
