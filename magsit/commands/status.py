@@ -97,7 +97,36 @@ def prometheus_text(report: dict) -> str:
     ]
     if daemon and _ts(daemon.get("at")) is not None:
         lines.append(f"magsit_daemon_heartbeat_timestamp_seconds {_ts(daemon['at']):.0f}")
+    lines += _event_metrics(report.get("events") or {})
     return "\n".join(lines) + "\n"
+
+
+_EVENT_GAUGES = (
+    ("magsit_events_queued", "Sitoo events stored and waiting for the worker.", "queued"),
+    ("magsit_events_oldest_queued_age_seconds", "Age of the oldest waiting event; 0 when none waits.",
+     "oldest_queued_age_seconds"),
+    ("magsit_events_max_lag_seconds", "Longest time from receipt to applied, events of the last hour.", "max_lag_seconds"),
+    ("magsit_events_given_up_last_day", "Events the worker gave up on in the last 24 hours.", "given_up_last_day"),
+)  # fmt: skip
+
+
+def _event_metrics(events: dict) -> list[str]:
+    """The real-time path's health; samples only once an event has ever arrived (absent without
+    `magsit events serve`)."""
+    lines: list[str] = []
+    received = _ts(events.get("last_received_at"))
+    for name, text, key in _EVENT_GAUGES:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
+        value = events.get(key)
+        if received is not None and (value is not None or key == "oldest_queued_age_seconds"):
+            lines.append(f"{name} {float(value or 0):g}")
+    lines += [
+        "# HELP magsit_events_last_received_timestamp_seconds Unix time the last Sitoo event arrived.",
+        "# TYPE magsit_events_last_received_timestamp_seconds gauge",
+    ]
+    if received is not None:
+        lines.append(f"magsit_events_last_received_timestamp_seconds {received:.0f}")
+    return lines
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -150,6 +150,27 @@ def test_prometheus_file_without_daemon_or_runs(config_path, tmp_path):
     assert metrics == {}  # HELP/TYPE only; no made-up samples
 
 
+def test_prometheus_events_gauges_once_events_arrive(config_path, tmp_path):
+    from magsit import events as ev
+
+    config = load_config(config_path)
+    store = ev.EventStore(config.state.path)
+    received = now_utc().timestamp() - 30
+    batch = [ev.Event(f"e{n}", "warehouse-transaction", 1, "1", {"sku": "A"}) for n in range(2)]
+    store.store(batch, max_queue=100, now=received)
+    store.close()
+    target = tmp_path / "m.prom"
+    assert cli_run(["--config", str(config_path), "status", "--prometheus", str(target)]) == 0
+    metrics = parse_prometheus(target.read_text())
+    assert metrics["magsit_events_queued"] == [({}, 2.0)]
+    [(_, age)] = metrics["magsit_events_oldest_queued_age_seconds"]
+    assert 25 < age < 120
+    assert metrics["magsit_events_given_up_last_day"] == [({}, 0.0)]
+    assert "magsit_events_max_lag_seconds" not in metrics  # nothing processed in the last hour: no sample
+    [(_, last)] = metrics["magsit_events_last_received_timestamp_seconds"]
+    assert abs(last - received) < 2
+
+
 def test_prometheus_parser_rejects_garbage():
     with pytest.raises(AssertionError):
         parse_prometheus("# TYPE x gauge\nx{job=\"a} 1\n")
