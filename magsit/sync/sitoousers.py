@@ -57,8 +57,9 @@ def settle_new_users(
     """Inside :func:`creating_users`: the Sitoo users that now hold some of ``emails`` (normalised),
     and the rest, each marked with an intent row, to be created by the caller now.
 
-    ``lookup``: Sitoo users per e-mail as given. ``searched``: the caller already searched Sitoo for these e-mails before taking the lock, so
-    only those another run has linked or begun to create since are searched again.
+    ``lookup``: Sitoo users per e-mail as given. ``searched``: the caller already searched Sitoo
+    for these e-mails before taking the lock, so only those another run has linked or begun to
+    create since are searched again.
     """
     ask: list[str] = []
     for email in emails:
