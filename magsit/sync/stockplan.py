@@ -266,25 +266,30 @@ def plan(
         plain = False
         keys = sorted(snapshot.items, key=lambda k: (printable(k[0]), printable(k[1])))
     memo = _Memo(levels)
-    # The common row of a big run (plain key, one warehouse, nothing in flight, levels per source)
-    # is planned inline from a (Sitoo string, source) memo; anything else takes _plan_one.
-    fast = plain and memo.source_levels is not None
+    # The common row of a big run (plain key, one warehouse, nothing in flight) is planned inline
+    # from a memo keyed by the Sitoo string and the levels (the source, when levels are per source:
+    # cheaper to hash than two Decimals); anything else takes _plan_one.
+    per_source = memo.source_levels is not None
     items, in_flight = snapshot.items, snapshot.in_flight
     reference = snapshot.magento if snapshot.magento is not None else baseline
     sku_problems, common = memo.sku_problems, memo.common
     add_row, add_clean = result.rows.append, result.clean_keys.append
     for key in keys:
         try:
-            per_warehouse = items[key] if fast else None
+            per_warehouse = items[key] if plain else None
             if type(per_warehouse) is dict and len(per_warehouse) == 1 and not in_flight.get(key):
                 sku, source = key
                 why = sku_problems.get(sku, _UNSET)
                 if why is _UNSET:
                     why = sku_problems[sku] = sku_problem(sku)
                 ((warehouse, raw),) = per_warehouse.items()
-                done = common.get((raw, source), _UNSET) if not why and type(raw) is str else None
-                if done is _UNSET:
-                    done = common[(raw, source)] = _common_row(raw, memo.levels_of(sku, source))
+                done = None
+                if not why and type(raw) is str:
+                    row_levels = None if per_source else levels(sku, source)
+                    memo_key = (raw, source) if row_levels is None else (raw, *row_levels)
+                    done = common.get(memo_key, _UNSET)
+                    if done is _UNSET:
+                        done = common[memo_key] = _common_row(raw, row_levels or memo.levels_of(sku, source))
                 if done is not None:
                     available, flight, buffer, floor, qty, status = done
                     base = reference.get(key)
@@ -332,21 +337,18 @@ class _Memo:
     """What repeats across the 200k rows of a big --full plan, computed once per plan. The
     Decimals are immutable, so rows share them (less memory, same values and representations).
 
-    ``terms``: Sitoo string -> (value, available, in_flight, shortfall below 0 or None) of a lone
-    warehouse with nothing in flight; ``targets``: (string, buffer, floor) -> (qty, status). Strings
-    only as keys: 1, 1.0 and True are equal keys yet parse differently. ``sku_problems``: SKU ->
-    sku_problem() (each SKU is in several sources). ``source_levels``: source -> (buffer, floor)
-    when no per-SKU overrides exist, else None. ``common``: (Sitoo string, source) -> the whole row
-    of plan()'s inline path, or None where that row needs _plan_one.
+    ``sku_problems``: SKU -> sku_problem() (each SKU is in several sources). ``source_levels``:
+    source -> (buffer, floor) when no per-SKU overrides exist, else None. ``common``: (Sitoo
+    string, source or buffer and floor) -> the whole row of plan()'s inline path, or None where
+    that row needs _plan_one. Strings only as keys: 1, 1.0 and True are equal keys yet parse
+    differently.
     """
 
-    __slots__ = ("terms", "targets", "sku_problems", "source_levels", "levels", "common")
+    __slots__ = ("sku_problems", "source_levels", "levels", "common")
 
     def __init__(self, levels: Callable[[str, str], tuple[Decimal, Decimal]]) -> None:
-        self.terms: dict[str, tuple[Decimal, Decimal, Decimal, Decimal | None]] = {}
-        self.targets: dict[tuple[str, Decimal, Decimal], tuple[Decimal, int]] = {}
         self.sku_problems: dict[str, str | None] = {}
-        self.common: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int] | None] = {}
+        self.common: dict[tuple[Any, ...], tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int] | None] = {}
         self.source_levels: dict[str, tuple[Decimal, Decimal]] | None = (
             {} if isinstance(levels, Levels) and not levels.overrides else None
         )
@@ -392,33 +394,6 @@ def _plan_one(
         )
         return
     per_warehouse = snapshot.items.get(key) or {}
-    if memo is not None and len(per_warehouse) == 1 and not snapshot.in_flight.get(key):
-        # The common row: one warehouse, nothing in flight. The same steps as below, memoised.
-        ((warehouse, raw),) = per_warehouse.items()
-        terms = memo.terms.get(raw) if type(raw) is str else None
-        if terms is None and type(raw) is str:
-            value = parse_quantity(raw)
-            if value is not None and abs(value) <= MAX_QUANTITY:
-                available, in_flight, short = warehouse_terms({"w": value}, {})
-                terms = memo.terms[raw] = (value, available, in_flight, short.get("w"))
-        if terms is not None:
-            value, available, in_flight, below = terms
-            if below is None:
-                result.clean_keys.append(warehouse_key(sku, str(warehouse)))
-            else:
-                _negative(result, sku, source, str(warehouse), value, Decimal(0), below)
-            buffer, floor = memo.levels_of(sku, source)
-            if type(buffer) is Decimal and type(floor) is Decimal and not (buffer.is_snan() or floor.is_snan()):
-                done = memo.targets.get((raw, buffer, floor))
-                if done is None:
-                    done = memo.targets[(raw, buffer, floor)] = target(available, in_flight, buffer, floor)
-                qty, status = done
-            else:
-                qty, status = target(available, in_flight, buffer, floor)
-            base = snapshot.magento.get(key) if snapshot.magento is not None else baseline.get(key)
-            write = base is None or base[0] != qty or int(base[1]) != status
-            result.rows.append(StockRow(sku, source, available, in_flight, buffer, floor, qty, status, base, write))
-            return
     levels_w: dict[str, Decimal] = {}
     pairs = per_warehouse.items() if len(per_warehouse) <= 1 else sorted(per_warehouse.items(), key=lambda kv: str(kv[0]))
     for warehouse, raw in pairs:
