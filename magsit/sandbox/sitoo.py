@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 import requests
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from magsit.sandbox.common import Control, ControlledApp, LoopbackServer
@@ -243,6 +243,10 @@ class SitooState:
         # The reference says reservation-only changes "may not" bump datelastmodified; default to
         # the harsher behaviour so the stock flow's full-scan safety net is exercised.
         self.reservation_bumps_modified = False
+        # Largest page a collection answers, whatever ``num`` asks (None = no cap). Sitoo documents
+        # no maximum ``num`` (sitoo-api.md §2.2: "Max num undocumented"), so a page may hold fewer
+        # items than asked while more follow: only ``totalcount`` says when the collection ends.
+        self.max_num: int | None = None
 
         self.stores: dict[int, dict[str, Any]] = {}
         self.warehouses: dict[int, dict[str, Any]] = {}
@@ -1446,6 +1450,9 @@ def _collection(
     num = _int_arg("num", 10)
     if start < 0 or num is None or num < 0:
         raise ApiError(400, "start and num must be non-negative integers")
+    cap = current_app.extensions["sitoo_state"].max_num
+    if cap is not None:
+        num = min(num, cap)
     page = rows[start : start + num]
     # Rendered rows are fresh objects already; stored rows are copied so the answer never aliases state.
     page = [render(row) for row in page] if render is not None else copy.deepcopy(page)
@@ -1476,6 +1483,7 @@ def _batch(items: Any, handle: Callable[[Any], Any]) -> Response:
 
 def create_app(state: SitooState, control: Control) -> ControlledApp:
     app = Flask("magsit.sandbox.sitoo")
+    app.extensions["sitoo_state"] = state  # read by the module-level collection helper
     base = "/v2/accounts/<int:accountid>"
     site = base + "/sites/<int:siteid>"
 

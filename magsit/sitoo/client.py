@@ -3,8 +3,9 @@
 API facts are from ``reference/sitoo-api.md`` (section numbers below refer to it):
 - base URL copied verbatim from Backoffice (``…/v2/accounts/{accountid}``), every path ends in
   ``.json``, site-scoped paths under ``/sites/{eshopid}`` (§1);
-- collections come as ``{"totalcount", "items"}``; paging is ``start``/``num`` and stops when
-  ``start + len(items) >= totalcount`` or on a short page (§2.2);
+- collections come as ``{"totalcount", "items"}``; paging is ``start``/``num`` and goes on while
+  ``start < totalcount``: a page shorter than ``num`` is not the end, since the largest ``num``
+  Sitoo serves is undocumented (§2.2); only an answer without ``totalcount`` ends on a short page;
 - array POST/PUT return one ``{"statuscode", "return"|"errortext"}`` per element, in order; every
   element is checked and reported, one failed element never raises (§2.3, pitfalls P35);
 - errors are ``{"statuscode", "errortext"}`` (§2.4); 401 is usually credentials or the IP
@@ -189,6 +190,13 @@ def _envelope(body: Any, what: str) -> tuple[list[Any], int | None]:
     )
 
 
+def _last_page(items: list[Any], total: int | None, start: int, size: int) -> bool:
+    """Paging ends on an empty page or at ``totalcount``; a short page ends it only without a totalcount."""
+    if not items:
+        return True
+    return start >= total if total is not None else len(items) < size
+
+
 class SitooClient:
     """One Sitoo account + site (eshopid). Thread-safe for reads via ``parallel_map``."""
 
@@ -234,9 +242,9 @@ class SitooClient:
     ) -> Iterator[dict[str, Any]]:
         """Every item of a collection, page by page.
 
-        Stops on ``totalcount`` or a short page, never "until empty" alone, so a server that
-        repeats its last page cannot loop us. An empty page before totalcount is reached also
-        stops (nothing more to read; the next run picks up the rest).
+        Reads while ``start < totalcount``; a short page does not end it (Sitoo may serve fewer
+        than ``num``, §2.2). An empty page before totalcount is reached stops (nothing more to
+        read; the next run picks up the rest), so a server cannot loop us.
         """
         size = page_size or self.page_size
         base = list(pairs)
@@ -248,7 +256,7 @@ class SitooClient:
             items, total = _envelope(body, f"GET {path}")
             yield from items
             start += len(items)
-            if not items or len(items) < size or (total is not None and start >= total):
+            if _last_page(items, total, start, size):
                 return
 
     def _batch(
@@ -428,7 +436,8 @@ class SitooClient:
         base = [] if fields is None else [("fields", ",".join(dict.fromkeys([*fields, "email"])))]
         first, total = _envelope(self._get(path, [*base, ("start", 0), ("num", size)]), f"GET {path}")
         total = len(first) if total is None else total
-        pages_left = max(0, -(-(total - len(first)) // size)) if len(first) >= size else 0
+        # totalcount, not a short first page, says whether more follow (Sitoo may serve fewer than num).
+        pages_left = max(0, -(-(total - len(first)) // size)) if first else 0
         if pages_left >= len(wanted):
             return None
         index: dict[str, list[dict[str, Any]]] = {}
@@ -453,7 +462,7 @@ class SitooClient:
             items, total = _envelope(self._get(path, [*pairs, ("start", start), ("num", size)]), f"GET {path}")
             yield from items
             start += len(items)
-            if not items or len(items) < size or (total is not None and start >= total):
+            if _last_page(items, total, start, size):
                 return
 
     def iter_users(self, fields: Sequence[str] | None = USER_FIELDS) -> Iterator[dict[str, Any]]:

@@ -254,3 +254,13 @@ def test_full_zeroes_magento_stock_of_sitoo_products_never_stocked_in_the_wareho
     sandbox.magento.control.clear_log()
     sandbox.run("sync-stock", "--full", check_code=0)
     assert posts(sandbox) == []  # healed once, then left alone
+
+
+def test_sitoo_short_pages_do_not_end_the_read(sandbox):
+    # Sitoo's largest page is undocumented (sitoo-api.md §2.2): the sandbox serves 2 of the 5 asked,
+    # so only totalcount says the collection goes on.
+    seed(sandbox, {f"PAGE-{n}": n + 1 for n in range(7)})
+    sandbox.sitoo.state.max_num = 2
+    sandbox.configure(sitoo={"page_size": 5})
+    sandbox.run("sync-stock", check_code=0)
+    assert [source_item(sandbox, f"PAGE-{n}") for n in range(7)] == [(float(n + 1), 1) for n in range(7)]

@@ -75,11 +75,22 @@ def test_pager_stops_on_totalcount_with_exact_call_count(client: SitooClient) ->
 
 
 @responses.activate
-def test_pager_stops_on_short_page_even_if_totalcount_is_larger(client: SitooClient) -> None:
+def test_pager_reads_on_after_a_short_page_while_start_is_below_totalcount(client: SitooClient) -> None:
+    # Sitoo's largest num is undocumented (sitoo-api.md §2.2): a short page is not the end.
     url = f"{SITE}/products.json"
-    responses.get(url, json=envelope([{"sku": "A"}, {"sku": "B"}], 9))
-    responses.get(url, json=envelope([{"sku": "C"}], 9))
-    assert len(list(client.iter_products())) == 3
+    responses.get(url, json=envelope([{"sku": "A"}, {"sku": "B"}], 5))
+    responses.get(url, json=envelope([{"sku": "C"}], 5))
+    responses.get(url, json=envelope([{"sku": "D"}, {"sku": "E"}], 5))
+    assert [i["sku"] for i in client.iter_products()] == ["A", "B", "C", "D", "E"]
+    assert [query(c)["start"] for c in responses.calls] == ["0", "2", "3"]
+
+
+@responses.activate
+def test_pager_stops_on_an_empty_page_before_totalcount(client: SitooClient) -> None:
+    url = f"{SITE}/products.json"
+    responses.get(url, json=envelope([{"sku": "A"}], 9))
+    responses.get(url, json=envelope([], 9))
+    assert len(list(client.iter_products())) == 1
     assert len(responses.calls) == 2
 
 
