@@ -7,6 +7,7 @@ Commands stay thin: parse options, call the core, render. Exit codes (the interf
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from magsit import __version__, alerts
 from magsit.config import Config, load_config
 from magsit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MagsitError
 from magsit.logs import setup_logging
+
+PIPED_WIDTH = 200
 
 
 @dataclass
@@ -38,20 +42,25 @@ class App:
         if self._config is None:
             self._config = load_config(self.config_path)
             for warning in self._config.warnings:
-                self.err.print(f"[yellow]warning:[/yellow] {warning}")
+                self.err.print(Text.assemble(("warning:", "yellow"), " ", str(warning)))
         return self._config
 
     @property
     def out(self) -> Console:
-        return Console(highlight=False, soft_wrap=False)
+        console = Console(highlight=False, soft_wrap=False, emoji=False)
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            # Piped to a file, a pager or cron mail: do not fold every table at 80 columns.
+            console = Console(highlight=False, soft_wrap=False, emoji=False, width=PIPED_WIDTH)
+        return console
 
     @property
     def err(self) -> Console:
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
     def echo(self, message: str) -> None:
+        """A plain-text progress line on stderr (never read as markup)."""
         if not self.quiet:
-            self.err.print(message)
+            self.err.print(message, markup=False)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
     try:
         result: Any = cli.main(args=argv, prog_name="magsit", standalone_mode=False)
     except click.exceptions.Exit as exc:

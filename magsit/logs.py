@@ -62,7 +62,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "rich") -> N
     else:
         from rich.console import Console
 
-        handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
+        handler = RichHandler(console=Console(stderr=True, emoji=False), show_path=False, rich_tracebacks=False, markup=False)
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level)

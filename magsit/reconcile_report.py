@@ -14,7 +14,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from magsit.report import line
 from magsit.sync.reconcile import SECTION_COLUMNS, SECTION_TITLES, Report
 from magsit.tabular import Section, write_csv_dir
 
@@ -201,16 +203,18 @@ WIDE = 200
 def render_terminal(report: dict[str, Any], console: Console) -> None:
     if not console.is_terminal and console.width < WIDE:
         # Piped to a file or a pager: do not fold the tables at 80 columns.
-        console = Console(file=console.file, width=WIDE, highlight=False, soft_wrap=False)
+        console = Console(file=console.file, width=WIDE, highlight=False, soft_wrap=False, emoji=False)
     period = report["period"]
     console.print(
-        f"[bold]Reconciliation {period['label']}[/bold]: {period['from']} .. {period['to']} ({period['timezone']}), "
-        f"tolerance {cell(report['tolerance'])}"
+        line(
+            (f"Reconciliation {period['label']}", "bold"),
+            f": {period['from']} .. {period['to']} ({period['timezone']}), tolerance {cell(report['tolerance'])}",
+        )
     )
     if not period["final"]:
-        console.print(f"[yellow]Not final yet[/yellow]: offline tills may still upload sales until {period['final_after']}.")
+        console.print(line(("Not final yet", "yellow"), f": offline tills may still upload sales until {period['final_after']}."))
     for note in report["notes"]:
-        console.print(f"  {note}")
+        console.print(f"  {note}", markup=False)
     for name in ("summary", "variances", "stores", "payments", "stock_drift", "late_arrivals"):
         rows = report[name]
         if name in ("stock_drift", "late_arrivals") and not rows:
@@ -223,5 +227,5 @@ def render_terminal(report: dict[str, Any], console: Console) -> None:
             right = name != "variances" or column in ("magento", "sitoo", "difference")
             table.add_column(column.replace("_", " "), justify="right" if right and column in MONEY_KEYS else "left", overflow="fold")
         for row in rows:
-            table.add_row(*[cell(row.get(c)) for c in SECTION_COLUMNS[name]])
+            table.add_row(*[Text(cell(row.get(c))) for c in SECTION_COLUMNS[name]])
         console.print(table)

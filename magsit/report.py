@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from magsit.runner import RunOutcome
 
@@ -35,6 +36,16 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def line(*parts: Any) -> Text:
+    """One printed line from plain pieces and ``(text, style)`` pieces.
+
+    Record data (SKUs, messages, hints, paths) never goes through rich markup: a SKU like
+    ``gift[/b]wrap`` or a hint naming ``[stock]`` is printed as typed. (rich's own ``escape`` is
+    not enough: it leaves ``\\[`` to be read as an escaped bracket and doubles a trailing backslash.)
+    """
+    return Text.assemble(*[(str(p[0]), p[1]) if isinstance(p, tuple) else str(p) for p in parts])
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(data), indent=2, ensure_ascii=False) + "\n")
 
@@ -51,22 +62,23 @@ def rows_table(rows: list[dict[str, Any]], title: str | None = None, columns: li
     return table
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    # Text, not str: rich parses str cells as markup.
     if value is None:
-        return ""
+        return Text("")
     if isinstance(value, dict | list):
-        return json.dumps(to_jsonable(value), ensure_ascii=False)
-    return str(to_jsonable(value))
+        return Text(json.dumps(to_jsonable(value), ensure_ascii=False))
+    return Text(str(to_jsonable(value)))
 
 
 def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = False) -> None:
     style = STATUS_STYLE.get(outcome.status, "")
     label = "dry run, nothing written" if dry_run else outcome.status
-    console.print(f"[bold]{outcome.job}[/bold]: [{style}]{label}[/{style}] (exit {outcome.exit_code})")
+    console.print(line((outcome.job, "bold"), ": ", (label, style), f" (exit {outcome.exit_code})"))
     if outcome.result.counts:
-        console.print("  " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())))
-    for line in outcome.result.summary:
-        console.print(f"  {line}")
+        console.print("  " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())), markup=False)
+    for text in outcome.result.summary:
+        console.print(f"  {text}", markup=False)
     plan = outcome.result.plan
     if dry_run and isinstance(plan, list) and plan and isinstance(plan[0], dict):
         console.print(rows_table(plan, title="plan"))
@@ -84,4 +96,4 @@ def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = Fal
             )
         )
     if outcome.error:
-        console.print(f"[red]error:[/red] {outcome.error}")
+        console.print(line(("error:", "red"), " ", outcome.error))

@@ -45,7 +45,7 @@ def render(outcome: RunOutcome, app: App) -> None:
     if summary.get("by_kind"):
         console.print(rows_table(summary["by_kind"], title="findings by kind", columns=["kind", "owner", "count"]))
         owners = ", ".join(f"{owner} {count}" for owner, count in (summary.get("by_owner") or {}).items())
-        console.print(f"  by owner: {owners}")
+        console.print(f"  by owner: {owners}", markup=False)
         console.print(
             rows_table(details.get("findings") or [], title="findings", columns=["key", "kind", "owner", "message", "fix"], limit=200)
         )

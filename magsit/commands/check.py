@@ -8,7 +8,7 @@ import click
 
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK, MagsitError
-from magsit.report import print_json
+from magsit.report import line, print_json
 
 
 def run_checks(app: App) -> list[dict[str, Any]]:
@@ -68,6 +68,6 @@ def command(app: App) -> int:
         print_json({"ok": ok, "checks": results})
     else:
         for r in results:
-            mark = "[green]ok[/green]  " if r["ok"] else "[red]FAIL[/red]"
-            app.out.print(f"{mark} {r['check']}: {r['detail']}")
+            mark = ("ok  ", "green") if r["ok"] else ("FAIL", "red")
+            app.out.print(line(mark, f" {r['check']}: {r['detail']}"))
     return EXIT_OK if ok else EXIT_FAILED

@@ -27,7 +27,7 @@ def not_built(name: str, help_text: str) -> click.Command:
     @click.command(name, help=f"{help_text} (not built yet)")
     @click.pass_obj
     def command(app: App) -> int:
-        app.err.print(f"magsit {name}: not built yet in this version; nothing was done.")
+        app.err.print(f"magsit {name}: not built yet in this version; nothing was done.", markup=False)
         return EXIT_FAILED
 
     return command

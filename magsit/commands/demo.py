@@ -12,9 +12,11 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from magsit.report import line
 
 
 @dataclass
@@ -171,7 +173,7 @@ def command(app: App, keep: Path | None) -> int:
         style = STYLE.get(r.status, "")
         moved = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()) if v) if r.counts else ""
         result = f"[{style}]{r.status}[/{style}]" + (f" (exit {r.exit_code})" if r.exit_code is not None else "")
-        table.add_row(r.title, r.job, result, moved, r.note)
+        table.add_row(Text(r.title), Text(r.job), result, Text(moved), Text(r.note))
     out.print(table)
     failures = [(r.job, f) for r in results for f in r.failures]
     if failures:
@@ -179,10 +181,11 @@ def command(app: App, keep: Path | None) -> int:
         for column in ("job", "record", "kind", "owner", "message"):
             rows.add_column(column, overflow="fold")
         for job, f in failures[:15]:
-            rows.add_row(job, f["key"], f["kind"], f["owner"], f["message"])
+            rows.add_row(*(Text(str(v)) for v in (job, f["key"], f["kind"], f["owner"], f["message"])))
         out.print(rows)
     for v in violations[:5]:
-        out.print(f"[red]schema violation:[/red] {v['method']} {v['path']}: {'; '.join(v['violations'])[:300]}")
+        detail = f"{v['method']} {v['path']}: {'; '.join(v['violations'])[:300]}"
+        out.print(line(("schema violation:", "red"), " ", detail))
     out.print(
         f"Every request was checked against the official API schemas: {len(violations)} violation(s). "
         f"Done in {elapsed:.1f}s. Run `magsit sandbox` to keep the emulators up and try commands yourself."

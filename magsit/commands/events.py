@@ -41,7 +41,7 @@ def process(app: App) -> int:
     try:
         report = events.drain_all(app.config, store, dry_run=app.dry_run)
     except LockedError as exc:
-        app.err.print(f"magsit events process: {exc.message}")
+        app.err.print(f"magsit events process: {exc.message}", markup=False)
         return EXIT_LOCKED
     finally:
         store.close()
@@ -50,14 +50,15 @@ def process(app: App) -> int:
         print_json(report.as_dict())
     elif not app.quiet:
         if app.dry_run:
-            app.out.print(f"{report.read} event(s) due; plan: {report.plan}")
+            app.out.print(f"{report.read} event(s) due; plan: {report.plan}", markup=False)
         else:
             app.out.print(
                 f"{report.read} event(s): {report.processed} applied, {report.ignored} needed nothing, "
-                f"{report.deferred} left queued, {report.given_up} given up"
+                f"{report.deferred} left queued, {report.given_up} given up",
+                markup=False,
             )
             for run in report.runs:
-                app.out.print(f"  {run['job']} for {run['events']} event(s): {run.get('status')}")
+                app.out.print(f"  {run['job']} for {run['events']} event(s): {run.get('status')}", markup=False)
     if failed:
         return EXIT_FAILED
     return EXIT_OK if report.deferred == 0 and report.given_up == 0 else EXIT_PARTIAL

@@ -9,7 +9,7 @@ import click
 
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_OK, EXIT_USAGE
-from magsit.report import print_json, rows_table
+from magsit.report import line, print_json, rows_table
 from magsit.state.store import StateStore
 
 
@@ -67,7 +67,7 @@ def show(app: App, exception_id: int) -> int:
         if key == "payload" and value:
             with contextlib.suppress(ValueError):
                 value = json.dumps(json.loads(value), indent=2, ensure_ascii=False)
-        app.out.print(f"[bold]{key}[/bold]: {value}", markup=True, highlight=False)
+        app.out.print(line((key, "bold"), ": ", "" if value is None else value), highlight=False)
     return EXIT_OK
 
 

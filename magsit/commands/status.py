@@ -11,7 +11,7 @@ import click
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK
 from magsit.events import event_stats
-from magsit.report import print_json, rows_table
+from magsit.report import line, print_json, rows_table
 from magsit.state.store import StateStore, now_utc, parse_iso
 
 ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats table, not processes
@@ -191,15 +191,16 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
         for beat in report["heartbeats"]:
             moment = parse_iso(beat["at"])
             age = f", {(now_utc() - moment).total_seconds():.0f}s ago" if moment else ""
-            out.print(f"{beat['name']} heartbeat: {beat['at']} (pid {beat['pid']}{age})")
+            out.print(f"{beat['name']} heartbeat: {beat['at']} (pid {beat['pid']}{age})", markup=False)
         events = report["events"]
         if events.get("last_received_at") or events.get("queued"):
             lag = events["max_lag_seconds"]
             out.print(
                 f"events: {events['queued']} queued, {events['processed_last_hour']} applied in the last hour"
                 + (f" (lag max {lag}s, avg {events['avg_lag_seconds']}s)" if lag is not None else "")
-                + f", last received {events['last_received_at']}"
+                + f", last received {events['last_received_at']}",
+                markup=False,
             )
         if report["stale_jobs"]:
-            out.print(f"[red]stale:[/red] {', '.join(report['stale_jobs'])}")
+            out.print(line(("stale:", "red"), " ", ", ".join(report["stale_jobs"])))
     return EXIT_FAILED if report["stale_jobs"] else EXIT_OK
