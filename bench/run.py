@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import seed as seeding
+from magsit.config import MagentoSettings, SitooSettings
 from magsit.sandbox.magento import MagentoSandbox, MagentoState
 from magsit.sandbox.run import write_config
 from magsit.sandbox.sitoo import SitooSandbox, SitooState
@@ -43,8 +44,9 @@ MAGENTO_BATCH = 20  # objects per body array (input limits, P24)
 SITOO_PAGE = 1000  # num for list reads (reference: ALNAV/examples use 1000 for warehouseitems)
 SITOO_FILTER = 100  # values per comma-list filter (externalid, orderid, sku) keeping URLs short
 SITOO_BATCH = 100  # elements per batch POST (users)
-MAGENTO_CONCURRENCY = 4
-SITOO_CONCURRENCY = 2
+# The config defaults the bench runs with (it sets neither page sizes nor concurrency).
+MAGENTO_CONCURRENCY = MagentoSettings.model_fields["concurrency"].default
+SITOO_CONCURRENCY = SitooSettings.model_fields["concurrency"].default
 
 SCENARIOS = ("sync-stock-full", "sync-stock-incremental", "push-orders", "reconcile")
 
@@ -218,13 +220,12 @@ class Emulators:
 
     def config(self, workdir: Path, extra: dict[str, dict[str, Any]], name: str = "magsit.toml") -> Path:
         sections: dict[str, dict[str, Any]] = {
-            "magento": {
-                "base_url": self.magento_url, "token": self.magento.state.token, "store_code": "default",
-                "page_size": MAGENTO_PAGE, "concurrency": MAGENTO_CONCURRENCY,
-            },
+            # Page sizes and concurrency are left at the config defaults: the figures are what a
+            # user who copies config.example.toml gets.
+            "magento": {"base_url": self.magento_url, "token": self.magento.state.token, "store_code": "default"},
             "sitoo": {
                 "base_url": self.sitoo_base_url, "api_id": self.sitoo.state.api_id, "password": self.sitoo.state.password,
-                "site_id": 1, "page_size": SITOO_PAGE, "concurrency": SITOO_CONCURRENCY,
+                "site_id": 1,
             },
             "http": {"max_retries": 2, "backoff_base": 0.05, "max_wait": 2},
             "state": {"path": str(workdir / "state.db")},

@@ -52,7 +52,9 @@ class MagentoSettings(Section):
     access_token_secret: SecretStr | None = None
     website_id: int = 1
     stock_id: int = 1
-    page_size: int = Field(200, ge=1, le=300)
+    # 300 = the input-limit default maximum (magento-api.md §5.1); a shop set lower answers "Maximum
+    # SearchCriteria pageSize is N" and the client uses N from then on.
+    page_size: int = Field(300, ge=1, le=300)
     input_list_limit: int = Field(20, ge=1)  # objects per body array; adapted down when the shop says so
     concurrency: int = Field(4, ge=1, le=16)
 
@@ -95,7 +97,9 @@ class SitooSettings(Section):
     api_id: str
     password: SecretStr
     site_id: int = 1
-    page_size: int = Field(500, ge=1, le=5000)
+    # Sitoo documents no maximum num (sitoo-api.md §2.2; its examples use 1000 and 100000); a server
+    # that caps it answers short pages while totalcount says more, and the client adapts.
+    page_size: int = Field(1000, ge=1, le=5000)
     concurrency: int = Field(2, ge=1, le=8)
 
     @field_validator("base_url")

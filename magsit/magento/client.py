@@ -158,7 +158,10 @@ class MagentoClient:
     ) -> tuple[list[dict[str, Any]], int]:
         """One raw search call (criteria used as given, pageSize limit adapted once): items, total_count."""
         fetch = self._fetcher(session or self.http, path)
-        if criteria.page_size is None:
+        first = (criteria.current_page or 1) == 1
+        if criteria.page_size is None or (first and criteria.page_size > self.page_size):
+            # Keyset readers ask for their configured size on every page 1; once the shop has
+            # named a lower maximum, asking above it again would cost a refused call per page.
             criteria = criteria.page(self.page_size, criteria.current_page or 1)
         try:
             body = fetch(criteria.to_params())

@@ -672,7 +672,10 @@ class MagentoState:
             "access_token_secret": "sandbox-access-token-secret",
         }
         self.bearer_enabled = True
-        self.input_limits = False
+        # Web API input limits (magento-api.md §5.1): always on in 2.4.3/2.3.7-p1, a store setting
+        # since (off by default there). On here: pageSize > 300 refused, > 20 objects per body array
+        # refused, pageSize omitted = 20 — the strictest shop magsit must work with.
+        self.input_limits = True
         self.list_limit = 20
         self.max_page_size = 300
         self.default_page_size = 20

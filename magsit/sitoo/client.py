@@ -240,24 +240,31 @@ class SitooClient:
         *,
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a collection, page by page.
-
-        Reads while ``start < totalcount``; a short page does not end it (Sitoo may serve fewer
-        than ``num``, §2.2). An empty page before totalcount is reached stops (nothing more to
-        read; the next run picks up the rest), so a server cannot loop us.
-        """
-        size = page_size or self.page_size
+        """Every item of a collection, page by page (the stop rules of ``_pages_from``)."""
         base = list(pairs)
         if fields:
             base.append(("fields", ",".join(fields)))
-        start = 0
+        yield from self._pages_from(path, base, 0, page_size or self.page_size)
+
+    def _pages_from(self, path: str, pairs: Sequence[tuple[str, Any]], start: int, size: int) -> Iterator[dict[str, Any]]:
+        """Items of a collection from offset ``start`` on.
+
+        Reads while ``start < totalcount``: a short page does not end it (Sitoo documents no
+        maximum ``num``, §2.2, so a server may serve fewer than asked); only an answer without
+        ``totalcount`` ends on a short page. An empty page ends it, and so does the previous short
+        page served again (a stale totalcount; not yielded twice): a server cannot loop us.
+        """
+        short: list[Any] | None = None  # the previous page, if it was short
         while True:
-            body = self._get(path, [*base, ("start", start), ("num", size)])
-            items, total = _envelope(body, f"GET {path}")
+            items, total = _envelope(self._get(path, [*pairs, ("start", start), ("num", size)]), f"GET {path}")
+            if short is not None and items and items == short:
+                log.warning("sitoo: %s served its last page again at start=%d (totalcount %s); stopped there", path, start, total)
+                return
             yield from items
             start += len(items)
             if _last_page(items, total, start, size):
                 return
+            short = items if len(items) < size else None
 
     def _batch(
         self,
@@ -455,15 +462,6 @@ class SitooClient:
         if pages_left:
             keep(self._pages_from(path, base, len(first), size))
         return {email: index.get(key, []) for email, key in keys.items()}
-
-    def _pages_from(self, path: str, pairs: Sequence[tuple[str, Any]], start: int, size: int) -> Iterator[dict[str, Any]]:
-        """Items of a collection from offset ``start`` on (the same stop rules as ``_pages``)."""
-        while True:
-            items, total = _envelope(self._get(path, [*pairs, ("start", start), ("num", size)]), f"GET {path}")
-            yield from items
-            start += len(items)
-            if _last_page(items, total, start, size):
-                return
 
     def iter_users(self, fields: Sequence[str] | None = USER_FIELDS) -> Iterator[dict[str, Any]]:
         """All users (customers and staff; customers have ``role`` null). No modified-since filter exists."""

@@ -264,3 +264,25 @@ def test_sitoo_short_pages_do_not_end_the_read(sandbox):
     sandbox.configure(sitoo={"page_size": 5})
     sandbox.run("sync-stock", check_code=0)
     assert [source_item(sandbox, f"PAGE-{n}") for n in range(7)] == [(float(n + 1), 1) for n in range(7)]
+
+
+def test_full_misses_nothing_when_both_shops_page_below_the_defaults(sandbox):
+    """Magento refuses a pageSize above the shop's maximum (400 "Maximum SearchCriteria pageSize is
+    %max", magento-api.md §5.1; set below the default 300 here) and Sitoo serves fewer items than
+    num asks while totalcount says more (it documents no cap, sitoo-api.md §2.2). magsit adapts to
+    both: one refused Magento call, and no Sitoo item is lost (a lost item would be zeroed by --full)."""
+    stock = {f"CAP-{n:03d}": n % 7 for n in range(130)}
+    seed(sandbox, stock)
+    magento = sandbox.magento.state
+    for sku, qty in stock.items():
+        magento.set_source_item(sku, "default", qty + 1)  # every row differs: all 130 are written
+    magento.input_limits, magento.max_page_size = True, 50
+    sandbox.sitoo.state.max_num = 40
+    sandbox.run("sync-stock", "--full", check_code=0)
+    assert {sku: source_item(sandbox, sku) for sku in stock} == {
+        sku: (float(qty), 1 if qty else 0) for sku, qty in stock.items()
+    }
+    refused = [c for c in sandbox.magento.control.calls("GET") if c.status == 400]
+    assert len(refused) == 1
+    pages = sandbox.sitoo.control.calls("GET", r"/warehouseitems\.json$")
+    assert len(pages) == 4  # 40 + 40 + 40 + 10, stopped by totalcount

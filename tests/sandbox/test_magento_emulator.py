@@ -158,9 +158,11 @@ def test_fields_projection(mg: MagentoSandbox) -> None:
 def test_input_limits(mg: MagentoSandbox) -> None:
     for n in range(25):
         mg.state.add_product(f"L{n}", "L", 1)
+    assert mg.state.input_limits  # on by default: the strictest shop (magento-api.md §5.1)
+    assert len(call(mg, "GET", "products").json()["items"]) == 20
+    mg.state.input_limits = False
     assert len(call(mg, "GET", "products").json()["items"]) == 29  # limits off: everything
     mg.state.input_limits = True
-    assert len(call(mg, "GET", "products").json()["items"]) == 20
     r = call(mg, "GET", "products", params={"searchCriteria[pageSize]": 301})
     assert r.status_code == 400
     assert r.json() == {"message": "Maximum SearchCriteria pageSize is %max", "parameters": {"max": 300}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -103,3 +104,28 @@ def test_runbook_documents_the_env_override_scheme():
     assert "MAGSIT_CONFIG" in text
     # the JSON form for lists and tables, which a plain string would not give
     assert "MAGSIT_ORDERS_STATUSES" in text
+
+
+def test_the_example_values_are_the_defaults():
+    """What ops copy is what magsit does without a config line: every value the example sets for a
+    key with a default equals that default (a tuned-by-hand example would hide slow defaults)."""
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    # Keys the example sets to a sample on purpose (required, or a placeholder to replace).
+    samples = {("stock", "sources"), ("state", "path"), ("products", "tax_classes"), ("reconcile", "timezone")}
+    differ = []
+    for section, model in _section_models().items():
+        for key, value in (data.get(section) or {}).items():
+            field = model.model_fields.get(key)
+            if field is None or field.is_required() or (section, key) in samples:
+                continue
+            default = field.get_default(call_default_factory=True)
+            if default is None:
+                continue
+            plain = default.get_secret_value() if hasattr(default, "get_secret_value") else default
+            if isinstance(plain, Path):
+                plain = str(plain)
+            if isinstance(plain, Decimal):
+                value = Decimal(str(value))
+            if plain != value:
+                differ.append(f"[{section}] {key}: example {value!r}, default {plain!r}")
+    assert not differ, "config.example.toml and config.py disagree: " + "; ".join(differ)

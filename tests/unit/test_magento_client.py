@@ -131,7 +131,7 @@ def test_keyset_scan_pages_by_entity_id_gt_last():
 @responses.activate
 def test_search_orders_page_is_the_keyset_primitive():
     responses.add(responses.GET, f"{REST}/orders", json={"items": [{"entity_id": 1}], "total_count": 1})
-    items, total = client().search_orders_page(
+    items, total = client(page_size=300).search_orders_page(
         [("updated_at", "2024-05-01 10:00:00", "eq"), ("entity_id", "7", "gt")], 50
     )
     assert (items, total) == ([{"entity_id": 1}], 1)
@@ -333,6 +333,22 @@ def test_page_size_limit_lowers_the_page_size_and_rereads_once():
     responses.calls.reset()
     list(c.search_orders())
     assert [query(call.request)["searchCriteria[pageSize]"] for call in responses.calls] == ["2", "2"]
+
+
+@responses.activate
+def test_keyset_pages_ask_for_the_lowered_page_size_after_one_refusal():
+    """Keyset readers pass their configured size for every page 1: once the shop named a lower
+    maximum, asking above it again would cost a refused call per page."""
+    def answer(request: requests.PreparedRequest):
+        if int(query(request)["searchCriteria[pageSize]"]) > 2:
+            return 400, {}, json.dumps({"message": "Maximum SearchCriteria pageSize is %max", "parameters": {"max": 2}})
+        return 200, {}, json.dumps({"items": [{"entity_id": 1}], "total_count": 1})
+
+    responses.add_callback(responses.GET, f"{REST}/orders", callback=answer)
+    c = client(page_size=300)
+    for _ in range(3):
+        c.search_orders_page([("updated_at", "2024-05-01 10:00:00", "gteq")], 300)
+    assert [query(call.request)["searchCriteria[pageSize]"] for call in responses.calls] == ["300", "2", "2", "2"]
 
 
 @responses.activate

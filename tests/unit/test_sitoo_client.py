@@ -95,6 +95,15 @@ def test_pager_stops_on_an_empty_page_before_totalcount(client: SitooClient) -> 
 
 
 @responses.activate
+def test_pager_stops_on_a_repeated_short_page_when_totalcount_is_stale(client: SitooClient) -> None:
+    url = f"{SITE}/products.json"
+    responses.get(url, json=envelope([{"sku": "A"}, {"sku": "B"}], 9))
+    responses.get(url, json=envelope([{"sku": "C"}], 9))  # `responses` repeats the last one from here
+    assert [p["sku"] for p in client.iter_products()] == ["A", "B", "C"]
+    assert len(responses.calls) == 3
+
+
+@responses.activate
 def test_fields_projection_and_includeinactive_string(client: SitooClient) -> None:
     responses.get(f"{SITE}/products.json", json=envelope([], 0))
     list(client.iter_products(include_inactive=True, fields=("sku", "moneyprice")))
