@@ -153,6 +153,7 @@ class OrderSettings(Section):
     reservation_days: int = Field(14, ge=0)  # Sitoo datereserved = push time + this many days
     carrier_code: str = "custom"  # Magento track carrier_code for Sitoo delivery references
     carrier_title: str = "Store delivery"  # Magento track title shown to the customer
+    watch_shipped_hours: float = Field(24, ge=0)  # shipped orders re-read this long for deliveries Sitoo cancels
 
 
 class CustomerSettings(Section):

@@ -66,6 +66,8 @@ RETAIN_SECONDS = 7 * 86400  # handled events kept for de-duplication (Sitoo retr
 STOCK, FULFILMENT, RETURNS = "sync-stock", "sync-fulfilment", "sync-returns"
 RUN_ORDER = (RETURNS, FULFILMENT, STOCK)  # fulfilment updates the in-flight term stock reads
 HANDLED_TYPES = frozenset({"warehouse-transaction", "order", "order-delivery"})
+# Delivery states before the parcel leaves the store (sitoo-api.md §10): nothing to ship in Magento yet.
+PRE_DISPATCH = frozenset({"new", "ready-to-ship"})
 REQUIRED = ("event_id", "event_type", "event_date", "account_id", "data")
 
 
@@ -407,8 +409,16 @@ def plan_drain(events: Iterable[QueuedEvent], facts: Facts, sources: Iterable[st
         mapping = facts.pushed.get(orderid)
         kind = data.get("order_event_type")
         if mapping is not None:
-            if mapping.get("status") != "pushed":
+            delivery_state = str(data.get("order_delivery_state_changed") or "")
+            if event.event_type == "order-delivery" and delivery_state == "cancelled" and mapping.get("status") in ("shipped", "closed"):
+                # A delivery magsit already shipped in Magento: sync-fulfilment raises it for a person.
+                orders[str(mapping["external_id"])] = None
+                fulfilment_events.append(eid)
+            elif mapping.get("status") != "pushed":
                 plan.ignored[eid] = f"web order {mapping.get('external_id')} is no longer open in magsit ({mapping.get('status')})"
+            elif event.event_type == "order-delivery" and delivery_state in PRE_DISPATCH:
+                plan.ignored[eid] = (f"delivery {data.get('order_delivery_id')} of web order {mapping.get('external_id')} is "
+                                     f"{data.get('order_delivery_state_changed')}: not dispatched yet, nothing to ship")
             elif event.event_type == "order-delivery" or (kind == "update" and data.get("order_state_changed")):
                 orders[str(mapping["external_id"])] = None
                 fulfilment_events.append(eid)

@@ -195,18 +195,26 @@ class MagentoClient:
             try:
                 answer = session.post(path, json={list_key: chunk}, retry=retry)
             except ApiError as exc:
-                limit = messages.list_limit(exc.body) if exc.status == 400 else None
-                if limit is None or limit >= len(chunk) or limit < 1:
+                if not self.adapt_list_limit(exc, len(chunk)):
                     raise
-                with self._lock:
-                    if limit < self.list_limit:
-                        log.warning("magento: shop limits body arrays to %d items (was %d); using that from now on", limit, self.list_limit)
-                        self.list_limit = limit
                 pending = chunk + pending  # rejected as a whole: nothing of it was saved
                 continue
             if isinstance(answer, list):
                 results.extend(answer)
         return results
+
+    def adapt_list_limit(self, error: ApiError, sent: int) -> bool:
+        """True when ``error`` is the shop's ``Maximum items of type "…" is N`` refusal of a body
+        array of ``sent`` rows (§5.1): the whole request was refused, nothing of it saved, and
+        ``list_limit`` is lowered to N for the rest of the client's life. Callers resend split."""
+        limit = messages.list_limit(error.body) if error.status == 400 else None
+        if limit is None or limit >= sent or limit < 1:
+            return False
+        with self._lock:
+            if limit < self.list_limit:
+                log.warning("magento: shop limits body arrays to %d items (was %d); using that from now on", limit, self.list_limit)
+                self.list_limit = limit
+        return True
 
     # -- orders (§8) ---------------------------------------------------------------------------------
     def search_orders(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:

@@ -1061,6 +1061,40 @@ class SitooState:
             }
             return self.add_delivery(orderid, body)
 
+    def cancel_delivery(self, deliveryid: int) -> None:
+        """Staff cancel a delivery in Sitoo (back office). The read model then carries
+        ``datecancelled`` and an ``order-delivery`` event says ``cancelled`` (sitoo-api.md §6, §10).
+        How a cancelled delivery moves stock is undocumented: the sandbox leaves stock as it is
+        and frees the quantities for a new delivery."""
+        with self.lock:
+            delivery = self.deliveries[deliveryid]
+            if delivery["datecancelled"] is not None:
+                return
+            delivery["datecancelled"] = self.clock()
+            delivered = self._delivered.setdefault(delivery["orderid"], {})
+            for item in delivery["orderdeliveryitems"]:
+                delivered[item["orderitemid"]] = delivered.get(item["orderitemid"], 0) - item["quantity"]
+            self.delivery_state_event(deliveryid, "cancelled")
+
+    def delivery_state_event(self, deliveryid: int | None, state: str, orderid: int | None = None) -> None:
+        """An ``order-delivery`` event for a delivery state change (§10: ``new | ready-to-ship |
+        in-transit | arrived | ready-for-pickup | delivered | cancelled``). States before dispatch exist
+        in events only: the REST read model has no state field (§6)."""
+        with self.lock:
+            delivery = self.deliveries.get(deliveryid) if deliveryid is not None else None
+            order_id = delivery["orderid"] if delivery else orderid
+            self._event(
+                "order-delivery",
+                {
+                    "eshop_id": self.eshop_id,
+                    "order_id": order_id,
+                    "order_delivery_id": deliveryid if deliveryid is not None else self._next("orderdelivery"),
+                    "warehouse_id": delivery["warehouseid"] if delivery else self.orders[order_id].get("warehouseid"),
+                    "order_delivery_event_type": "update" if delivery else "add",
+                    "order_delivery_state_changed": state,
+                },
+            )
+
     def _register(self, registerid: str) -> dict[str, Any]:
         if registerid not in self.registers:
             raise KeyError(f"register {registerid} not found")

@@ -23,6 +23,7 @@ from magsit.config import Config
 from magsit.errors import ApiError
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
+from magsit.state.store import iso
 from magsit.sync import calls as api
 from magsit.sync.orders import _lines_from_sitoo
 from magsit.testing.crashpoints import crashpoint
@@ -62,6 +63,7 @@ class FulfilmentPlan:
     cancels: list[tuple[str, int]] = field(default_factory=list)  # (increment_id, entity_id)
     problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # kind, owner, key, message
     finished: dict[str, str] = field(default_factory=dict)  # increment_id -> final status
+    cancelled_after_ship: list[tuple[str, str]] = field(default_factory=list)  # (increment_id, delivery key) reported
 
 
 def _magento_items(order: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -88,6 +90,16 @@ def target_shipped(lines: list[dict[str, Any]], delivered: list[int]) -> dict[in
         else:
             target[ship_item_id] = min(units // max(1, int(line.get("per_parent") or 1)) for line, units in members)
     return target
+
+
+def cancelled_after_ship(state: OrderState) -> list[str]:
+    """Deliveries magsit shipped in Magento that Sitoo has cancelled since, not reported yet."""
+    data = state.mapping["data"]
+    done = set(data.get("deliveries_done") or [])
+    reported = set(data.get("cancelled_deliveries_reported") or [])
+    return [str(d["orderdeliveryid"]) for d in sorted(state.deliveries, key=lambda d: int(d["orderdeliveryid"]))
+            if d.get("datecancelled") and str(d["orderdeliveryid"]) in done
+            and str(d["orderdeliveryid"]) not in reported]  # fmt: skip
 
 
 def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], bool, list[tuple[str, str, str, str]]]:
@@ -166,12 +178,29 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
         if ref:
             body["tracks"] = [{"track_number": ref, "title": settings.carrier_title, "carrier_code": settings.carrier_code}]
         shipments.append(ShipmentPlan(increment_id, int(data["entity_id"]), key, units, body, items))
+    for key in cancelled_after_ship(state):
+        # Magento has no "un-ship": the shipment (and its e-mail to the customer) stands. A person decides.
+        problems.append(("delivery_cancelled_after_shipment", "ops", f"{increment_id}/delivery-{key}",
+                         f"Sitoo delivery {key} of web order {increment_id} was cancelled in Sitoo after magsit had "
+                         "already shipped it in Magento (the customer got the shipping e-mail). Ask the store whether "
+                         "the parcel left: if not, stop it and refund or re-ship the order in Magento; then resolve "
+                         "this exception"))  # fmt: skip
     cancel = int(state.sitoo.get("orderstateid") or 0) == SITOO_CANCELLED and not data.get("sitoo_cancelled_done")
     return shipments, cancel, problems
 
 
+def _watched(ctx: JobContext) -> list[dict[str, Any]]:
+    """Orders shipped in full within ``[orders].watch_shipped_hours`` (or named by an event): Sitoo
+    may still cancel one of their deliveries, which needs a person (no "un-ship" in Magento)."""
+    hours = ctx.config.orders.watch_shipped_hours
+    wanted = set(ctx.options.get("orders") or ())
+    since = iso(ctx.started_at - timedelta(hours=hours))
+    return [m for status in ("shipped", "closed") for m in ctx.state.mappings("order", status=status)
+            if m.get("other_id") and (m["external_id"] in wanted or (hours and str(m.get("updated_at") or "") >= since))]
+
+
 def pull(ctx: JobContext) -> list[OrderState]:
-    mappings = [m for m in ctx.state.mappings("order", status="pushed") if m.get("other_id")]
+    mappings = [m for m in ctx.state.mappings("order", status="pushed") if m.get("other_id")] + _watched(ctx)
     wanted = set(ctx.options.get("orders") or ())
     if wanted:
         mappings = [m for m in mappings if m["external_id"] in wanted]
@@ -198,7 +227,15 @@ def pull(ctx: JobContext) -> list[OrderState]:
     return states
 
 
+def _open(state: OrderState) -> bool:
+    return state.mapping["status"] == "pushed"
+
+
 def _has_news(state: OrderState) -> bool:
+    if cancelled_after_ship(state):
+        return True
+    if not _open(state):
+        return False  # a shipped order is only watched for cancelled deliveries
     data = state.mapping["data"]
     done = set(data.get("deliveries_done") or [])
     if any(str(d["orderdeliveryid"]) not in done and not d.get("datecancelled") for d in state.deliveries):
@@ -212,9 +249,14 @@ def plan(states: list[OrderState], config: Config) -> FulfilmentPlan:
     for state in states:
         if state.magento is None:
             continue
+        if not _open(state):
+            result.problems.extend(p for p in plan_order(state, config)[2] if p[0] == "delivery_cancelled_after_shipment")
+            result.cancelled_after_ship.extend((str(state.mapping["external_id"]), k) for k in cancelled_after_ship(state))
+            continue
         shipments, cancel, problems = plan_order(state, config)
         result.shipments.extend(shipments)
         result.problems.extend(problems)
+        result.cancelled_after_ship.extend((str(state.mapping["external_id"]), key) for key in cancelled_after_ship(state))
         if cancel:
             result.cancels.append((str(state.mapping["external_id"]), int(state.mapping["data"]["entity_id"])))
     return result
@@ -243,7 +285,29 @@ def _status(data: dict[str, Any]) -> str:
     return "closed"
 
 
+def ship_parts(items: dict[int, int], limit: int) -> list[dict[int, int]]:
+    """A shipment's items cut to the shop's input list limit: one Magento shipment per part (§5.1)."""
+    rows = sorted(items.items())
+    size = max(1, limit)
+    return [dict(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
+def _part_body(shipment: ShipmentPlan, part: dict[int, int], number: int, total: int) -> dict[str, Any]:
+    """The planned body for one part: its items, the delivery's tracking and notify=true on every part."""
+    body = {**shipment.body, "items": [{"order_item_id": item_id, "qty": qty} for item_id, qty in sorted(part.items())]}
+    if total > 1 and body.get("comment"):
+        text = str(body["comment"]["comment"]).removesuffix(")")
+        body["comment"] = {**body["comment"], "comment": f"{text}, part {number} of {total})"}
+    return body
+
+
 def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | None) -> None:
+    """Ship one delivery, in as many Magento shipments as the shop's input list limit needs.
+
+    Each part is a document create (never resent blindly). A crash or failure between parts is safe:
+    the delivery's mapping stays ``pending`` until the last part, and the next run plans from the
+    order's ``qty_shipped``, so only what no part shipped yet is sent again.
+    """
     key = shipment.key
     record = f"{shipment.increment_id}/delivery-{key}"
 
@@ -255,51 +319,80 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
         if key not in data["deliveries_done"]:
             data["deliveries_done"].append(key)
 
-    def done(shipment_id: Any, how: str) -> None:
+    existing = ctx.state.get_mapping("shipment", "sitoo", key)
+    shipment_ids: list[str] = list((existing or {}).get("data", {}).get("shipment_ids") or [])
+
+    def done(how: str) -> None:
         with ctx.state.transaction():
-            ctx.state.put_mapping("shipment", "sitoo", key, None if shipment_id is None else str(shipment_id),
+            ctx.state.put_mapping("shipment", "sitoo", key, shipment_ids[0] if shipment_ids else None,
                                   {"increment_id": shipment.increment_id, "entity_id": shipment.entity_id, "how": how,
-                                   "items": {str(k): v for k, v in shipment.items.items()}}, "done")
+                                   "items": {str(k): v for k, v in shipment.items.items()},
+                                   "shipment_ids": shipment_ids}, "done")  # fmt: skip
             _save(ctx, shipment.increment_id, apply)
             ctx.succeeded(record)
         ctx.counts[how] += 1
 
-    existing = ctx.state.get_mapping("shipment", "sitoo", key)
+    def intent() -> None:
+        ctx.state.put_mapping("shipment", "sitoo", key, None, {"increment_id": shipment.increment_id,
+                                                               "entity_id": shipment.entity_id,
+                                                               "shipment_ids": shipment_ids}, "pending")  # fmt: skip
+
     if existing is not None and existing["status"] == "done":
         with ctx.state.transaction():
             _save(ctx, shipment.increment_id, apply)
         return
     if not shipment.items:
         # Everything this delivery covers is already shipped in Magento (an earlier POST whose answer
-        # was lost, or a shipment made by hand): record it, create nothing.
-        done(None, "already_shipped")
+        # was lost, a part shipped before a crash, or a shipment made by hand): record it, create nothing.
+        done("already_shipped" if not shipment_ids else "shipments")
         return
-    ctx.state.put_mapping("shipment", "sitoo", key, None, {"increment_id": shipment.increment_id,
-                                                           "entity_id": shipment.entity_id}, "pending")
+    intent()
     crashpoint("fulfilment.before_ship")
+    earlier = len(shipment_ids)
+    pending = ship_parts(shipment.items, ctx.magento.list_limit)
+    while pending:
+        part = pending.pop(0)
+        number = len(shipment_ids) + 1  # parts shipped before a crash keep their numbers
+        try:
+            shipment_id = api.magento_ship(ctx, shipment.entity_id, _part_body(shipment, part, number, number + len(pending)))
+        except ApiError as error:
+            if ctx.magento.adapt_list_limit(error, len(part)):
+                # Refused as a whole (nothing saved): cut this part and the rest to the shop's limit.
+                rest = {k: v for p in [part, *pending] for k, v in p.items()}
+                pending = ship_parts(rest, ctx.magento.list_limit)
+                continue
+            if _already_shipped(ctx, shipment.entity_id, part, error):
+                continue
+            if not error.outcome_unknown and not shipment_ids:
+                ctx.state.delete_mapping("shipment", "sitoo", key)
+            ctx.fail(
+                "shipment_failed", "ops", record,
+                f"Magento did not create the shipment for Sitoo delivery {key} of order {shipment.increment_id}: "
+                f"{error.message}. Check the order in Magento (on hold? already shipped by hand?); magsit retries it"
+                + (" and first checks whether the shipment exists" if error.outcome_unknown else "")
+                + (f" ({len(shipment_ids)} part(s) of this delivery are already shipped; only the rest is sent)"
+                   if shipment_ids else ""),
+                {"items": shipment.items}, retry_after=backoff,
+            )
+            return
+        shipment_ids.append(str(shipment_id))
+        crashpoint("fulfilment.after_ship")
+        if pending:
+            intent()  # this part is in Magento: recorded before the next one is sent
+            crashpoint("fulfilment.between_parts")
+    done("shipments" if len(shipment_ids) > earlier else "already_shipped")
+
+
+def _already_shipped(ctx: JobContext, entity_id: int, part: dict[int, int], error: ApiError) -> bool:
+    """"The order does not allow a shipment" after a lost answer: true when Magento's ``qty_shipped``
+    already covers this part (§9: verify and treat as success)."""
+    if NOT_ALLOWED not in (error.message or "") and NOT_ALLOWED not in str(error.body or ""):
+        return False
     try:
-        shipment_id = api.magento_ship(ctx, shipment.entity_id, shipment.body)
-    except ApiError as error:
-        if NOT_ALLOWED in (error.message or "") or NOT_ALLOWED in str(error.body or ""):
-            try:
-                fresh = _magento_items(api.magento_order(ctx, shipment.entity_id))
-            except ApiError:
-                fresh = {}  # unreadable now: a shipment_failed row below, re-checked on the next run
-            if fresh and all(_units(fresh.get(i, {}).get("qty_shipped")) >= q for i, q in shipment.items.items()):
-                done(None, "already_shipped")
-                return
-        if not error.outcome_unknown:
-            ctx.state.delete_mapping("shipment", "sitoo", key)
-        ctx.fail(
-            "shipment_failed", "ops", record,
-            f"Magento did not create the shipment for Sitoo delivery {key} of order {shipment.increment_id}: "
-            f"{error.message}. Check the order in Magento (on hold? already shipped by hand?); magsit retries it"
-            + (" and first checks whether the shipment exists" if error.outcome_unknown else ""),
-            {"items": shipment.items}, retry_after=backoff,
-        )
-        return
-    crashpoint("fulfilment.after_ship")
-    done(shipment_id, "shipments")
+        fresh = _magento_items(api.magento_order(ctx, entity_id))
+    except ApiError:
+        return False  # unreadable now: a shipment_failed row, re-checked on the next run
+    return bool(fresh) and all(_units(fresh.get(i, {}).get("qty_shipped")) >= q for i, q in part.items())
 
 
 def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: timedelta | None) -> None:
@@ -357,6 +450,10 @@ def run(ctx: JobContext) -> JobResult:
     backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
     for kind, owner, key, message in result.problems:
         ctx.fail(kind, owner, key, message, retry_after=backoff)
+    for increment_id, key in result.cancelled_after_ship:
+        # Reported once: the exception row is the person's task; later runs do not raise it again.
+        with ctx.state.transaction():
+            _save(ctx, increment_id, lambda d, k=key: d.setdefault("cancelled_deliveries_reported", []).append(k))
     failed_orders: set[str] = set()
     for shipment in result.shipments:
         if ctx.should_stop():
@@ -378,7 +475,7 @@ def run(ctx: JobContext) -> JobResult:
         push_cancel(ctx, increment_id, entity_id, backoff)
     # Orders that finished with nothing left to do (e.g. closed after their last delivery).
     for state in states:
-        if state.magento is not None:
+        if state.magento is not None and _open(state):
             with ctx.state.transaction():
                 _save(ctx, str(state.mapping["external_id"]), lambda d: None)
     ctx.counts["orders_checked"] += len(states)

@@ -255,3 +255,49 @@ def test_events_process_applies_stored_events_from_cron(sandbox):
     assert report["processed"] == 1 and report["runs"][0]["status"] == "ok"
     assert source_item(sandbox, "CRON-1") == (2.0, 1)
     assert sandbox.run_json("events", "process", check_code=0)["read"] == 0
+
+
+def _store_events(env, *events):
+    from magsit.events import EventStore, validate_batch
+
+    store = EventStore(env.state_path)
+    store.store(validate_batch([{"event_date": int(time.time()), "account_id": 1, "event_type": "order-delivery", **e}
+                                for e in events]), max_queue=10)  # fmt: skip
+    store.close()
+
+
+def _delivery_event(event_id, orderid, deliveryid, state):
+    return {"event_id": event_id, "data": {"eshop_id": 1, "order_id": orderid, "order_delivery_id": deliveryid,
+                                           "warehouse_id": 1, "order_delivery_event_type": "update",
+                                           "order_delivery_state_changed": state}}  # fmt: skip
+
+
+def test_order_delivery_event_before_dispatch_ships_nothing_yet(sandbox):
+    from tests.e2e.test_fulfilment import pushed
+
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    _store_events(sandbox, _delivery_event("d-new", sitoo["orderid"], 900, "new"),
+                  _delivery_event("d-rts", sitoo["orderid"], 900, "ready-to-ship"))  # fmt: skip
+    report = sandbox.run_json("events", "process", check_code=0)
+    assert report["ignored"] == 2 and report["runs"] == []
+    assert sandbox.magento.state.shipments == {}
+    # Dispatched: the delivery exists in Sitoo and its event ships it.
+    delivery = sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-1")
+    _store_events(sandbox, _delivery_event("d-done", sitoo["orderid"], delivery, "delivered"))
+    report = sandbox.run_json("events", "process", check_code=0)
+    assert [r["job"] for r in report["runs"]][:1] == ["sync-fulfilment"]
+    assert len(sandbox.magento.state.shipments) == 1
+
+
+def test_cancelled_delivery_event_of_a_shipped_order_raises_it_at_once(sandbox):
+    from tests.e2e.test_fulfilment import pushed
+
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    delivery = sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-1")
+    sandbox.configure(orders={"watch_shipped_hours": 0})  # only the event brings the order back
+    sandbox.run("sync-fulfilment", check_code=0)
+    sandbox.sitoo.state.cancel_delivery(delivery)
+    _store_events(sandbox, _delivery_event("d-cancel", sitoo["orderid"], delivery, "cancelled"))
+    sandbox.run_json("events", "process")
+    state = StateStore(sandbox.state_path)
+    assert [e["kind"] for e in state.exceptions()] == ["delivery_cancelled_after_shipment"]

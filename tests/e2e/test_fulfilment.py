@@ -140,3 +140,68 @@ def test_lost_answer_on_a_partial_delivery_does_not_ship_it_again(sandbox):
     sandbox.run("sync-fulfilment", check_code=0)
     assert [s["total_qty"] for s in shipments(sandbox, order)] == [1]
     assert flight(sandbox) == {("TENT-1", "default"): 2}
+
+
+def big_order(sandbox, lines=24):
+    skus = tuple(f"LINE-{n:02d}" for n in range(lines))
+    seed(sandbox, skus=skus)
+    order = sandbox.magento.state.place_order([(sku, 1) for sku in skus], customer_email="x@example.com", created_at=old())
+    sandbox.run("push-orders", check_code=0)
+    return order, by_externalid(sandbox, order["increment_id"])
+
+
+def test_delivery_of_24_lines_ships_in_parts_within_the_shops_input_limit(sandbox):
+    # Input limits on (the sandbox default): more than 20 ship items are refused (magento-api.md §5.1).
+    order, sitoo = big_order(sandbox)
+    sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-24")
+    sandbox.run("sync-fulfilment", check_code=0)
+    sandbox.run("sync-fulfilment", check_code=0)
+    found = shipments(sandbox, order)
+    assert sorted(len(s["items"]) for s in found) == [4, 20]
+    assert sorted(i["order_item_id"] for s in found for i in s["items"]) == sorted(i["item_id"] for i in order["items"])
+    assert all([t["track_number"] for t in s["tracks"]] == ["PN-24"] for s in found)
+    assert len([e for e in sandbox.magento.state.emails_sent if e["type"] == "shipment"]) == 2  # notify on each part
+    assert len(sandbox.magento.control.calls("POST", r"/ship$")) == 2
+    state = StateStore(sandbox.state_path)
+    assert state.get_mapping("order", "magento", order["increment_id"])["status"] == "shipped"
+    assert flight(sandbox) == {}
+
+
+def test_a_shop_with_a_lower_input_limit_gets_parts_of_its_size(sandbox):
+    order, sitoo = big_order(sandbox, lines=12)
+    sandbox.magento.state.list_limit = 5
+    sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-12")
+    sandbox.run("sync-fulfilment", check_code=0)
+    assert sorted(len(s["items"]) for s in shipments(sandbox, order)) == [2, 5, 5]
+    ships = sandbox.magento.control.calls("POST", r"/ship$")
+    assert len(ships) == 4  # the 12-item POST refused as a whole, then three parts
+    sandbox.run("sync-fulfilment", check_code=0)
+    assert len(sandbox.magento.control.calls("POST", r"/ship$")) == 4
+
+
+def test_delivery_cancelled_in_sitoo_after_magento_shipped_it_is_one_ops_exception(sandbox):
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    delivery = sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-9")
+    sandbox.run("sync-fulfilment", check_code=0)
+    assert len(shipments(sandbox, order)) == 1  # order shipped in full: magsit keeps watching it a while
+    sandbox.sitoo.state.cancel_delivery(delivery)
+    result = sandbox.run_json("sync-fulfilment", check_code=3)
+    assert [(f["kind"], f["owner"], f["key"]) for f in result["failures"]] == [
+        ("delivery_cancelled_after_shipment", "ops", f"{order['increment_id']}/delivery-{delivery}")
+    ]
+    sandbox.magento.control.clear_log()
+    sandbox.run("sync-fulfilment", check_code=0)  # raised once, left to a person
+    assert sandbox.magento.control.writes() == [] and len(shipments(sandbox, order)) == 1
+    state = StateStore(sandbox.state_path)
+    assert [e["kind"] for e in state.exceptions()] == ["delivery_cancelled_after_shipment"]
+
+
+def test_watch_of_shipped_orders_can_be_turned_off(sandbox):
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    delivery = sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-9")
+    sandbox.run("sync-fulfilment", check_code=0)
+    sandbox.configure(orders={"watch_shipped_hours": 0})
+    sandbox.sitoo.state.cancel_delivery(delivery)
+    sandbox.sitoo.control.clear_log()
+    sandbox.run("sync-fulfilment", check_code=0)
+    assert sandbox.sitoo.control.calls("GET", r"/orderdeliveries\.json$") == []
