@@ -457,3 +457,17 @@ def test_secrets_never_reach_the_logs(caplog):
     b = client()
     logging.getLogger("magsit").debug("auth %r", b.http.session.auth)
     assert "bearer-5ecret" not in caplog.text
+
+
+def test_adapt_list_limit_lowers_the_limit_only_on_the_shops_refusal():
+    from magsit.config import MagentoSettings
+    from magsit.errors import ApiError
+    from magsit.magento.client import MagentoClient
+
+    client = MagentoClient(MagentoSettings(base_url="https://shop.example", token="t"))
+    refusal = {"message": 'Maximum items of type "%type" is %max', "parameters": {"type": "X", "max": 5}}
+    assert client.adapt_list_limit(ApiError("m", system="magento", status=400, body=refusal), 12) is True
+    assert client.list_limit == 5
+    assert client.adapt_list_limit(ApiError("m", system="magento", status=400, body=refusal), 5) is False  # not the cause
+    assert client.adapt_list_limit(ApiError("other", system="magento", status=400, body={"message": "x"}), 9) is False
+    assert client.list_limit == 5

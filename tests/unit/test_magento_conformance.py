@@ -21,6 +21,7 @@ import responses
 from pydantic import SecretStr
 
 from magsit.config import HttpSettings, MagentoSettings
+from magsit.errors import ApiError
 from magsit.magento.client import MagentoClient
 from magsit.magento.models import Track
 from magsit.magento.search import Filter, SearchCriteria
@@ -90,8 +91,12 @@ ORDERS = SearchCriteria().where("updated_at", SINCE, "gteq").where("status", ["p
 
 # One call per public method, with realistic arguments. A public method missing here fails the
 # test, so a new endpoint cannot skip the schema check.
+LIMIT_REFUSAL = ApiError('Maximum items of type "%type" is %max', system="magento", status=400,
+                         body={"message": 'Maximum items of type "%type" is %max', "parameters": {"type": "X", "max": 5}})  # fmt: skip
+
 CALLS: dict[str, Callable[[MagentoClient], Any]] = {
     "session_for": lambda c: c.session_for("se_sv"),
+    "adapt_list_limit": lambda c: c.adapt_list_limit(LIMIT_REFUSAL, 25),  # no request: lowers list_limit
     "scan": lambda c: list(c.scan("/creditmemos", SearchCriteria().where("created_at", SINCE, "gteq"))),
     "search_page": lambda c: c.search_page("/invoices", SearchCriteria().where("order_id", 9).order_by("entity_id")),
     "search_orders": lambda c: list(c.search_orders(ORDERS.order_by("updated_at").only("items[entity_id,increment_id,updated_at],total_count"))),
@@ -204,7 +209,7 @@ def test_requests_conform_to_the_admin_schema(name):
     responses.add_callback(responses.PUT, re.compile(r".*"), callback=_answer)
     CALLS[name](_client())
     requests_sent = _captured()
-    if name == "session_for":
+    if name in ("session_for", "adapt_list_limit"):
         assert requests_sent == []
         return
     assert requests_sent, f"{name} sent no request"
