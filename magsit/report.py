@@ -91,7 +91,7 @@ def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = Fal
             rows_table(
                 [f.__dict__ for f in outcome.failures],
                 title="records that failed (see `magsit exceptions list`)",
-                columns=["key", "kind", "owner", "message"],
+                columns=["id", "key", "kind", "owner", "message"] if not dry_run else ["key", "kind", "owner", "message"],
                 limit=20,
             )
         )

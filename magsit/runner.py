@@ -54,12 +54,20 @@ JOBS = (
 )
 
 
+# Jobs whose records are events (a web order, a delivery, a refund): an exception a person resolved
+# means "handled by hand", so the record is held like an ignored one until `exceptions retry`. The
+# other jobs sync a state (stock, product, customer): resolved there means "fixed", and the record
+# is synced again when it changes.
+HANDLED_BY_HAND = frozenset({"push-orders", "sync-fulfilment", "sync-returns"})
+
+
 @dataclass
 class RecordFailure:
     kind: str
     owner: Owner
     key: str
     message: str
+    id: int | None = None  # the exception row's id (None in --dry-run): `magsit exceptions show ID`
 
 
 @dataclass
@@ -126,6 +134,7 @@ class JobContext:
         self.stop_event = stop_event or threading.Event()
         self._magento = magento
         self._sitoo = sitoo
+        self._held: set[str] | None = None
 
     @property
     def magento(self) -> MagentoClient:
@@ -156,11 +165,19 @@ class JobContext:
         payload: Any = None,
         retry_after: timedelta | None = None,
     ) -> None:
-        """One record failed: open its exception row (not in --dry-run) and go on with the batch."""
-        self.failures.append(RecordFailure(kind, owner, key, message))
+        """One record failed: open its exception row (not in --dry-run) and go on with the batch.
+
+        A record a person ignored (or handled by hand) is not a failure of this run: its row stays
+        as the person left it, and the run's exit code does not say "records failed" for it."""
+        if key in self.held_keys():
+            self.counts["held"] += 1
+            log.info("%s: %s [%s] left alone: its exception is %s", self.job, key, kind, "ignored or resolved by hand")
+            return
+        failure = RecordFailure(kind, owner, key, message)
+        self.failures.append(failure)
         self.counts["failed"] += 1
         if not self.dry_run:
-            self.state.record_exception(self.job, kind, owner, key, message, payload, retry_after)
+            failure.id = self.state.record_exception(self.job, kind, owner, key, message, payload, retry_after)["id"]
         log.warning("%s: %s [%s, owner %s]: %s", self.job, key, kind, owner, message)
 
     def fail_record(self, error: RecordError, retry_after: timedelta | None = None) -> None:
@@ -172,7 +189,16 @@ class JobContext:
             self.counts["resolved"] += 1
 
     def is_due(self, key: str) -> bool:
-        return self.state.exception_due(self.job, key)
+        """May this run work on the record? False while its exception backs off, and for records a
+        person ignored (or, in event jobs, resolved by hand) until `magsit exceptions retry`."""
+        return self.state.exception_due(self.job, key, hold_resolved=self.job in HANDLED_BY_HAND)
+
+    def held_keys(self) -> set[str]:
+        """Record keys a person told magsit to leave alone (read once per run): flows that pick their
+        records by change rather than by exception drop these before any API write."""
+        if self._held is None:
+            self._held = self.state.held_exception_keys(self.job, hold_resolved=self.job in HANDLED_BY_HAND)
+        return self._held
 
     def due_skus(self) -> set[str]:
         """SKUs (from the payload) of this job's open exceptions whose retry time has come: the

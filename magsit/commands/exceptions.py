@@ -47,69 +47,99 @@ def list_(app: App, owner: str | None, job: str | None, kind: str | None, status
     return EXIT_OK
 
 
-@command.command("show", short_help="Everything recorded about one exception.")
-@click.argument("exception_id", type=int)
+def _find(state: StateStore, refs: tuple[str, ...]) -> tuple[list[dict], list[str]]:
+    found: list[dict] = []
+    missing: list[str] = []
+    for ref in refs:
+        rows = state.find_exceptions(ref.strip())
+        if rows:
+            found += [row for row in rows if row["id"] not in {f["id"] for f in found}]
+        else:
+            missing.append(ref)
+    return found, missing
+
+
+def _missing(app: App, missing: list[str]) -> int:
+    app.err.print(f"no exception with id or record key {', '.join(missing)} (see `magsit exceptions list --status all`)", markup=False)
+    return EXIT_USAGE
+
+
+@command.command("show", short_help="Everything recorded about one exception (by id or record key).")
+@click.argument("refs", nargs=-1, required=True, metavar="ID_OR_KEY...")
 @pass_app
-def show(app: App, exception_id: int) -> int:
-    """Everything recorded about one exception, payload excerpt included."""
+def show(app: App, refs: tuple[str, ...]) -> int:
+    """Everything recorded about an exception, payload excerpt included.
+
+    Name it by id (`magsit exceptions show 12`) or by its record key: an increment id, SKU,
+    e-mail … (`magsit exceptions show 000000007`); a key open under two jobs shows both.
+    """
     state = _open(app)
     try:
-        row = state.get_exception(exception_id)
+        rows, missing = _find(state, refs)
     finally:
         state.close()
-    if row is None:
-        app.err.print(f"no exception with id {exception_id}")
-        return EXIT_USAGE
+    if missing and not rows:
+        return _missing(app, missing)
     if app.json:
-        print_json(row)
-        return EXIT_OK
-    for key, value in row.items():
-        if key == "payload" and value:
-            with contextlib.suppress(ValueError):
-                value = json.dumps(json.loads(value), indent=2, ensure_ascii=False)
-        app.out.print(line((key, "bold"), ": ", "" if value is None else value), highlight=False)
-    return EXIT_OK
+        print_json(rows[0] if len(rows) == 1 and len(refs) == 1 else rows)
+    else:
+        for number, row in enumerate(rows):
+            if number:
+                app.out.print()
+            for key, value in row.items():
+                if key == "payload" and value:
+                    with contextlib.suppress(ValueError):
+                        value = json.dumps(json.loads(value), indent=2, ensure_ascii=False)
+                if key == "next_retry_at" and row["status"] == "open":
+                    value = value or "due on the next run"
+                app.out.print(line((key, "bold"), ": ", "" if value is None else value), highlight=False)
+    return _missing(app, missing) if missing else EXIT_OK
 
 
-def _set(app: App, ids: tuple[int, ...], action: str) -> int:
+def _set(app: App, refs: tuple[str, ...], action: str) -> int:
     state = _open(app)
-    missing = []
     try:
-        for exception_id in ids:
-            ok = state.retry_exception(exception_id) if action == "retry" else state.set_exception_status(exception_id, action)
-            if not ok:
-                missing.append(exception_id)
+        rows, missing = _find(state, refs)
+        for row in rows:
+            if action == "retry":
+                state.retry_exception(row["id"])
+            else:
+                state.set_exception_status(row["id"], action)
     finally:
         state.close()
-    done = [i for i in ids if i not in missing]
-    verb = {"retry": "will be retried on the next run", "resolved": "marked resolved", "ignored": "ignored"}[action]
-    if done:
-        app.out.print(f"{len(done)} exception(s) {verb}: {', '.join(map(str, done))}")
-    if missing:
-        app.err.print(f"no exception with id {', '.join(map(str, missing))}")
-        return EXIT_USAGE
-    return EXIT_OK
+    verb = {
+        "retry": "due on the next run",
+        "resolved": "marked resolved",
+        "ignored": "ignored: no run works on the record until `magsit exceptions retry`",
+    }[action]
+    if rows:
+        done = ", ".join(f"{row['id']} ({row['job']} {row['record_key']})" for row in rows)
+        app.out.print(f"{len(rows)} exception(s) {verb}: {done}", markup=False)
+    return _missing(app, missing) if missing else EXIT_OK
 
 
 @command.command("retry")
-@click.argument("ids", type=int, nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="ID_OR_KEY...")
 @pass_app
-def retry(app: App, ids: tuple[int, ...]) -> int:
-    """Make these records due on the next run (after fixing the cause)."""
-    return _set(app, ids, "retry")
+def retry(app: App, refs: tuple[str, ...]) -> int:
+    """Make these records due on the next run (after fixing the cause): skips the backoff wait,
+    and brings an ignored or resolved record back."""
+    return _set(app, refs, "retry")
 
 
 @command.command("resolve")
-@click.argument("ids", type=int, nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="ID_OR_KEY...")
 @pass_app
-def resolve(app: App, ids: tuple[int, ...]) -> int:
-    """Mark these exceptions resolved by hand."""
-    return _set(app, ids, "resolved")
+def resolve(app: App, refs: tuple[str, ...]) -> int:
+    """Mark these exceptions resolved by hand. Orders, deliveries and refunds you resolve are
+    treated as handled: no run works on them again until `magsit exceptions retry`."""
+    return _set(app, refs, "resolved")
 
 
 @command.command("ignore")
-@click.argument("ids", type=int, nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, metavar="ID_OR_KEY...")
 @pass_app
-def ignore(app: App, ids: tuple[int, ...]) -> int:
-    """Stop reporting these exceptions (they stay recorded)."""
-    return _set(app, ids, "ignored")
+def ignore(app: App, refs: tuple[str, ...]) -> int:
+    """Leave these records alone: no run works on them (no API call) until `magsit exceptions retry`.
+    They stay listed with --status ignored."""
+    return _set(app, refs, "ignored")

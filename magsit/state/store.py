@@ -141,7 +141,13 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Who closed an exception: 'run' (the record went through) or 'person' (`exceptions resolve` /
+    `ignore`). A record a person handled by hand must not be done again by the next run."""
+    db.execute("ALTER TABLE exceptions ADD COLUMN resolved_by TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
 
 
 class StateError(MagsitError):
@@ -454,7 +460,7 @@ class StateStore:
     def resolve_exception(self, job: str, record_key: str) -> bool:
         """A record that went through resolves its open row. Returns whether there was one."""
         cursor = self._exec(
-            "UPDATE exceptions SET status = 'resolved', resolved_at = ? "
+            "UPDATE exceptions SET status = 'resolved', resolved_at = ?, resolved_by = 'run' "
             "WHERE job = ? AND record_key = ? AND status = 'open'",
             (iso(), job, record_key),
         )
@@ -463,15 +469,37 @@ class StateStore:
     def open_exception_keys(self, job: str) -> set[str]:
         return {row["record_key"] for row in self._rows("SELECT record_key FROM exceptions WHERE job = ? AND status = 'open'", (job,))}
 
-    def exception_due(self, job: str, record_key: str, moment: datetime | None = None) -> bool:
-        """False while an open exception of this record waits for its backoff time (poison records)."""
+    def exception_due(
+        self, job: str, record_key: str, moment: datetime | None = None, *, hold_resolved: bool = False
+    ) -> bool:
+        """May a run work on this record now? The exception life cycle (docs/runbook.md):
+
+        - no exception, or resolved because the record went through: yes;
+        - open: once its backoff time has come (poison records wait, the pause doubling per attempt);
+        - ignored by a person: never, until `magsit exceptions retry`;
+        - resolved by a person: never if ``hold_resolved`` (the job's records are events a person
+          handled by hand, e.g. an order entered in Sitoo by hand), else yes.
+        """
         rows = self._rows(
-            "SELECT next_retry_at, status FROM exceptions WHERE job = ? AND record_key = ?", (job, record_key)
+            "SELECT next_retry_at, status, resolved_by FROM exceptions WHERE job = ? AND record_key = ?",
+            (job, record_key),
         )
-        if not rows or rows[0]["status"] != "open" or not rows[0]["next_retry_at"]:
+        if not rows:
             return True
-        due = parse_iso(rows[0]["next_retry_at"])
+        row = rows[0]
+        if row["status"] == "ignored":
+            return False
+        if row["status"] == "resolved":
+            return not (hold_resolved and row["resolved_by"] == "person")
+        due = parse_iso(row["next_retry_at"])
         return due is None or due <= (moment or now_utc())
+
+    def held_exception_keys(self, job: str, *, hold_resolved: bool = False) -> set[str]:
+        """Record keys of this job a person told magsit to leave alone (see exception_due)."""
+        sql = "SELECT record_key FROM exceptions WHERE job = ? AND (status = 'ignored'"
+        if hold_resolved:
+            sql += " OR (status = 'resolved' AND resolved_by = 'person')"
+        return {row["record_key"] for row in self._rows(sql + ")", (job,))}
 
     def exceptions(
         self,
@@ -494,20 +522,33 @@ class StateStore:
         rows = self._rows("SELECT * FROM exceptions WHERE id = ?", (exception_id,))
         return rows[0] if rows else None
 
+    def find_exceptions(self, ref: str) -> list[dict[str, Any]]:
+        """Exceptions a person names by id or by record key (SKU, increment id, e-mail …): the row
+        with that id and every row with that key (one per job), newest first."""
+        rows = self._rows("SELECT * FROM exceptions WHERE record_key = ? ORDER BY last_seen DESC, id DESC", (ref,))
+        if ref.isdigit() and not any(row["id"] == int(ref) for row in rows):
+            by_id = self.get_exception(int(ref))
+            if by_id is not None:
+                rows.insert(0, by_id)
+        return rows
+
     def set_exception_status(self, exception_id: int, status: str) -> bool:
         if status not in ("open", "resolved", "ignored"):
             raise ValueError(status)
         resolved_at = iso() if status != "open" else None
         cursor = self._exec(
-            "UPDATE exceptions SET status = ?, resolved_at = ?, next_retry_at = NULL WHERE id = ?",
-            (status, resolved_at, exception_id),
+            "UPDATE exceptions SET status = ?, resolved_at = ?, next_retry_at = NULL, resolved_by = ? WHERE id = ?",
+            (status, resolved_at, "person" if status != "open" else None, exception_id),
         )
         return cursor.rowcount > 0
 
     def retry_exception(self, exception_id: int) -> bool:
-        """Make the record due on the next run (after the cause was fixed)."""
+        """Make the record due on the next run (after the cause was fixed), whatever its status: also
+        the way back for an ignored or resolved record. Attempts keep counting, so the backoff of a
+        record that fails again goes on growing."""
         cursor = self._exec(
-            "UPDATE exceptions SET status = 'open', next_retry_at = NULL, resolved_at = NULL WHERE id = ?",
+            "UPDATE exceptions SET status = 'open', next_retry_at = NULL, resolved_at = NULL, resolved_by = NULL "
+            "WHERE id = ?",
             (exception_id,),
         )
         return cursor.rowcount > 0

@@ -251,6 +251,10 @@ def run(ctx: JobContext) -> JobResult:
     snapshot = pull(ctx)
     actions = plan_customers(snapshot["magento"], snapshot["sitoo"], master=settings.master,
                              create_in_magento=settings.create_in_magento, magento_known=snapshot["known"])  # fmt: skip
+    held = ctx.held_keys()  # e-mails with an ignored exception: no write until `exceptions retry`
+    if held:
+        ctx.counts["held"] += sum(1 for a in actions if a.email in held)
+        actions = [a for a in actions if a.email not in held]
     view = [a.describe() for a in actions]
     summary = [f"{len(snapshot['seen'])} changed Magento customer(s), {len(snapshot['sitoo'])} Sitoo customer(s) compared"]
     if ctx.dry_run:

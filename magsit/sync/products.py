@@ -184,6 +184,11 @@ def _write_product(ctx: JobContext, change: ProductChange) -> bool:
 
 def run(ctx: JobContext) -> JobResult:
     pulled = pull(ctx)
+    held = ctx.held_keys()  # a SKU with an ignored exception (product, price or tax class) is left alone
+    if held:
+        kept = [p for p in pulled.sitoo if not {str(p.get("sku")), price_key(str(p.get("sku"))), tax_key(str(p.get("sku")))} & held]
+        ctx.counts["held"] += len(pulled.sitoo) - len(kept)
+        pulled.sitoo = kept
     the_plan = plan_products(pulled.sitoo, pulled.magento, ctx.config.products, ctx.config.magento.website_id)
     ctx.counts["read"] += len(pulled.sitoo)
     rows = [change.as_dict() for change in the_plan.changes]

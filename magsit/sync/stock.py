@@ -462,6 +462,11 @@ def run(ctx: JobContext) -> JobResult:
     levels = check_settings(ctx.config)
     pulled = pull(ctx)
     the_plan = plan_stock(pulled.snapshot, pulled.baseline, levels)
+    held = ctx.held_keys()  # SKUs / SKU@source rows a person ignored: no write until `exceptions retry`
+    if held:
+        kept = [row for row in the_plan.rows if row.key not in held and row.sku not in held]
+        ctx.counts["held"] += len(the_plan.rows) - len(kept)
+        the_plan.rows = kept
     ctx.counts["read"] += len(pulled.snapshot.items)
     ctx.counts["to_write"] += len(the_plan.writes)
     # The plan rows carry all push needs (the baseline stays in pulled.baseline): release the raw

@@ -3,6 +3,7 @@ breaks, exceptions that obey, errors that say what to do."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,3 +31,101 @@ def test_sku_with_markup_is_printed_as_typed_and_exceptions_still_list(sandbox):
     # Text in brackets in a check's detail line is kept, not swallowed as a style tag.
     check = sandbox.run("check")
     assert "[stock].sources" in check.stdout and "nowhere[x]" in check.stdout
+
+
+def exception_row(env, key):
+    from magsit.state import StateStore
+
+    state = StateStore(env.state_path)
+    try:
+        return state.find_exceptions(key)[0]
+    finally:
+        state.close()
+
+
+def sitoo_calls_about(env, *words):
+    return [c for c in env.sitoo.control.calls() if any(w in f"{c.path} {c.query} {c.body}" for w in words)]
+
+
+def test_exception_life_cycle_backoff_retry_ignore_through_the_cli(sandbox):
+    """open -> backs off (no API call while waiting) -> `retry` makes it due now and the pause grows
+    -> `ignore` holds it (no API call, clean exit) -> `retry` brings it back -> goes through, resolved."""
+    s, m = sandbox.sitoo.state, sandbox.magento.state
+    s.add_warehouse("Central")
+    s.add_product("TENT-1", "Tent", "125.00")
+    s.set_stock(1, "TENT-1", 5)
+    m.add_product("TENT-1", "Tent", 100)
+    m.add_product("NEW-9", "New", 100)
+    m.place_order([("TENT-1", 1)], guest=True, customer_email="a@example.com", created_at=old())
+    bad = m.place_order([("NEW-9", 1)], guest=True, customer_email="b@example.com", created_at=old())
+    key = bad["increment_id"]
+    sandbox.configure(orders={"retry_backoff_minutes": 30})
+
+    sandbox.run("push-orders", check_code=3)
+    first = exception_row(sandbox, key)
+    assert (first["status"], first["attempts"]) == ("open", 1) and first["next_retry_at"]
+
+    # Inside the look-back window but backing off: no Sitoo call about that order, attempts unchanged.
+    sandbox.sitoo.control.clear_log()
+    sandbox.run("push-orders", check_code=0)
+    assert sitoo_calls_about(sandbox, key, "NEW-9") == []
+    assert exception_row(sandbox, key)["attempts"] == 1
+
+    # `retry` by record key: due now; it fails again, attempts 2, the pause doubles.
+    assert "due on the next run" in sandbox.run("exceptions", "retry", key, check_code=0).stdout
+    sandbox.run("push-orders", check_code=3)
+    second = exception_row(sandbox, key)
+    assert second["attempts"] == 2 and second["next_retry_at"] > first["next_retry_at"]
+
+    # `ignore` (by id): the next runs make no call about it and exit clean; the row stays ignored.
+    sandbox.run("exceptions", "ignore", str(second["id"]), check_code=0)
+    sandbox.run("exceptions", "retry", key, check_code=0)  # due again ...
+    sandbox.run("exceptions", "ignore", key, check_code=0)  # ... and ignored again: ignore wins
+    sandbox.sitoo.control.clear_log()
+    run = sandbox.run_json("push-orders", check_code=0)
+    assert run["failures"] == [] and sitoo_calls_about(sandbox, key, "NEW-9") == []
+    assert exception_row(sandbox, key)["status"] == "ignored"
+    assert "ignored" in sandbox.run("exceptions", "list", "--status", "ignored", check_code=0).stdout
+
+    # Fixed in Sitoo, then `retry`: the order goes through and its exception resolves itself.
+    s.add_product("NEW-9", "New", "125.00")
+    s.set_stock(1, "NEW-9", 5)
+    sandbox.run("exceptions", "retry", key, check_code=0)
+    sandbox.run("push-orders", check_code=0)
+    assert exception_row(sandbox, key)["status"] == "resolved"
+    assert any(o["externalid"] == key for o in s.orders.values())
+
+
+def test_resolved_by_hand_order_is_not_pushed_again(sandbox):
+    s, m = sandbox.sitoo.state, sandbox.magento.state
+    s.add_warehouse("Central")
+    m.add_product("NEW-9", "New", 100)
+    bad = m.place_order([("NEW-9", 1)], guest=True, customer_email="b@example.com", created_at=old())
+    key = bad["increment_id"]
+    sandbox.configure(orders={"retry_backoff_minutes": 0})
+    run = sandbox.run("push-orders", check_code=3)
+    # The run's table names the exception id to use with `exceptions show/retry/ignore`.
+    assert re.search(rf"│\s*{exception_row(sandbox, key)['id']}\s*│\s*{key}\s*│", run.stdout), run.stdout
+    sandbox.run("exceptions", "resolve", key, check_code=0)  # handled by hand (e.g. typed into the till)
+    s.add_product("NEW-9", "New", "125.00")
+    sandbox.run("push-orders", check_code=0)
+    assert not any(o["externalid"] == key for o in s.orders.values())
+    shown = sandbox.run("exceptions", "show", key, check_code=0).stdout
+    assert "status: resolved" in shown and "resolved_by: person" in shown
+
+
+def test_ignored_stock_sku_is_left_alone_and_the_run_is_clean(sandbox):
+    s, m = sandbox.sitoo.state, sandbox.magento.state
+    s.add_warehouse("Central")
+    for sku in ("TENT-1", "GONE-1"):
+        s.add_product(sku, sku, "10.00")
+        s.set_stock(1, sku, 4)
+    m.add_product("TENT-1", "Tent", 8)
+    sandbox.run("sync-stock", "--full", check_code=3)
+    row = exception_row(sandbox, "GONE-1")
+    sandbox.run("exceptions", "ignore", "GONE-1", check_code=0)
+    s.set_stock(1, "GONE-1", 9)
+    s.set_stock(1, "TENT-1", 7)
+    result = sandbox.run_json("sync-stock", check_code=0)
+    assert result["failures"] == [] and result["counts"].get("held", 0) >= 1
+    assert exception_row(sandbox, "GONE-1")["attempts"] == row["attempts"]
