@@ -133,6 +133,54 @@ def _register() -> None:
 
 _register()
 
+
+def _set_global(name: str) -> Any:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value in (None, False, 0):
+            return
+        app = ctx.find_object(App)
+        if app is None:
+            return
+        if name == "verbose":
+            app.verbose += int(value)
+        else:
+            setattr(app, name, value)
+        if name in ("verbose", "quiet", "log_format"):
+            setup_logging(app.verbose, app.quiet, app.log_format)
+
+    return callback
+
+
+# The global options are also accepted after the subcommand (`magsit sync-stock --dry-run`,
+# `magsit exceptions list --json`): people type them there, and cron lines read better that way.
+GLOBAL_AFTER_SUBCOMMAND = (
+    (("--config", "config_path"), {"type": click.Path(dir_okay=False), "help": "Config file (as before the subcommand)."}),
+    (("--dry-run", "dry_run"), {"is_flag": True, "help": "Pull and plan, print the plan, write nothing."}),
+    (("--json", "json"), {"is_flag": True, "help": "Machine-readable output on stdout."}),
+    (("-v", "--verbose", "verbose"), {"count": True, "help": "More log output (-vv: every HTTP call)."}),
+    (("-q", "--quiet", "quiet"), {"is_flag": True, "help": "Only errors."}),
+    (("--log-format", "log_format"), {"type": click.Choice(["rich", "json"]), "help": "Log format on stderr."}),
+)
+
+
+def _accept_global_options(command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options(sub)
+        return
+    taken = {opt for param in command.params for opt in param.opts}
+    for decls, attrs in GLOBAL_AFTER_SUBCOMMAND:
+        *flags, name = decls
+        if taken.intersection(flags):
+            continue  # the command has its own (e.g. reconcile --json)
+        command.params.append(
+            click.Option(flags, expose_value=False, callback=_set_global(name), **attrs)  # type: ignore[arg-type]
+        )
+
+
+for _command in cli.commands.values():
+    _accept_global_options(_command)
+
 # Route new exceptions, failed runs and stale jobs to their owners after every run (see alerts.py).
 alerts.install()
 

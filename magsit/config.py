@@ -256,7 +256,10 @@ def _env_value(raw: str) -> Any:
     return raw
 
 
-def apply_env(data: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Any]:
+def apply_env(
+    data: dict[str, Any], environ: dict[str, str] | None = None, used: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge MAGSIT_<SECTION>_<KEY> variables into ``data``; ``used`` gets "section.key" -> variable."""
     environ = dict(os.environ if environ is None else environ)
     for section, model in _sections().items():
         for key in model.model_fields:
@@ -266,6 +269,8 @@ def apply_env(data: dict[str, Any], environ: dict[str, str] | None = None) -> di
                 if not isinstance(data[section], dict):
                     data[section] = {}
                 data[section][key] = _env_value(environ[name])
+                if used is not None:
+                    used[f"{section}.{key}"] = name
     return data
 
 
@@ -284,14 +289,19 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{loc}': {message}{shown}" if loc else message
 
 
-def parse_config(data: dict[str, Any], source: str | Path = "<config>") -> Config:
+def parse_config(data: dict[str, Any], source: str | Path = "<config>", env_names: dict[str, str] | None = None) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = len(exc.errors()) - 1
+        # A typo'd key first: it is often the cause of the "missing" ones (`tokn` for `token`).
+        errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+        first = errors[0]
+        more = len(errors) - 1
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"config {source}: {_describe(first)}{extra}") from None
+        loc = ".".join(str(part) for part in first.get("loc", ()))
+        variable = next((name for key, name in (env_names or {}).items() if loc == key or loc.startswith(key + ".")), None)
+        where = f"environment variable {variable}" if variable else f"config {source}"
+        raise ConfigError(f"{where}: {_describe(first)}{extra}") from None
     return config
 
 
@@ -310,7 +320,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"config {config_path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"config {config_path}: cannot be read: {exc.strerror}") from None
-    config = parse_config(apply_env(data, env), config_path)
+    env_names: dict[str, str] = {}
+    config = parse_config(apply_env(data, env, env_names), config_path, env_names)
     config.source = config_path
     base = config_path.resolve().parent
     if not config.state.path.is_absolute():

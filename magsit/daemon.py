@@ -47,6 +47,7 @@ from magsit.config import Config
 from magsit.errors import ConfigError, LockedError
 from magsit.jobs import ScheduledJob, resolve_entry
 from magsit.logs import log_context
+from magsit.report import status_label
 from magsit.runner import run_job
 from magsit.state.store import StateStore, iso
 
@@ -198,7 +199,7 @@ class Daemon:
                     level,
                     "%s: %s (exit %s)%s",
                     scheduled.entry,
-                    outcome.status,
+                    status_label(outcome.status, outcome.exit_code),
                     outcome.exit_code,
                     f": {outcome.error}" if outcome.error else "",
                     extra={"run_id": outcome.run_id},
@@ -252,7 +253,7 @@ class Daemon:
         """Ask every run to finish the record in hand, then shut the scheduler down (non-blocking)."""
         if self.stop_event.is_set():
             return
-        log.warning("daemon stopping (%s); waiting for running jobs to finish", reason)
+        log.info("daemon stopping (%s); waiting for running jobs to finish", reason)
         self.stop_event.set()
         self._stopper = threading.Thread(target=self._shutdown, name="magsit-daemon-stop")
         self._stopper.start()
@@ -273,7 +274,7 @@ class Daemon:
         if install_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda num, _frame: self.stop(signal.Signals(num).name))
-        log.warning(
+        log.info(
             "daemon started (pid %s): %s",
             os.getpid(),
             ", ".join(f"{s.entry} = {self.config.schedule[s.entry]!r}" for s, _, _ in self.jobs),
@@ -292,5 +293,5 @@ class Daemon:
             beat.join(timeout=5)
             self.heartbeat()
             self._state.close()
-        log.warning("daemon stopped")
+        log.info("daemon stopped")
         return 0

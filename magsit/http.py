@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -144,7 +145,8 @@ class HttpSession:
                 with attempt:
                     return self._send(method, path, params, json, expect_json, safe_to_repeat)
         except _Retryable as exc:
-            exc.error.message = f"{exc.error.message} (gave up after {self.settings.max_retries + 1} attempts)"
+            tries = self.settings.max_retries + 1
+            exc.error.message = f"{exc.error.message} (gave up after {tries} attempt{'s' if tries != 1 else ''})"
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -205,7 +207,7 @@ class HttpSession:
             # A refused/unresolvable connection never reached the server; a dropped one may have.
             never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or _connect_refused(exc)
             error = ApiError(
-                f"{self.system}: cannot reach {self.base_url} ({_short(exc)})",
+                f"{self.system}: {_connection_problem(exc, url, self.settings.connect_timeout)}",
                 system=self.system,
                 method=method,
                 url=url,
@@ -295,6 +297,8 @@ class HttpSession:
             )
         detail = self.error_parser(status, parsed) if parsed is not None else f"HTTP {status} {response.reason or ''}".strip()
         message = f"{self.system}: {method} {path} failed: {detail}"
+        if status in AUTH_HINTS:
+            message += f" ({AUTH_HINTS[status]})"
         retry_statuses = {429, 502, 503, 504} | ({500} if safe else set())
         retryable = status in {429, 500, 502, 503, 504}
         outcome_unknown = status >= 500 and method not in IDEMPOTENT
@@ -318,6 +322,30 @@ class HttpSession:
         if status in retry_statuses and (safe or status == 429):
             raise _Retryable(error, parse_retry_after(response.headers))
         raise error
+
+
+# The likely cause in words, after the API's own text (which is often just "not authorized").
+AUTH_HINTS = {
+    401: "the credentials were refused: the token/password is wrong or revoked, or the integration is "
+    "missing the ACL for this resource",
+    403: "not allowed: the integration or API user is missing the ACL/role for this resource",
+}
+
+
+def _connection_problem(exc: Exception, url: str, connect_timeout: float) -> str:
+    """What went wrong on the wire, in words: not urllib3's repr of its connection pool."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    text = repr(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"cannot connect to {where}: no answer within {connect_timeout:g}s (host down, firewall, or wrong address)"
+    if "Name or service not known" in text or "NameResolutionError" in text or "nodename nor servname" in text:
+        return f"cannot connect to {where}: the host name does not resolve (check base_url and DNS)"
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return f"cannot connect to {where}: connection refused (nothing listens there: check base_url and that the service is up)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return f"the connection to {where} was cut off in the middle of the answer"
+    return f"the connection to {where} failed ({_short(exc)})"
 
 
 def _connect_refused(exc: Exception) -> bool:

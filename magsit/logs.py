@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.logging import RichHandler
+from rich.text import Text
 
 CONTEXT_KEYS = ("job", "entry", "run_id", "record_key", "kind", "owner")
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("magsit_log_context", default=None)
@@ -51,6 +52,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def _iso_utc(moment: datetime) -> Text:
+    # ISO 8601 in UTC like the JSON logs and the state file (rich's default is a locale date).
+    return Text(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "rich") -> None:
     level = logging.ERROR if quiet else logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger("magsit")
@@ -62,7 +68,10 @@ def setup_logging(verbose: int = 0, quiet: bool = False, fmt: str = "rich") -> N
     else:
         from rich.console import Console
 
-        handler = RichHandler(console=Console(stderr=True, emoji=False), show_path=False, rich_tracebacks=False, markup=False)
+        handler = RichHandler(
+            console=Console(stderr=True, emoji=False), show_path=False, rich_tracebacks=False, markup=False,
+            log_time_format=_iso_utc,
+        )
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from magsit.errors import EXIT_PARTIAL
 from magsit.runner import RunOutcome
 
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red", "skipped": "dim"}
@@ -66,14 +67,31 @@ def _cell(value: Any) -> Text:
     # Text, not str: rich parses str cells as markup.
     if value is None:
         return Text("")
+    if isinstance(value, bool):  # words, not Python's True/False
+        return Text("yes" if value else "no")
     if isinstance(value, dict | list):
         return Text(json.dumps(to_jsonable(value), ensure_ascii=False))
     return Text(str(to_jsonable(value)))
 
 
+def status_label(status: str, exit_code: int | None) -> str:
+    """The words for a run's result; they never contradict the exit code (no "ok (exit 3)")."""
+    if status == "ok" and exit_code == EXIT_PARTIAL:
+        return "done, with findings"
+    return {
+        "ok": "ok",
+        "partial": "done, some records failed",
+        "failed": "failed",
+        "interrupted": "interrupted",
+        "skipped": "skipped",
+    }.get(status, status)
+
+
 def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = False) -> None:
     style = STATUS_STYLE.get(outcome.status, "")
-    label = "dry run, nothing written" if dry_run else outcome.status
+    label = status_label(outcome.status, outcome.exit_code)
+    if dry_run:
+        label += " (dry run, nothing written)"
     console.print(line((outcome.job, "bold"), ": ", (label, style), f" (exit {outcome.exit_code})"))
     if outcome.result.counts:
         console.print("  " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())), markup=False)

@@ -178,7 +178,9 @@ class JobContext:
         self.counts["failed"] += 1
         if not self.dry_run:
             failure.id = self.state.record_exception(self.job, kind, owner, key, message, payload, retry_after)["id"]
-        log.warning("%s: %s [%s, owner %s]: %s", self.job, key, kind, owner, message)
+        # INFO: the command prints every failed record in its table (and the daemon's alerts route
+        # them); a WARNING here would print each one twice. -v shows them as they happen.
+        log.info("%s: %s [%s, owner %s]: %s", self.job, key, kind, owner, message)
 
     def fail_record(self, error: RecordError, retry_after: timedelta | None = None) -> None:
         self.fail(error.kind, error.owner, error.key, error.message, error.payload, retry_after)
@@ -268,7 +270,14 @@ def _run_locked(
     )
     ctx.run_id = state.start_run(job, dry_run=dry_run)
     with log_context(job=job, run_id=ctx.run_id):
-        return _run_flow(config, state, ctx, flow)
+        # -v: every flow says when it starts and what it did (its counts and summary).
+        log.info("%s: run %s started%s", job, ctx.run_id, " (dry run)" if dry_run else "")
+        outcome = _run_flow(config, state, ctx, flow)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())) or "nothing to do"
+        log.info("%s: run %s %s (exit %s): %s", job, ctx.run_id, outcome.status, outcome.exit_code, counts)
+        for line in outcome.result.summary:
+            log.info("%s: %s", job, line)
+        return outcome
 
 
 class _CyclicGcPause:

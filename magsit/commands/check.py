@@ -17,6 +17,8 @@ def run_checks(app: App) -> list[dict[str, Any]]:
 
     config = app.config
     results: list[dict[str, Any]] = [{"check": "config", "ok": True, "detail": f"{config.source} is valid"}]
+    results.append(_check_state(config.state.path))
+    results.append(_check_timezone(config.reconcile.timezone))
     magento = MagentoClient(config.magento, config.http)
     sitoo = SitooClient(config.sitoo, config.http)
 
@@ -56,6 +58,32 @@ def run_checks(app: App) -> list[dict[str, Any]]:
             }
         )
     return results
+
+
+def _check_state(path: Any) -> dict[str, Any]:
+    """The state file opens for writing (created if new, as the first run would) and is sound."""
+    from magsit.state.store import StateError, StateStore
+
+    try:
+        store = StateStore(path)
+    except StateError as exc:
+        return {"check": "state: file writable", "ok": False, "detail": exc.message}
+    try:
+        verdict = store.integrity_check()
+    finally:
+        store.close()
+    ok = verdict == "ok"
+    return {"check": "state: file writable", "ok": ok, "detail": f"{path} can be written" if ok else f"{path}: {verdict}"}
+
+
+def _check_timezone(name: str) -> dict[str, Any]:
+    from magsit.sync.reconcile import _zone
+
+    try:
+        _zone(name)
+    except MagsitError as exc:
+        return {"check": "reconcile: timezone", "ok": False, "detail": exc.message}
+    return {"check": "reconcile: timezone", "ok": True, "detail": f"{name} is a known timezone"}
 
 
 @click.command("check")

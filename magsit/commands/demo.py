@@ -16,7 +16,7 @@ from rich.text import Text
 
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from magsit.report import line
+from magsit.report import line, status_label
 
 
 @dataclass
@@ -172,7 +172,7 @@ def command(app: App, keep: Path | None) -> int:
     for r in results:
         style = STYLE.get(r.status, "")
         moved = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()) if v) if r.counts else ""
-        result = f"[{style}]{r.status}[/{style}]" + (f" (exit {r.exit_code})" if r.exit_code is not None else "")
+        result = Text(status_label(r.status, r.exit_code), style=style) + (f" (exit {r.exit_code})" if r.exit_code is not None else "")
         table.add_row(Text(r.title), Text(r.job), result, Text(moved), Text(r.note))
     out.print(table)
     failures = [(r.job, f) for r in results for f in r.failures]

@@ -12,7 +12,7 @@ from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK
 from magsit.events import event_stats
 from magsit.report import line, print_json, rows_table
-from magsit.state.store import StateStore, now_utc, parse_iso
+from magsit.state.store import StateStore, _pid_alive, now_utc, parse_iso
 
 ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats table, not processes
 
@@ -48,10 +48,21 @@ def build_status(state: StateStore, max_age_minutes: float | None = None) -> dic
         "jobs": jobs,
         "open_exceptions_by_owner": by_owner,
         "open_exceptions": exceptions,
-        "heartbeats": [hb for hb in state.heartbeats() if not hb["name"].startswith(ALERT_MARKER)],
+        "heartbeats": [
+            {**hb, "state": _process_state(hb)} for hb in state.heartbeats() if not hb["name"].startswith(ALERT_MARKER)
+        ],
         "stale_jobs": stale,
         "events": event_stats(state.db),
     }
+
+
+def _process_state(beat: dict) -> str:
+    """running / stopping / stopped / not running, from the last heartbeat and its pid (same host)."""
+    info = beat.get("info") or {}
+    alive = bool(beat.get("pid")) and _pid_alive(int(beat["pid"]))
+    if info.get("stopping"):
+        return "stopping" if alive else "stopped"
+    return "running" if alive else "not running (its process is gone: it did not stop cleanly)"
 
 
 def _label(value: object) -> str:
@@ -191,7 +202,7 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
         for beat in report["heartbeats"]:
             moment = parse_iso(beat["at"])
             age = f", {(now_utc() - moment).total_seconds():.0f}s ago" if moment else ""
-            out.print(f"{beat['name']} heartbeat: {beat['at']} (pid {beat['pid']}{age})", markup=False)
+            out.print(f"{beat['name']}: {beat['state']} (pid {beat['pid']}; last heartbeat {beat['at']}{age})", markup=False)
         events = report["events"]
         if events.get("last_received_at") or events.get("queued"):
             lag = events["max_lag_seconds"]

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from magsit.errors import MagsitError, Owner
+from magsit.errors import EXIT_USAGE, MagsitError, Owner
 
 OWNERS: tuple[Owner, ...] = ("ops", "ecommerce", "finance")
 PAYLOAD_LIMIT = 2000
@@ -154,6 +154,19 @@ class StateError(MagsitError):
     pass
 
 
+class StatePathError(StateError):
+    """The state file cannot be created or written where `[state] path` says: a config error."""
+
+    exit_code = EXIT_USAGE
+
+
+def _path_error(path: Path, reason: object) -> StatePathError:
+    return StatePathError(
+        f"state file {path} cannot be created or written ({reason}); set [state] path to a file in a "
+        "folder the user running magsit can write"
+    )
+
+
 def _enable_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
     """Switching a new file to WAL needs an exclusive lock and SQLite answers BUSY at once (no busy
     handler) while another process opens the same new file: retry for up to the busy timeout."""
@@ -173,17 +186,24 @@ class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                # Create it 0600 before SQLite does, so it is never briefly world-readable.
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():
+                    # Create it 0600 before SQLite does, so it is never briefly world-readable.
+                    fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                    os.close(fd)
+                elif not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+                    raise PermissionError("no write permission for the file or its folder")
+            except OSError as exc:
+                raise _path_error(self.path, exc.strerror or exc) from None
         try:
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA busy_timeout = 30000")
             _enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise _path_error(self.path, exc) from None
             raise StateError(f"state file {self.path} cannot be opened: {exc}") from None
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()

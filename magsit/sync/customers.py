@@ -263,6 +263,8 @@ def run(ctx: JobContext) -> JobResult:
                 ctx.fail(action.error_kind or "customer_rejected", "ecommerce", action.email, action.message)
         return JobResult(counts={"planned": len(actions)}, plan=view, summary=summary)
     push(ctx, actions, snapshot)
+    changed = sum(ctx.counts.get(k, 0) for k in ("linked", "updated", "sitoo_created", "magento_created"))
+    summary.append(f"{changed} customer(s) changed")
     waiting = ctx.counts.get("magento_create_skipped", 0)
     if waiting:
         summary.append(

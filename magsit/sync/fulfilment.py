@@ -455,6 +455,7 @@ def run(ctx: JobContext) -> JobResult:
         with ctx.state.transaction():
             _save(ctx, increment_id, lambda d, k=key: d.setdefault("cancelled_deliveries_reported", []).append(k))
     failed_orders: set[str] = set()
+    shipped: list[str] = []
     for shipment in result.shipments:
         if ctx.should_stop():
             break
@@ -467,6 +468,9 @@ def run(ctx: JobContext) -> JobResult:
         push_shipment(ctx, shipment, backoff)
         if len(ctx.failures) > before:
             failed_orders.add(shipment.increment_id)
+        elif shipment.increment_id not in shipped:
+            shipped.append(shipment.increment_id)
+            log.info("order %s: delivery %s shipped in Magento", shipment.increment_id, shipment.key)
     for increment_id, entity_id in result.cancels:
         if ctx.should_stop():
             break
@@ -479,4 +483,7 @@ def run(ctx: JobContext) -> JobResult:
             with ctx.state.transaction():
                 _save(ctx, str(state.mapping["external_id"]), lambda d: None)
     ctx.counts["orders_checked"] += len(states)
-    return JobResult(plan=view, summary=[f"{len(states)} open order(s) checked"])
+    summary = [f"{len(states)} open order(s) checked"]
+    if shipped:
+        summary.append(f"shipped in Magento: {', '.join(shipped[:20])}" + (f" and {len(shipped) - 20} more" if len(shipped) > 20 else ""))
+    return JobResult(plan=view, summary=summary)

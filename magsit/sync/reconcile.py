@@ -208,9 +208,14 @@ def period_for(
     if month:
         try:
             year, mon = (int(p) for p in str(month).split("-"))
+        except ValueError:
+            raise ConfigError(f"--month {month!r} is not YYYY-MM (e.g. 2026-03)") from None
+        if not 1 <= mon <= 12:
+            raise ConfigError(f"--month {month!r}: month {mon} is out of range (01 to 12)")
+        try:
             first = date(year, mon, 1)
         except ValueError:
-            raise ConfigError(f"--month {month!r} is not YYYY-MM") from None
+            raise ConfigError(f"--month {month!r}: year {year} is out of range") from None
         last = date(year, mon, calendar.monthrange(year, mon)[1])
         label = f"{year:04d}-{mon:02d}"
     elif date_from or date_to:

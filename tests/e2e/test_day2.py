@@ -129,3 +129,32 @@ def test_ignored_stock_sku_is_left_alone_and_the_run_is_clean(sandbox):
     result = sandbox.run_json("sync-stock", check_code=0)
     assert result["failures"] == [] and result["counts"].get("held", 0) >= 1
     assert exception_row(sandbox, "GONE-1")["attempts"] == row["attempts"]
+
+
+def test_words_match_the_exit_code_and_each_failure_is_printed_once(sandbox):
+    from tests.e2e.test_fulfilment import pushed
+
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    sandbox.sitoo.state.deliver(sitoo["orderid"], ref="T1")
+    run = sandbox.run("-v", "sync-fulfilment", check_code=0)
+    assert f"shipped in Magento: {order['increment_id']}" in run.stdout
+    # -v: the flow's start and result are logged, with ISO UTC times (not a locale date).
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+INFO\s+sync-fulfilment: run \d+ started", run.stderr), run.stderr
+
+    sandbox.magento.state.add_product("NOPE-1", "Not in Sitoo", 10)
+    bad = sandbox.magento.state.place_order([("NOPE-1", 1)], customer_email="y@example.com", created_at=old())
+    run = sandbox.run("push-orders", check_code=3)
+    output = run.stdout + run.stderr
+    assert output.count("which does not exist in Sitoo") == 1, output
+    assert "push-orders: done, some records failed (exit 3)" in run.stdout
+    assert bad["increment_id"] in run.stdout
+
+    # audit with findings exits 3: its words say so instead of "ok (exit 3)".
+    audit = sandbox.run("audit", check_code=3)
+    assert "audit: done, with findings (exit 3)" in audit.stdout and "ok (exit 3)" not in audit.stdout
+
+    customers = sandbox.run("sync-customers", check_code=0)
+    assert "0 customer(s) changed" in customers.stdout
+
+    status = sandbox.run("status", check_code=0).stdout
+    assert not re.search(r"\b(True|False|None)\b", status), status
