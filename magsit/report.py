@@ -15,13 +15,14 @@ from rich.text import Text
 
 from magsit.errors import EXIT_PARTIAL
 from magsit.runner import RunOutcome
+from magsit.values import plain
 
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "interrupted": "red", "skipped": "dim"}
 
 
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return plain(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Path):
@@ -74,6 +75,22 @@ def _cell(value: Any) -> Text:
     return Text(str(to_jsonable(value)))
 
 
+NO_WRITE_ACTIONS = frozenset({"skip", "none", "unchanged", "exception", "fail"})
+
+
+def _is_write(row: dict[str, Any]) -> bool:
+    if "write" in row:
+        return bool(row["write"])
+    return row.get("action") not in NO_WRITE_ACTIONS
+
+
+def plan_table(rows: list[dict[str, Any]], name: str) -> Table:
+    """A dry run's plan: the rows that would be written first, and how many writes that is."""
+    ordered = sorted(rows, key=lambda row: not _is_write(row))  # stable: plan order within each group
+    writes = sum(1 for row in rows if _is_write(row))
+    return rows_table(ordered, title=f"{name}: {writes} write(s) of {len(rows)} row(s), writes first")
+
+
 def status_label(status: str, exit_code: int | None) -> str:
     """The words for a run's result; they never contradict the exit code (no "ok (exit 3)")."""
     if status == "ok" and exit_code == EXIT_PARTIAL:
@@ -99,11 +116,11 @@ def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = Fal
         console.print(f"  {text}", markup=False)
     plan = outcome.result.plan
     if dry_run and isinstance(plan, list) and plan and isinstance(plan[0], dict):
-        console.print(rows_table(plan, title="plan"))
+        console.print(plan_table(plan, "plan"))
     elif dry_run and isinstance(plan, dict):
         for name, rows in plan.items():
             if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-                console.print(rows_table(rows, title=name))
+                console.print(plan_table(rows, name))
     if outcome.failures:
         console.print(
             rows_table(

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def plain(value: Decimal) -> str:
+    """A Decimal as people write it: ``20``, not ``2E+1`` (what str() gives after some arithmetic)."""
+    text = str(value)
+    return format(value, "f") if "E" in text else text
 
 
 def as_int(value: Any) -> int | None:

@@ -38,7 +38,7 @@ from magsit.sync.stockplan import (
 )
 from magsit.sync.stockplan import plan as plan_stock
 from magsit.testing.crashpoints import crashpoint
-from magsit.values import as_int, chunked
+from magsit.values import as_int, chunked, plain
 
 log = logging.getLogger("magsit.sync.stock")
 
@@ -385,7 +385,7 @@ def _rejected(ctx: JobContext, row: StockRow, message: str) -> None:
         row.key,
         f"Magento refused stock for SKU {row.sku} at source {row.source}: {message}. Check the "
         "product/source in Magento, then `magsit exceptions retry`.",
-        {"sku": row.sku, "source": row.source, "quantity": str(row.qty)},
+        {"sku": row.sku, "source": row.source, "quantity": plain(row.qty)},
         retry_after=REJECTED_RETRY,
     )
 

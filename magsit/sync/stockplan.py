@@ -26,6 +26,7 @@ from typing import Any
 
 from magsit.config import StockSettings
 from magsit.errors import ConfigError, Owner
+from magsit.values import plain
 
 # inventory_source_item.quantity is DECIMAL(12,4): larger values cannot be stored.
 MAX_QUANTITY = Decimal("99999999.9999")
@@ -81,13 +82,13 @@ class StockRow:
         return {
             "sku": self.sku,
             "source": self.source,
-            "sitoo_available": str(self.sitoo_available),
-            "in_flight": str(self.in_flight),
-            "buffer": str(self.buffer),
-            "floor": str(self.floor),
-            "qty": str(self.qty),
+            "sitoo_available": plain(self.sitoo_available),
+            "in_flight": plain(self.in_flight),
+            "buffer": plain(self.buffer),
+            "floor": plain(self.floor),
+            "qty": plain(self.qty),
             "status": self.status,
-            "baseline": None if self.baseline is None else {"qty": str(self.baseline[0]), "status": self.baseline[1]},
+            "baseline": None if self.baseline is None else {"qty": plain(self.baseline[0]), "status": self.baseline[1]},
             "write": self.write,
         }
 

@@ -158,3 +158,25 @@ def test_words_match_the_exit_code_and_each_failure_is_printed_once(sandbox):
 
     status = sandbox.run("status", check_code=0).stdout
     assert not re.search(r"\b(True|False|None)\b", status), status
+
+
+def test_dry_run_shows_plain_quantities_writes_first_and_their_count(sandbox):
+    s, m = sandbox.sitoo.state, sandbox.magento.state
+    s.add_warehouse("Central")
+    for sku, qty in (("A-1", 5), ("B-2", 20), ("C-3", 100)):  # A-1 already right, 20 and 100 used to print 2E+1, 1E+2
+        s.add_product(sku, sku, "10.00")
+        s.set_stock(1, sku, qty)
+        m.add_product(sku, sku, 8)
+        m.set_source_item(sku, "default", 5)
+    data = sandbox.run_json("sync-stock", "--full", "--dry-run", check_code=0)
+    assert {row["sku"]: row["qty"] for row in data["plan"]} == {"A-1": "5", "B-2": "20", "C-3": "100"}
+    text = sandbox.run("sync-stock", "--full", "--dry-run", check_code=0).stdout
+    assert "E+" not in text and "2 write(s) of 3 row(s)" in text
+    assert text.index("B-2") < text.index("A-1") and text.index("C-3") < text.index("A-1")
+    assert float(m.source_items[("default", "b-2")]["quantity"]) == 5  # nothing written
+
+
+def test_rejected_token_says_what_is_likely_wrong(sandbox):
+    sandbox.configure(magento={"token": "revoked-token"})
+    text = " ".join(sandbox.run("check", check_code=1).stdout.split())
+    assert "token/password is wrong or revoked" in text and "ACL" in text
