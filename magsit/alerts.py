@@ -312,23 +312,28 @@ def _after_run(config: Config, state: StateStore, outcome: RunOutcome) -> None:
 UNSCHEDULED_ON_DEMAND = {"reconcile", "audit", "events"}
 
 
+def schedule_periods(config: Config) -> dict[str, float]:
+    """Seconds between two runs of each job on the [schedule] (its most frequent entry)."""
+    from magsit.daemon import period_seconds
+
+    periods: dict[str, float] = {}
+    for entry, expr in config.schedule.items():
+        job = entry.split()[0] if entry.split() else entry
+        try:
+            period = period_seconds(expr)
+        except ValueError:
+            continue
+        periods[job] = min(periods.get(job, period), period)
+    return periods
+
+
 def stale_jobs(config: Config, state: StateStore, now: datetime | None = None) -> list[dict[str, Any]]:
     """Jobs whose last success is older than expected (stale_minutes, or 3 schedule periods if longer)."""
     now = now or now_utc()
     if not config.alerts.stale_minutes:
         return []
     base = config.alerts.stale_minutes * 60
-    thresholds: dict[str, float] = {}
-    if config.schedule:
-        from magsit.daemon import period_seconds
-
-        for entry, expr in config.schedule.items():
-            job = entry.split()[0] if entry.split() else entry
-            try:
-                limit = max(base, 3 * period_seconds(expr))
-            except ValueError:
-                continue
-            thresholds[job] = min(thresholds.get(job, limit), limit)
+    thresholds = {job: max(base, 3 * period) for job, period in schedule_periods(config).items()}
     runs = {row["job"]: row for row in state.last_runs()}
     if not config.schedule:
         thresholds = {job: base for job in runs if job not in UNSCHEDULED_ON_DEMAND}

@@ -8,23 +8,41 @@ from pathlib import Path
 
 import click
 
+from magsit.alerts import UNSCHEDULED_ON_DEMAND, schedule_periods
 from magsit.cli import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK
 from magsit.events import event_stats
 from magsit.report import line, print_json, rows_table
+from magsit.runner import JOBS
 from magsit.state.store import StateStore, _pid_alive, now_utc, parse_iso
 
 ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats table, not processes
 
 
-def build_status(state: StateStore, max_age_minutes: float | None = None) -> dict:
+def stale_limit_minutes(job: str, max_age_minutes: float, periods: dict[str, float]) -> float | None:
+    """How long after its last success a job counts as stale; None: never (an unscheduled report).
+
+    A job on the [schedule] is stale once it missed a run: no success for one period of its own
+    schedule plus ``max_age`` minutes of slack (a monthly reconcile is not red all month). Without
+    [schedule] (cron, systemd timers) the sync jobs use ``max_age``; reconcile, audit and events
+    run when asked and are not judged.
+    """
+    if job in periods:
+        return periods[job] / 60 + max_age_minutes
+    if job in UNSCHEDULED_ON_DEMAND:
+        return None
+    return max_age_minutes
+
+
+def build_status(state: StateStore, max_age_minutes: float | None = None, periods: dict[str, float] | None = None) -> dict:
     now = now_utc()
     jobs = []
     stale = []
     for run in state.last_runs():
         success = parse_iso(run.get("last_success_at"))
         age = (now - success).total_seconds() / 60 if success else None
-        is_stale = max_age_minutes is not None and (age is None or age > max_age_minutes)
+        limit = None if max_age_minutes is None else stale_limit_minutes(run["job"], max_age_minutes, periods or {})
+        is_stale = limit is not None and (age is None or age > limit)
         if is_stale:
             stale.append(run["job"])
         jobs.append(
@@ -35,6 +53,7 @@ def build_status(state: StateStore, max_age_minutes: float | None = None) -> dic
                 "last_run_at": run["started_at"],
                 "last_success_at": run.get("last_success_at"),
                 "success_age_minutes": None if age is None else round(age, 1),
+                "stale_after_minutes": None if limit is None else round(limit, 1),
                 "stale": is_stale,
                 "counts": run["counts"],
             }
@@ -157,7 +176,13 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 @click.command("status", short_help="Is every job healthy? Last runs, open exceptions.")
-@click.option("--max-age", type=float, default=None, help="Minutes since a job's last success before it counts as stale (exit 1).")
+@click.option(
+    "--max-age",
+    type=float,
+    default=None,
+    help="Stale check (exit 1): a job on [schedule] is stale once it missed a run by more than this many minutes; "
+    "without [schedule], a sync job with no success for this long. reconcile/audit/events without a schedule never are.",
+)
 @click.option("--job", "jobs", multiple=True, help="Only check these jobs for staleness (repeatable).")
 @click.option(
     "--prometheus",
@@ -169,16 +194,20 @@ def write_atomic(path: Path, text: str) -> None:
 @pass_app
 def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: Path | None) -> int:
     """Last run per job, its age, counts, and open exceptions by owner and kind."""
+    unknown = [job for job in jobs if job not in JOBS]
+    if unknown:
+        raise click.BadParameter(f"unknown job {', '.join(unknown)} (one of: {', '.join(JOBS)})", param_hint="--job")
+    periods = schedule_periods(app.config)
     state = StateStore(app.config.state.path)
     try:
-        report = build_status(state, max_age)
+        report = build_status(state, max_age, periods)
     finally:
         state.close()
     if jobs:
         report["stale_jobs"] = [job for job in report["stale_jobs"] if job in jobs]
         missing = [job for job in jobs if job not in {j["job"] for j in report["jobs"]}]
         if max_age is not None:
-            report["stale_jobs"].extend(missing)
+            report["stale_jobs"].extend(j for j in missing if stale_limit_minutes(j, max_age, periods) is not None)
     if prometheus is not None:
         write_atomic(prometheus, prometheus_text(report))
     if app.json:
@@ -190,7 +219,8 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
                 rows_table(
                     report["jobs"],
                     title="jobs",
-                    columns=["job", "last_status", "last_exit_code", "last_run_at", "last_success_at", "success_age_minutes", "stale"],
+                    columns=["job", "last_status", "last_exit_code", "last_run_at", "last_success_at", "success_age_minutes"]
+                    + (["stale_after_minutes", "stale"] if max_age is not None else []),
                 )
             )
         else:

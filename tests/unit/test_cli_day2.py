@@ -116,3 +116,43 @@ def test_status_says_the_daemon_stopped_or_died(tmp_path):
     state.heartbeat("daemon", {"stopping": False})  # this (live) test process
     state.close()
     assert "daemon: running" in magsit("--config", path, "status").stdout
+
+
+def _ran(state_path: Path, job: str, minutes_ago: float) -> None:
+    from datetime import timedelta
+
+    from magsit.state import StateStore
+    from magsit.state.store import iso, now_utc
+
+    state = StateStore(state_path)
+    state.db.execute("DELETE FROM runs WHERE job = ?", [job])  # this run is the job's only one
+    run_id = state.start_run(job)
+    state.finish_run(run_id, "ok", 0, {})
+    moment = iso(now_utc() - timedelta(minutes=minutes_ago))
+    state.db.execute("UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?", [moment, moment, run_id])
+    state.close()
+
+
+def test_max_age_judges_each_job_by_its_own_schedule(tmp_path):
+    state = tmp_path / "magsit.db"
+    schedule = '\n[schedule]\nsync-stock = "every 5m"\nsync-products = "every 1h"\nreconcile = "0 6 4 * *"\n'
+    path = str(config(tmp_path, extra=schedule))
+    _ran(state, "sync-stock", 10)
+    _ran(state, "sync-products", 80)  # hourly: one run late by 20 min, within 30 min of slack
+    _ran(state, "reconcile", 60 * 24 * 20)  # monthly: 20 days ago is on time
+    _ran(state, "audit", 60 * 24 * 20)  # not scheduled: a report run when asked, never stale
+    result = magsit("--config", path, "status", "--max-age", "30")
+    assert result.returncode == 0, result.stdout
+    _ran(state, "sync-products", 100)  # the run of the last hour is missing by more than 30 min
+    result = magsit("--config", path, "status", "--max-age", "30")
+    assert result.returncode == 1 and "stale: sync-products" in result.stdout
+    # Without [schedule] (cron): the sync jobs use --max-age, reconcile and audit are never stale.
+    plain = str(config(tmp_path))
+    _ran(state, "sync-products", 5)
+    result = magsit("--config", plain, "status", "--max-age", "30")
+    assert result.returncode == 0, result.stdout
+
+
+def test_status_job_with_an_unknown_name_is_a_usage_error(tmp_path):
+    result = magsit("--config", str(config(tmp_path)), "status", "--max-age", "30", "--job", "sync-stonk")
+    assert result.returncode == 2 and "unknown job sync-stonk" in result.stderr
