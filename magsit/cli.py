@@ -35,6 +35,7 @@ class App:
     verbose: int = 0
     quiet: bool = False
     log_format: str = "rich"
+    wait_lock: float = 0.0
     _config: Config | None = field(default=None, repr=False)
 
     @property
@@ -79,17 +80,31 @@ pass_app = click.make_pass_decorator(App)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: every HTTP call, credentials redacted).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("--log-format", type=click.Choice(["rich", "json"]), default="rich", show_default=True, help="Log format on stderr.")
+@click.option(
+    "--wait-lock",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="SECONDS",
+    help="If another run of the job holds its lock, wait up to SECONDS for it instead of skipping (exit 4).",
+)
 @click.version_option(__version__, prog_name="magsit")
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: str | None, dry_run: bool, as_json: bool, verbose: int, quiet: bool, log_format: str
+    ctx: click.Context,
+    config_path: str | None,
+    dry_run: bool,
+    as_json: bool,
+    verbose: int,
+    quiet: bool,
+    log_format: str,
+    wait_lock: float,
 ) -> None:
     """magsit keeps a Magento 2 web shop and a Sitoo POS estate in sync.
 
     Each sync command runs one pull -> diff -> push cycle and records what it did in the state file.
     """
     setup_logging(verbose, quiet, log_format)
-    ctx.obj = App(config_path, dry_run, as_json, verbose, quiet, log_format)
+    ctx.obj = App(config_path, dry_run, as_json, verbose, quiet, log_format, wait_lock)
 
 
 def _register() -> None:
@@ -160,6 +175,7 @@ GLOBAL_AFTER_SUBCOMMAND = (
     (("-v", "--verbose", "verbose"), {"count": True, "help": "More log output (-vv: every HTTP call)."}),
     (("-q", "--quiet", "quiet"), {"is_flag": True, "help": "Only errors."}),
     (("--log-format", "log_format"), {"type": click.Choice(["rich", "json"]), "help": "Log format on stderr."}),
+    (("--wait-lock", "wait_lock"), {"type": click.FloatRange(min=0), "metavar": "SECONDS", "help": "Wait for a held lock."}),
 )
 
 

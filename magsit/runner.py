@@ -241,12 +241,14 @@ def run_job(
     magento: MagentoClient | None = None,
     sitoo: SitooClient | None = None,
     stop_event: threading.Event | None = None,
+    lock_wait: float = 0.0,
 ) -> RunOutcome:
-    """Run ``flow`` under the job's lock. Raises LockedError (exit 4) if another run holds it."""
+    """Run ``flow`` under the job's lock. Raises LockedError (exit 4) if another run holds it (after
+    waiting up to ``lock_wait`` seconds for it: scheduled runs that must not be skipped)."""
     own_state = state is None
     state = state or StateStore(config.state.path)
     try:
-        with JobLock(config.state.path, job):
+        with JobLock(config.state.path, job, lock_wait):
             return _run_locked(config, state, job, flow, dry_run, options, magento, sitoo, stop_event)
     finally:
         if own_state:

@@ -13,7 +13,7 @@ from magsit.runner import Flow, run_job
 
 
 def run_flow(app: App, job: str, flow: Flow, options: dict[str, Any] | None = None) -> int:
-    outcome = run_job(app.config, job, flow, dry_run=app.dry_run, options=options or {})
+    outcome = run_job(app.config, job, flow, dry_run=app.dry_run, options=options or {}, lock_wait=app.wait_lock)
     if app.json:
         print_json(outcome.as_dict())
     elif not app.quiet or outcome.exit_code:
