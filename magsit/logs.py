@@ -49,6 +49,14 @@ class JsonFormatter(logging.Formatter):
         for key in CONTEXT_KEYS:
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
+        # The traceback of a record logged with exc_info (magsit does that at DEBUG, i.e. -vv, for
+        # unexpected errors): one field, so the line stays one JSON object.
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["traceback"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

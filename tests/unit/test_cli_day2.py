@@ -156,3 +156,27 @@ def test_max_age_judges_each_job_by_its_own_schedule(tmp_path):
 def test_status_job_with_an_unknown_name_is_a_usage_error(tmp_path):
     result = magsit("--config", str(config(tmp_path)), "status", "--max-age", "30", "--job", "sync-stonk")
     assert result.returncode == 2 and "unknown job sync-stonk" in result.stderr
+
+
+def test_json_logs_keep_the_traceback_at_vv(tmp_path, monkeypatch):
+    """An unexpected error in a flow: the operator gets one line; -vv --log-format json has the traceback."""
+    import json
+
+    from click.testing import CliRunner
+
+    from magsit.cli import cli
+    from magsit.sync import stock
+
+    def broken(ctx):
+        raise RuntimeError("boom in the flow")
+
+    monkeypatch.setattr(stock, "run", broken)
+    path = str(config(tmp_path))
+    result = CliRunner().invoke(cli, ["--config", path, "-vv", "--log-format", "json", "sync-stock"], standalone_mode=False)
+    assert result.return_value == 1  # what `magsit` exits with (cli.run maps the command's return value)
+    entries = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    [crash] = [e for e in entries if "traceback" in e]
+    assert "RuntimeError: boom in the flow" in crash["traceback"] and "Traceback (most recent call last)" in crash["traceback"]
+    assert crash["job"] == "sync-stock"
+    quiet = CliRunner().invoke(cli, ["--config", path, "--log-format", "json", "sync-stock"])
+    assert "Traceback" not in quiet.stderr + quiet.stdout and "boom in the flow" in quiet.stdout + quiet.stderr
