@@ -8,9 +8,11 @@ no thousands separators, no currency symbols, so a spreadsheet reads them as num
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +20,7 @@ from rich.text import Text
 
 from magsit.report import line
 from magsit.sync.reconcile import SECTION_COLUMNS, SECTION_TITLES, Report
-from magsit.tabular import Section, write_csv_dir
+from magsit.tabular import Section, readable, write_csv_dir
 
 MONEY_KEYS = frozenset(
     {"magento", "sitoo", "difference", "gross", "drift", "sitoo_available", "magento_quantity", "magento_web", "sitoo_web", "sitoo_pos"}
@@ -82,11 +84,28 @@ ul.notes{font-size:13px;color:#3b4354}
 SERIES = (("magento_web", "Magento web orders", "#3b6fd4"), ("sitoo_web", "Sitoo web orders", "#e08a1e"), ("sitoo_pos", "Sitoo POS (net of refunds)", "#2f9e6a"))
 
 
+# Stock quantities are whole units in both systems: "5", not "5.000".
+QUANTITY_COLUMNS = {"stock_drift": {"sitoo_available", "magento_quantity", "drift"}}
+HEADINGS = {"difference": "difference (Sitoo − Magento)"}
+
+
+def _heading(column: str) -> str:
+    return HEADINGS.get(column, column.replace("_", " "))
+
+
+def _html_cell(name: str, column: str, value: Any) -> str:
+    if column in QUANTITY_COLUMNS.get(name, ()) and isinstance(value, Decimal) and value == value.to_integral_value():
+        return str(value.to_integral_value())
+    if column == "kind" and isinstance(value, str):
+        return readable(value)
+    return cell(value)
+
+
 def _table(name: str, rows: list[dict[str, Any]]) -> str:
     columns = SECTION_COLUMNS[name]
     if not rows:
         return '<p class="empty">none</p>'
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(_heading(c))}</th>" for c in columns)
     body = []
     for row in rows:
         cls = ' class="var"' if name == "variances" else ""
@@ -94,9 +113,27 @@ def _table(name: str, rows: list[dict[str, Any]]) -> str:
         for c in columns:
             value = row.get(c)
             num = isinstance(value, Decimal | int) and not isinstance(value, bool)
-            tds.append(f'<td{" class=num" if num else ""}>{html.escape(cell(value))}</td>')
+            tds.append(f'<td{" class=num" if num else ""}>{html.escape(_html_cell(name, c, value))}</td>')
         body.append(f"<tr{cls}>{''.join(tds)}</tr>")
     return f'<table id="{name}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def nice_step(span: Decimal, ticks: int = 5) -> Decimal:
+    """A round tick step (1, 2, 2.5 or 5 × 10^n) giving about ``ticks`` gridlines over ``span``."""
+    raw = span / ticks if span > 0 else Decimal(1)
+    magnitude = Decimal(10) ** (raw.adjusted())
+    for factor in (1, 2, Decimal("2.5"), 5, 10):
+        if raw <= magnitude * factor:
+            return magnitude * factor
+    return magnitude * 10
+
+
+def _round_up(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(rounding="ROUND_CEILING") * step
+
+
+def _tick(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
 
 
 def svg_chart(daily: list[dict[str, Any]], width: int = 960, height: int = 300) -> str:
@@ -104,8 +141,9 @@ def svg_chart(daily: list[dict[str, Any]], width: int = 960, height: int = 300) 
     left, right, top, bottom = 70, 10, 16, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [Decimal(str(row.get(k) or 0)) for row in daily for k, _, _ in SERIES]
-    high = max([v for v in values if v > 0] or [Decimal(1)])
-    low = min([v for v in values if v < 0] or [Decimal(0)])
+    step = nice_step(max([v for v in values if v > 0] or [Decimal(1)]) - min([v for v in values if v < 0] or [Decimal(0)]))
+    high = _round_up(max([v for v in values if v > 0] or [Decimal(1)]), step)
+    low = -_round_up(-min([v for v in values if v < 0] or [Decimal(0)]), step)
     span = high - low or Decimal(1)
 
     def y(value: Decimal) -> float:
@@ -116,11 +154,12 @@ def svg_chart(daily: list[dict[str, Any]], width: int = 960, height: int = 300) 
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="10">',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
     ]
-    for i in range(5):
-        value = low + span * i / 4
+    value = low
+    while value <= high:
         yy = y(value)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e3e7ee"/>')
-        parts.append(f'<text x="{left - 6}" y="{yy + 3:.1f}" text-anchor="end" fill="#5b6475">{value.quantize(Decimal(1))}</text>')
+        parts.append(f'<text x="{left - 6}" y="{yy + 3:.1f}" text-anchor="end" fill="#5b6475">{_tick(value)}</text>')
+        value += step
     zero = y(Decimal(0))
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#8a93a5"/>')
     n = max(len(daily), 1)
@@ -146,11 +185,26 @@ def svg_chart(daily: list[dict[str, Any]], width: int = 960, height: int = 300) 
     return "".join(parts)
 
 
+def local_time(text: str, timezone: str) -> str:
+    """An ISO timestamp as "2026-11-08 00:00" in the shop's timezone (finance thinks in local dates)."""
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, ZoneInfoNotFoundError):
+        return str(text)
+
+
+def report_notes(data: dict[str, Any]) -> list[str]:
+    """Notes for people; the "not final" one is the report's banner already (one banner, not two)."""
+    return [note for note in data["notes"] if not note.startswith("Not final yet")]
+
+
 def render_html(report: Report | dict[str, Any]) -> str:
     data = _as_dict(report)
     period = data["period"]
     count = data["variance_count"]
-    title = f"magsit reconciliation {period['label']}"
+    title = f"Sales reconciliation {period['label']}: Magento web shop and Sitoo POS"
+    currency = period.get("currency") or "the shop's base currency"
     if count:
         banner = f'<div class="banner bad"><b>{count} variance(s)</b> beyond the tolerance of {html.escape(cell(data["tolerance"]))}.</div>'
     else:
@@ -158,24 +212,27 @@ def render_html(report: Report | dict[str, Any]) -> str:
     if not period["final"]:
         banner += (
             f'<div class="banner warn"><b>Not final yet.</b> Offline tills may still upload sales of this period '
-            f"until {html.escape(str(period['final_after']))}.</div>"
+            f"until {html.escape(local_time(period['final_after'], period['timezone']))}: run the report again after "
+            "that to sign the month off.</div>"
         )
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report_notes(data))
     legend = "".join(f'<span><i style="background:{c}"></i>{html.escape(label)}</span>' for _, label, c in SERIES)
     sections = []
     for name in ("summary", "variances", "stores", "payments"):
         sections.append(f"<h2>{html.escape(SECTION_TITLES[name])}</h2>{_table(name, data[name])}")
     sections.append(f'<h2>{html.escape(SECTION_TITLES["daily"])}</h2><div class="legend">{legend}</div>{svg_chart(data["daily"])}')
     for name in ("stock_drift", "late_arrivals", "daily"):
-        sections.append(f"<h2>{html.escape(SECTION_TITLES[name])}</h2>{_table(name, data[name])}")
+        heading = SECTION_TITLES[name] + (", day by day" if name == "daily" else "")
+        sections.append(f"<h2>{html.escape(heading)}</h2>{_table(name, data[name])}")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
-        f'<div class="meta">{html.escape(period["from"])} to {html.escape(period["to"])} ({html.escape(period["timezone"])}; '
-        f'UTC {html.escape(period["from_utc"])} – {html.escape(period["to_utc_exclusive"])}, end exclusive) · '
-        f'{data["matched_web_orders"]} web orders matched · generated {html.escape(period["generated_at"])} · '
-        "all money in the shop's base currency; gross = incl. VAT</div>"
+        f'<div class="meta">{html.escape(period["from"])} to {html.escape(period["to"])} (dates and times in '
+        f'{html.escape(period["timezone"])}) · {data["matched_web_orders"]} web orders matched · '
+        f'generated {html.escape(local_time(period["generated_at"], period["timezone"]))}</div>'
+        f'<div class="meta">All amounts in {html.escape(currency)}; gross = including VAT. '
+        "Difference = Sitoo − Magento: negative when Sitoo has less than Magento, positive when it has more.</div>"
         f'{banner}{"<ul class=notes>" + notes + "</ul>" if notes else ""}{"".join(sections)}</body></html>'
     )
 
@@ -212,8 +269,8 @@ def render_terminal(report: dict[str, Any], console: Console) -> None:
         )
     )
     if not period["final"]:
-        console.print(line(("Not final yet", "yellow"), f": offline tills may still upload sales until {period['final_after']}."))
-    for note in report["notes"]:
+        console.print(line(("Not final yet", "yellow"), f": offline tills may still upload sales until {local_time(period['final_after'], period['timezone'])}."))
+    for note in report_notes(report):
         console.print(f"  {note}", markup=False)
     for name in ("summary", "variances", "stores", "payments", "stock_drift", "late_arrivals"):
         rows = report[name]

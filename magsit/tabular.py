@@ -23,7 +23,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,29 @@ def cell_text(value: Any) -> str:
     if isinstance(value, Mapping | list | tuple | set):
         return json.dumps(_plain(value), ensure_ascii=False, sort_keys=isinstance(value, Mapping))
     return str(value)
+
+
+# Words a reader expects capitalised in a kind label ("sku_missing_in_sitoo" -> "SKU missing in Sitoo").
+_LABEL_WORDS = {"sku": "SKU", "skus": "SKUs", "vat": "VAT", "sitoo": "Sitoo", "magento": "Magento", "pos": "POS", "id": "ID"}
+
+
+def readable(kind: str) -> str:
+    """A stable snake_case id as words for a report read by people."""
+    words = [_LABEL_WORDS.get(word, word) for word in str(kind).split("_") if word]
+    if not words:
+        return ""
+    return words[0][:1].upper() + words[0][1:] + "".join(" " + word for word in words[1:])
+
+
+def described(value: Any, *, nested: bool = False) -> str:
+    """Nested data as "key: value" lines (what a non-engineer reads instead of JSON); deeper levels
+    as "key value, key value"."""
+    if isinstance(value, Mapping):
+        parts = [f"{str(k).replace('_', ' ')}{' = ' if nested else ': '}{described(v, nested=True)}" for k, v in value.items()]
+        return ", ".join(parts) if nested else "\n".join(parts)
+    if isinstance(value, list | tuple | set):
+        return ", ".join(described(item, nested=True) for item in value)
+    return cell_text(value)
 
 
 def _plain(value: Any) -> Any:
@@ -133,7 +156,7 @@ h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.85rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f2f2f2}tr:nth-child(even) td{background:#fafafa}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums}td{white-space:pre-line}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}
 """.strip()
 
@@ -160,6 +183,7 @@ def render_html(
     sections: Sequence[Section],
     summary: Sequence[tuple[str, Any]] = (),
     generated_at: datetime | None = None,
+    subtitle: str = "",
 ) -> str:
     """A complete HTML document: title, a key/value summary, then one table per section."""
     parts = [
@@ -169,8 +193,11 @@ def render_html(
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
+    if subtitle:
+        parts.append(f'<p class="meta">{html.escape(subtitle)}</p>')
     if generated_at is not None:
-        parts.append(f'<p class="meta">Generated {html.escape(generated_at.isoformat(timespec="seconds"))}</p>')
+        moment = generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        parts.append(f'<p class="meta">Generated {html.escape(moment)}</p>')
     if summary:
         items = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(cell_text(v))}</dd>" for k, v in summary)
         parts.append(f"<dl>{items}</dl>")
@@ -189,10 +216,13 @@ def write_html(
     sections: Sequence[Section],
     summary: Sequence[tuple[str, Any]] = (),
     generated_at: datetime | None = None,
+    subtitle: str = "",
 ) -> Path:
     target = Path(path)
-    _atomic_write(target, render_html(title, sections, summary, generated_at).encode("utf-8"))
+    _atomic_write(target, render_html(title, sections, summary, generated_at, subtitle).encode("utf-8"))
     return target
 
 
-__all__ = ["Section", "cell_text", "csv_safe", "render_html", "section_csv", "write_csv_dir", "write_html"]
+__all__ = [
+    "Section", "cell_text", "csv_safe", "described", "readable", "render_html", "section_csv", "write_csv_dir", "write_html",
+]  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -14,7 +15,7 @@ from magsit.cli import App, pass_app
 from magsit.report import print_json, render_outcome, rows_table
 from magsit.runner import RunOutcome, run_job
 from magsit.state.store import now_utc
-from magsit.tabular import Section, write_csv_dir, write_html
+from magsit.tabular import Section, described, readable, write_csv_dir, write_html
 
 FINDING_COLUMNS = ["kind", "owner", "key", "magento", "sitoo", "message", "fix"]
 
@@ -25,8 +26,58 @@ def sections(outcome: RunOutcome) -> list[Section]:
     return [
         Section("summary", "Findings by kind", list(summary.get("by_kind") or []), columns=["kind", "owner", "count"]),
         Section("findings", "Findings", list(details.get("findings") or []), columns=FINDING_COLUMNS,
-                note="Each finding's owner acts on it; docs/runbook.md 'audit findings' explains every kind."),
+                note="Each finding's owner acts on it, as its last column says; the runbook's 'audit findings' "
+                     "table explains every kind."),
     ]  # fmt: skip
+
+
+CHECKED = (
+    "SKUs on both sides (missing, near-miss spellings), prices (Sitoo gross vs Magento net + VAT), tax classes, "
+    "Magento sources vs Sitoo warehouses, stock levels, recent orders on both sides, magsit's own records of "
+    "pushed orders, and customers sharing an e-mail address"
+)
+
+
+def shops(app: App) -> str:
+    """Which shop and which Sitoo account the report is about (no credentials: host and ids only)."""
+    config = app.config
+    magento = urlsplit(config.magento.base_url).hostname or config.magento.base_url
+    account = urlsplit(config.sitoo.base_url).path.rstrip("/").rsplit("/", 1)[-1]
+    return (
+        f"Magento shop {magento} (website {config.magento.website_id}) compared with "
+        f"Sitoo account {account} (site {config.sitoo.site_id})"
+    )
+
+
+def html_summary(app: App, outcome: RunOutcome) -> list[tuple[str, Any]]:
+    totals = outcome.result.details.get("summary") or {}
+    found = int(totals.get("total", 0))
+    result = f"{found} finding(s) to act on" if found else "Both sides agree: nothing to act on"
+    counts = outcome.result.counts
+    owners = ", ".join(f"{owner} {count}" for owner, count in (totals.get("by_owner") or {}).items())
+    rows: list[tuple[str, Any]] = [("Result", result)]
+    if owners:
+        rows.append(("Who acts", owners))
+    rows.append(("Checked", f"{CHECKED}: {counts.get('magento_products', 0)} Magento and "
+                            f"{counts.get('sitoo_products', 0)} Sitoo products."))  # fmt: skip
+    return rows
+
+
+def html_sections(parts: list[Section]) -> list[Section]:
+    """For people: kinds as words, the two sides' values as "key: value" lines instead of JSON."""
+    out = []
+    for section in parts:
+        rows = []
+        for row in section.rows:
+            row = dict(row)
+            if "kind" in row:
+                row["kind"] = readable(row["kind"])
+            for side in ("magento", "sitoo"):
+                if isinstance(row.get(side), dict | list):
+                    row[side] = described(row[side])
+            rows.append(row)
+        out.append(Section(section.name, section.title, rows, columns=section.columns, note=section.note))
+    return out
 
 
 def as_json(outcome: RunOutcome) -> dict[str, Any]:
@@ -71,10 +122,8 @@ def command(app: App, csv_dir: Path | None, html_file: Path | None) -> int:
             written = write_csv_dir(csv_dir, parts)
             app.echo(f"CSV: {', '.join(str(p) for p in written)}")
         if html_file is not None:
-            totals = outcome.result.details.get("summary") or {}
-            summary = [("status", outcome.status), ("findings", totals.get("total", 0))]
-            summary += [(f"owner {owner}", count) for owner, count in (totals.get("by_owner") or {}).items()]
-            write_html(html_file, "magsit audit", parts, summary, generated_at=now_utc())
+            write_html(html_file, "Magento and Sitoo audit", html_sections(parts), html_summary(app, outcome),
+                       generated_at=now_utc(), subtitle=shops(app))  # fmt: skip
             app.echo(f"HTML: {html_file}")
     if app.json:
         print_json(as_json(outcome))

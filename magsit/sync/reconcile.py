@@ -402,6 +402,11 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
     period = snapshot.period
     tol = settings.tolerance
     report = Report(period=period.describe(settings.grace_days, snapshot.now), tolerance=tol)
+    # The accounting currency the figures are in (Magento base_*, Sitoo's order currency): named on
+    # the report, since finance may run several shops.
+    currencies = {str(o.get("base_currency_code")) for o in snapshot.magento_orders if o.get("base_currency_code")}
+    currencies |= {str(o.get("currencycode")) for o in snapshot.sitoo_orders if o.get("currencycode")}
+    report.period["currency"] = ", ".join(sorted(currencies)) or None
     if not report.period["final"]:
         report.notes.append(
             f"Not final yet: offline tills may still upload sales of this period until "
@@ -493,9 +498,10 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
                 not_for_sitoo += 1
                 continue
             mapping = snapshot.mappings.get(inc)
-            note = "never pushed to Sitoo (no mapping): check `magsit exceptions list` and push-orders"
+            note = "the web order never reached Sitoo: operations can see why in magsit's exception list"
             if mapping:
-                note = f"push-orders mapping is {mapping.get('status')!r} but Sitoo has no such order: see `magsit exceptions list`"
+                note = (f"magsit recorded the order as {mapping.get('status')} but Sitoo has no such order: "
+                        "operations can see why in magsit's exception list")  # fmt: skip
             add("missing_in_sitoo", inc, m, None, "grand_total", magento_figures(m).grand_total, None, note)
             continue
         if m is None and s is not None:
@@ -518,7 +524,7 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
         state, sstate = str(m.get("state")), s.get("orderstateid")
         if sstate == SITOO_CLOSED and state not in MAGENTO_DONE and state != "canceled":
             add("status_shipped", inc, m, s, "status", None, None,
-                "closed (delivered/collected) in Sitoo but not complete in Magento: sync-fulfilment has not caught up, or the shipment failed")  # fmt: skip
+                "closed (delivered/collected) in Sitoo but not complete in Magento: the shipment has not reached the web shop yet, or it failed")  # fmt: skip
         if (sstate == SITOO_CANCELLED) != (state == "canceled"):
             side = "Sitoo" if sstate == SITOO_CANCELLED else "Magento"
             add("status_cancelled", inc, m, s, "status", None, None,
@@ -554,7 +560,7 @@ def reconcile(snapshot: Snapshot, settings: ReconcileSettings) -> Report:
         refs = ", ".join(str(r.get("orderid")) for r in sitoo_refunds.get(inc, []))
         if inc in mag_refunds and inc not in sitoo_refunds:
             add("refund_only_magento", inc, m, s, "refund", m_sum, None,
-                f"credit memo {memos} has no Sitoo refund order: refunded online only, or sync-returns has not run")  # fmt: skip
+                f"credit memo {memos} has no Sitoo refund order: refunded online only, or the refund has not been passed to Sitoo yet")  # fmt: skip
         elif inc in sitoo_refunds and inc not in mag_refunds:
             add("refund_only_sitoo", inc, m, s, "refund", None, s_sum,
                 f"Sitoo refund order {refs} (return in store) has no Magento credit memo yet")  # fmt: skip

@@ -4,7 +4,10 @@ breaks, exceptions that obey, errors that say what to do."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -180,3 +183,64 @@ def test_rejected_token_says_what_is_likely_wrong(sandbox):
     sandbox.configure(magento={"token": "revoked-token"})
     text = " ".join(sandbox.run("check", check_code=1).stdout.split())
     assert "token/password is wrong or revoked" in text and "ACL" in text
+
+
+BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+
+
+def screenshot(page, png):
+    """The page in headless Chromium (scripts/screenshot-report.sh): a real browser renders it."""
+    from tests.e2e.conftest import REPO
+    from tests.e2e.test_reconcile_html import png_size
+
+    result = subprocess.run([str(REPO / "scripts" / "screenshot-report.sh"), str(page), str(png), "1200", "1600"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = png.read_bytes()
+    assert png_size(data) == (1200, 1600) and len(data) > 20_000  # not blank
+
+
+def test_reports_for_non_engineers_read_as_reports(sandbox, tmp_path):
+    from tests.e2e.test_reconcile import MONTH, seed_month
+
+    seed_month(sandbox)
+    reconcile_page, audit_page = tmp_path / "reconcile.html", tmp_path / "audit.html"
+    sandbox.run("reconcile", "--month", MONTH, "--html", str(reconcile_page), check_code=3)
+    sandbox.run("audit", "--html", str(audit_page), check_code=3)
+
+    page = reconcile_page.read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert f"All amounts in {sandbox.magento.state.currency}" in text
+    assert "Difference = Sitoo − Magento: negative when Sitoo has less" in text
+    assert "Europe/Stockholm" in text and "T22:00:00Z" not in text  # local dates, not the UTC bounds
+    assert "`" not in text and "magsit exceptions list" not in text and "push-orders" not in text
+    assert "Missing in Sitoo" in text and "missing_in_sitoo" not in text
+    ticks = [int(t) for t in re.findall(r'text-anchor="end" fill="#5b6475">(-?\d+)</text>', page)]
+    steps = {b - a for a, b in zip(ticks, ticks[1:], strict=False)}
+    assert len(steps) == 1 and str(steps.pop()).rstrip("0") in ("1", "2", "25", "5")  # round ticks
+    drift = page.split('<table id="stock_drift">')[1].split("</table>")[0]
+    assert ".000" not in drift  # stock in whole units
+
+    audit = re.sub(r"<[^>]+>", " ", audit_page.read_text(encoding="utf-8").split("<body>")[1])
+    assert "finding(s) to act on" in audit and "ok" not in audit.split("Result")[1].split("Who acts")[0]
+    assert "SKU missing in Sitoo" in audit and "sku_missing_in_sitoo" not in audit
+    assert "Magento shop 127.0.0.1" in audit and "Checked" in audit
+    assert "{" not in audit and "&quot;" not in audit  # the two sides' values as words, not raw JSON
+
+    if BROWSER is None:
+        pytest.skip("no chromium, chromium-browser or google-chrome on PATH: browser screenshots not checked")
+    screenshot(reconcile_page, tmp_path / "reconcile.png")
+    screenshot(audit_page, tmp_path / "audit.png")
+
+
+def test_not_final_month_has_one_banner(sandbox, tmp_path):
+    from magsit.reconcile_report import render_html
+
+    data = {"period": {"label": "2026-11", "from": "2026-11-01", "to": "2026-11-30", "timezone": "Europe/Stockholm",
+                       "final": False, "final_after": "2026-12-08T00:00:00+01:00", "generated_at": "2026-12-03T08:00:00Z",
+                       "currency": "SEK"},
+            "tolerance": Decimal("0.01"), "variance_count": 0, "matched_web_orders": 0,
+            "notes": ["Not final yet: offline tills may still upload sales of this period until 2026-12-08 (7 days grace)."],
+            **{name: [] for name in ("summary", "variances", "stores", "payments", "stock_drift", "late_arrivals", "daily")}}  # fmt: skip
+    page = render_html(data)
+    assert page.count("Not final yet") == 1 and "2026-12-08 00:00" in page and "generated 2026-12-03 09:00" in page

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from magsit.tabular import readable
+
 pytestmark = pytest.mark.e2e
 
 MONTH = "2026-10"
@@ -104,7 +106,7 @@ def test_month_with_deliberate_variances_in_every_format(sandbox, tmp_path):
     assert report["variance_count"] == 3 and data["exit_code"] == 3
     missing, tax, refund = kinds["missing_in_sitoo"][0], kinds["tax"][0], kinds["refund_only_magento"][0]
     assert (missing["order"], missing["magento"], missing["sitoo"]) == (ids["missing"], "125.00", None)
-    assert "magsit exceptions list" in missing["note"]  # push-orders recorded why
+    assert "exception list" in missing["note"]  # push-orders recorded why (in words finance can pass on)
     assert (tax["order"], tax["magento"], tax["sitoo"], tax["difference"]) == (ids["tax"], "25.00", "13.39", "-11.61")
     assert (refund["order"], refund["magento"], refund["sitoo"]) == (ids["refund"], "125.00", None)
     flagged = {v["order"] for v in report["variances"]}
@@ -146,7 +148,7 @@ def test_month_with_deliberate_variances_in_every_format(sandbox, tmp_path):
     variance_table = page.split('<table id="variances">')[1].split("</table>")[0]
     assert variance_table.count("<tr class=\"var\">") == 3
     for kind, order in (("missing_in_sitoo", ids["missing"]), ("tax", ids["tax"]), ("refund_only_magento", ids["refund"])):
-        assert variance_table.count(f"<td>{kind}</td><td>{order}</td>") == 1
+        assert variance_table.count(f"<td>{readable(kind)}</td><td>{order}</td>") == 1  # kinds as words for finance
     assert "<td class=num>13.39</td>" in variance_table and "<td class=num>-11.61</td>" in variance_table
 
     # Terminal table: each variance once
