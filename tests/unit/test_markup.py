@@ -7,13 +7,10 @@ exactly as typed — never as a style, never a MarkupError, never an emoji.
 from __future__ import annotations
 
 import io
-import logging
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,17 +22,6 @@ from magsit.reconcile_report import render_terminal
 from magsit.report import render_outcome, rows_table
 from magsit.runner import JobResult, RecordFailure, RunOutcome
 from magsit.state import StateStore
-
-
-@pytest.fixture(autouse=True)
-def _magsit_logger_restored() -> Iterator[None]:
-    # The CLI's setup_logging replaces the "magsit" handlers and stops propagation; later tests
-    # (caplog) need the logger as it was.
-    logger = logging.getLogger("magsit")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
-
 
 # Printable text, weighted towards what rich would misread: tags, closing tags, escapes, emoji codes.
 TRICKY = st.sampled_from(["[", "]", "/", "\\", "b", "red", "[/b]", "[bold]", "[/]", ":smile:", "[link=x]", "@", "#", " "])
