@@ -171,7 +171,7 @@ def command(app: App, keep: Path | None) -> int:
         table.add_column(column, overflow="fold")
     for r in results:
         style = STYLE.get(r.status, "")
-        moved = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()) if v) if r.counts else ""
+        moved = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(r.counts.items()) if v) if r.counts else ""
         result = Text(status_label(r.status, r.exit_code), style=style) + (f" (exit {r.exit_code})" if r.exit_code is not None else "")
         table.add_row(Text(r.title), Text(r.job), result, Text(moved), Text(r.note))
     out.print(table)

@@ -256,7 +256,8 @@ def run(ctx: JobContext) -> JobResult:
         ctx.counts["held"] += sum(1 for a in actions if a.email in held)
         actions = [a for a in actions if a.email not in held]
     view = [a.describe() for a in actions]
-    summary = [f"{len(snapshot['seen'])} changed Magento customer(s), {len(snapshot['sitoo'])} Sitoo customer(s) compared"]
+    summary = [f"{len(snapshot['seen'])} Magento customer(s) new or edited since the last run, "
+               f"{len(snapshot['sitoo'])} Sitoo customer(s) compared"]  # fmt: skip
     if ctx.dry_run:
         for action in actions:
             if action.kind == "fail":
@@ -264,7 +265,7 @@ def run(ctx: JobContext) -> JobResult:
         return JobResult(counts={"planned": len(actions)}, plan=view, summary=summary)
     push(ctx, actions, snapshot)
     changed = sum(ctx.counts.get(k, 0) for k in ("linked", "updated", "sitoo_created", "magento_created"))
-    summary.append(f"{changed} customer(s) changed")
+    summary.append(f"{changed} customer(s) changed (linked, updated or created)")
     waiting = ctx.counts.get("magento_create_skipped", 0)
     if waiting:
         summary.append(

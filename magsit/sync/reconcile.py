@@ -872,9 +872,9 @@ def run(ctx: JobContext) -> JobResult:
     written = reconcile_report.write_exports(report, csv_dir=ctx.options.get("csv"), html_path=ctx.options.get("html"))
     summary = [
         f"period {report.period['label']} ({report.period['from']} .. {report.period['to']}, {report.period['timezone']})"
-        + ("" if report.period["final"] else f" — NOT FINAL until {report.period['final_after']}"),
+        + ("" if report.period["final"] else f" — not final until {report.period['final_after'][:10]}"),
         f"{report.matched} web orders matched, {len(report.variances)} variance(s) beyond {report.tolerance}",
-        *report.notes,
+        *reconcile_report.report_notes(report.as_dict()),  # the "not final" note is the line above
         *(f"wrote {path}" for path in written),
     ]
     counts = {"variances": len(report.variances), "matched": report.matched}

@@ -244,3 +244,19 @@ def test_not_final_month_has_one_banner(sandbox, tmp_path):
             **{name: [] for name in ("summary", "variances", "stores", "payments", "stock_drift", "late_arrivals", "daily")}}  # fmt: skip
     page = render_html(data)
     assert page.count("Not final yet") == 1 and "2026-12-08 00:00" in page and "generated 2026-12-03 09:00" in page
+
+
+def test_demo_reads_cleanly_start_to_end(tmp_path):
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MAGSIT_CONFIG"}
+    result = subprocess.run([sys.executable, "-m", "magsit", "demo"], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path, env={**env, "COLUMNS": "200"})  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "0 violation(s)" in output and "Traceback" not in output and "internal error" not in output
+    assert not re.search(r"\b(True|False|None)\b", output), output
+    assert "ok (exit 3)" not in output and "NOT FINAL" not in output
+    assert output.lower().count("not final") <= 1  # said once, not as a line and again as a note
+    assert "2E+" not in output and "1E+" not in output
