@@ -331,7 +331,12 @@ def naive_run(emulators: Emulators, config: Path, spec: dict[str, Any], records:
 def scenario_stock(args: argparse.Namespace, workdir: Path, incremental: bool) -> Outcome:
     emulators = Emulators.fresh()
     changed = 0.0 if incremental else args.changed
-    seeded = seeding.seed_stock(emulators.magento.state, emulators.sitoo.state, args.skus, args.warehouses, changed)
+    # The incremental run has hundreds of open exceptions (negative Sitoo levels) to ignore: they
+    # cost no call until Sitoo changes the item.
+    negative = min(args.open_exceptions, args.skus * args.warehouses) if incremental else 0
+    seeded = seeding.seed_stock(
+        emulators.magento.state, emulators.sitoo.state, args.skus, args.warehouses, changed, negative=negative
+    )
     emulators.start(args.latency)
     try:
         config = emulators.config(workdir, seeded.config)
@@ -493,6 +498,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skus", type=int, default=50_000, help="SKUs for the stock scenarios (default 50000)")
     p.add_argument("--warehouses", type=int, default=4, help="Sitoo warehouses, one MSI source each (default 4)")
     p.add_argument("--changed", type=float, default=0.01, help="fraction of warehouse items changed for --full (0.01)")
+    p.add_argument("--open-exceptions", type=int, default=300,
+                   help="negative Sitoo items (open negative_stock exceptions) in the incremental stock scenario (300)")
     p.add_argument("--orders", type=int, default=2000, help="orders for push-orders (default 2000)")
     p.add_argument("--reconcile-orders", type=int, default=None, help="orders in the reconciled month (default 10 x --orders)")
     p.add_argument("--latency", type=float, default=0.02, help="injected latency per request, seconds (default 0.02)")

@@ -51,12 +51,15 @@ def _set_item(sitoo: SitooState, warehouseid: int, sku: str, total: int, modifie
     item["datelastmodified"] = modified
 
 
-def seed_stock(magento: MagentoState, sitoo: SitooState, skus: int, warehouses: int, changed: float, seed: int = 1) -> Seeded:
+def seed_stock(
+    magento: MagentoState, sitoo: SitooState, skus: int, warehouses: int, changed: float, seed: int = 1, negative: int = 0
+) -> Seeded:
     """``skus`` products in Magento, stocked in ``warehouses`` Sitoo warehouses (one MSI source each).
 
     Magento's source items equal what magsit would write, except for ``changed`` (a fraction) of
     the (sku, warehouse) pairs. Every Sitoo item was last modified a day ago, so an incremental
-    run right after a full one finds nothing new.
+    run right after a full one finds nothing new. ``negative`` pairs show a negative level in Sitoo
+    (a ``negative_stock`` exception each, Magento shows 0 there already).
     """
     rng = random.Random(seed)
     sources = _warehouses(magento, sitoo, warehouses)
@@ -67,12 +70,13 @@ def seed_stock(magento: MagentoState, sitoo: SitooState, skus: int, warehouses: 
     pairs = [(wid, sku) for wid in sources for sku in names]
     n_changed = int(round(len(pairs) * changed))
     drift = set(rng.sample(range(len(pairs)), n_changed)) if n_changed else set()
+    below = set(rng.sample(sorted(set(range(len(pairs))) - drift), negative)) if negative else set()
     changed_skus: set[str] = set()
     for index, (wid, sku) in enumerate(pairs):
-        qty = rng.randrange(0, 25)
+        qty = -rng.randrange(1, 4) if index in below else rng.randrange(0, 25)
         # Spread over the previous day, like real edits: an incremental read finds only the last second.
         _set_item(sitoo, int(wid), sku, qty, old + rng.randrange(0, DAY - 3600))
-        shown = qty
+        shown = max(qty, 0)
         if index in drift:
             shown = qty + 1 + rng.randrange(0, 3)
             changed_skus.add(sku)
@@ -85,6 +89,7 @@ def seed_stock(magento: MagentoState, sitoo: SitooState, skus: int, warehouses: 
         "source_items": len(pairs),
         "changed_rows": n_changed,
         "changed_skus": len(changed_skus),
+        "negative_items": len(below),
     }
     result.config = {"stock": {"sources": sources, "buffer": 0, "floor": 0}}
     return result

@@ -417,6 +417,10 @@ class StateStore:
                 rows.extend(self._rows(f"SELECT sku, source_code, quantity, status FROM pushed_stock WHERE sku IN ({marks})", tuple(part)))
         return {(row["sku"], row["source_code"]): (Decimal(row["quantity"]), int(row["status"])) for row in rows}
 
+    def has_pushed_stock(self) -> bool:
+        """Whether any stock baseline row exists (none: a new or lost state file)."""
+        return bool(self._rows("SELECT 1 FROM pushed_stock LIMIT 1"))
+
     def record_pushed_stock(self, rows: list[tuple[str, str, Decimal, int]]) -> None:
         moment = iso()
         with self._lock:

@@ -7,8 +7,11 @@ baseline + cursors in one state transaction).
 Incremental runs read warehouse items changed since a per-warehouse ``datelastmodified`` cursor
 (kept ``lookback_seconds`` behind the run start, read with >=). When one warehouse of a
 multi-warehouse source changed, the SKU is re-read in the sibling warehouses so the sum is right.
-Records that failed earlier (open exceptions whose retry time has come) are re-read by SKU, so
-the cursor can move on without losing them.
+Records Magento refused earlier (open exceptions whose retry time has come) are re-read by SKU in
+batches, so the cursor can move on without losing them; exceptions only a Sitoo change can clear
+(negative stock, an unusable value or SKU) cost no call: the delta read sees that change. With
+no stock baseline (a new or lost state file) an incremental run compares with Magento's source
+items like ``--full`` instead of writing every item.
 
 ``--full`` also sets to 0 Magento source items that still show stock for a Sitoo product with no
 item in any of the source's warehouses (Sitoo keeps no item for a SKU never stocked there).
@@ -43,12 +46,21 @@ from magsit.values import as_int, chunked, plain
 log = logging.getLogger("magsit.sync.stock")
 
 JOB = "sync-stock"
-SKU_CHUNK = 50  # SKUs per Sitoo `sku=` filter / Magento `sku in` lookup (keeps URLs short)
+SKU_CHUNK = 50  # SKUs per Magento `sku in` source-item read of a --sku run (keeps URLs short)
 UNKNOWN_SKU_RETRY = timedelta(minutes=30)
 REJECTED_RETRY = timedelta(minutes=15)
 # What the flow reads of a warehouse item: a 200k-item --full run decodes half the JSON of the
 # client's default projection.
 ITEM_FIELDS = ("sku", "decimalavailable", "datelastmodified")
+
+# Kinds the plan raises from Sitoo's data: only a Sitoo change (seen by the delta read) or an
+# order moving units in flight (its SKUs are re-read anyway) can clear them. Other kinds (Magento
+# refused or lacks the product) are re-read by SKU when their retry time comes.
+SITOO_SIDE_KINDS = frozenset({"negative_stock", "bad_stock_value", "invalid_sku"})
+NO_BASELINE = (
+    "no stock baseline in the state file (a new or lost file): Magento's source items were read and "
+    "compared, like --full, instead of writing every item"
+)
 
 plan = plan_stock  # the pure planning function (DESIGN.md: pull / plan / push per flow)
 
@@ -64,6 +76,8 @@ class Pulled:
         self.snapshot = StockSnapshot()
         self.cursors: dict[str, int] = {}  # stream -> new bookmark (epoch seconds)
         self.baseline: dict[Key, tuple[Decimal, int]] = {}  # pushed_stock as read this run
+        self.full = False  # Magento's source items were read (--full, or no baseline to diff against)
+        self.no_baseline = False
 
 
 def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:
@@ -80,6 +94,12 @@ def pull(ctx: JobContext) -> Pulled:
     full = bool(ctx.options.get("full"))
     chosen = [s for s in (ctx.options.get("skus") or []) if s]
     pulled = Pulled()
+    if not full and not chosen and not ctx.state.has_pushed_stock():
+        # Nothing to diff against: a delta read would write every item it sees (a first run reads
+        # them all). Magento's source items cost a page per 300 rows; the writes one call per 20.
+        full = pulled.no_baseline = True
+        log.info("sync-stock: %s", NO_BASELINE)
+    pulled.full = full
     snap = pulled.snapshot
     run_start = int(ctx.started_at.timestamp())
     lookback = settings.lookback_seconds
@@ -128,7 +148,7 @@ def pull(ctx: JobContext) -> Pulled:
             if bookmark is not None:
                 pulled.cursors[stream] = bookmark
         if not full:
-            requested |= ctx.due_skus()
+            requested |= _due_retries(ctx)
             requested |= _skus_of_recent_orders(ctx)
 
     # Per warehouse: Sitoo's available there already excludes what it reserved for these orders.
@@ -145,10 +165,12 @@ def pull(ctx: JobContext) -> Pulled:
             if full:
                 continue  # a full read already has every item of every warehouse
             missing = sorted(s for s in needed[source] - set(read[warehouse]) if isinstance(s, str))
-            for chunk in chunked(missing, SKU_CHUNK):
-                for item in ctx.sitoo.warehouse_items(int(warehouse), skus=chunk, fields=ITEM_FIELDS):
-                    if item.get("sku") in chunk:
-                        read[warehouse][item.get("sku")] = item.get("decimalavailable")
+            if not missing:
+                continue
+            wanted = set(missing)  # the client sends them in full `sku` filter batches
+            for item in ctx.sitoo.warehouse_items(int(warehouse), skus=missing, fields=ITEM_FIELDS):
+                if item.get("sku") in wanted:
+                    read[warehouse][item.get("sku")] = item.get("decimalavailable")
 
     if full or chosen:
         snap.magento = {}
@@ -188,7 +210,9 @@ def pull(ctx: JobContext) -> Pulled:
             if not values and sku not in requested:
                 continue
             snap.items[key] = values
-    if full and not chosen and snap.magento:
+    if full and not chosen and not pulled.no_baseline and snap.magento:
+        # Only an explicit --full corrects items Sitoo has no row for: an incremental run follows
+        # Sitoo's items, with or without a baseline.
         for key in _unstocked_sitoo_skus(ctx, snap.magento, by_source, read):
             snap.items.setdefault(key, {})  # no item in any warehouse of the source = 0 on hand there
     return pulled
@@ -247,6 +271,12 @@ def _magento_levels(ctx: JobContext, codes: list[str]) -> dict[Key, tuple[Decima
     (the raw rows of a big catalogue are never all held at once)."""
     stream = getattr(ctx.magento, "iter_source_items", None)
     return _levels_of(stream(source_codes=codes, decimals=False) if stream is not None else ctx.magento.source_items(source_codes=codes))
+
+
+def _due_retries(ctx: JobContext) -> set[str]:
+    """SKUs of open exceptions to re-read now: due, and of a kind a Sitoo change is not needed for."""
+    kinds = {row["kind"] for row in ctx.state.exceptions(status="open", job=JOB)} - SITOO_SIDE_KINDS
+    return ctx.due_payload_values("sku", kinds) if kinds else set()
 
 
 def _skus_of_recent_orders(ctx: JobContext) -> set[str]:
@@ -472,7 +502,8 @@ def run(ctx: JobContext) -> JobResult:
     # The plan rows carry all push needs (the baseline stays in pulled.baseline): release the raw
     # Sitoo levels and Magento's source items before the writes and the baseline transaction.
     pulled.snapshot = StockSnapshot()
-    if ctx.dry_run or the_plan.writes or ctx.options.get("full"):
+    said = [NO_BASELINE] if pulled.no_baseline else []
+    if ctx.dry_run or the_plan.writes or pulled.full:
         # Before anything is written (and on every --full/--dry-run): the mapped sources must exist.
         # A run with nothing to write spends no call on it.
         _check_sources(ctx)
@@ -480,9 +511,9 @@ def run(ctx: JobContext) -> JobResult:
         rows = [row.as_dict() for row in the_plan.rows]
         for problem in the_plan.problems:
             ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
-        return JobResult(plan=rows, summary=[f"{len(the_plan.writes)} source items would be written"])
+        return JobResult(plan=rows, summary=[*said, f"{len(the_plan.writes)} source items would be written"])
     push(the_plan, pulled, ctx)
     return JobResult(
-        summary=[f"{ctx.counts['written']} source items written, {len(the_plan.rows) - len(the_plan.writes)} already right"],
+        summary=[*said, f"{ctx.counts['written']} source items written, {len(the_plan.rows) - len(the_plan.writes)} already right"],
         details={"writes": [r.as_dict() for r in the_plan.writes]},
     )

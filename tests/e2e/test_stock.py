@@ -286,3 +286,83 @@ def test_full_misses_nothing_when_both_shops_page_below_the_defaults(sandbox):
     assert len(refused) == 1
     pages = sandbox.sitoo.control.calls("GET", r"/warehouseitems\.json$")
     assert len(pages) == 4  # 40 + 40 + 40 + 10, stopped by totalcount
+
+
+def _aged(env, seconds: int):
+    """Sitoo's clock set back: items touched now look ``seconds`` old to the delta read."""
+    now = env.sitoo.state.clock
+    env.sitoo.state.clock = lambda: now() - seconds
+    return now
+
+
+def test_incremental_with_nothing_changed_reads_one_page_per_warehouse_despite_open_sitoo_side_exceptions(sandbox):
+    """A negative Sitoo level is an exception only a Sitoo change can clear: the delta read sees
+    that change, so runs in between re-read nothing (no per-SKU lookup every 5 minutes)."""
+    now = _aged(sandbox, 7200)
+    register = seed(sandbox, {"NEG-1": 1, "NEG-2": 1})
+    sandbox.sitoo.state.pos_sale(register, [("NEG-1", 3), ("NEG-2", 2)])
+    sandbox.sitoo.state.clock = lambda: now() - 3600
+    seed(sandbox, {"FINE": 4})  # the newest item: the cursor stops at it, past the negative ones
+    sandbox.sitoo.state.clock = now
+    first = sandbox.run_json("sync-stock", check_code=3)
+    assert sorted(f["kind"] for f in first["failures"]) == ["negative_stock", "negative_stock"]
+    for control in (sandbox.sitoo.control, sandbox.magento.control):
+        control.clear_log()
+    sandbox.run("sync-stock", check_code=0)
+    assert [c.path.rsplit("/", 1)[-1] for c in sandbox.sitoo.control.calls()] == ["warehouseitems.json"]
+    assert sandbox.magento.control.calls() == []
+    state = StateStore(sandbox.state_path)
+    assert len(state.exceptions(status="open", job="sync-stock")) == 2  # still open, still true
+    state.close()
+    # the shelf is counted in Sitoo: the delta read sees it and the exception resolves itself
+    sandbox.sitoo.state.set_stock(1, "NEG-1", 2)
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "NEG-1") == (2.0, 1)
+    state = StateStore(sandbox.state_path)
+    assert [e["record_key"] for e in state.exceptions(status="open", job="sync-stock")] == ["NEG-2@warehouse 1"]
+    state.close()
+
+
+def test_refused_writes_wait_for_their_retry_time_then_are_re_read_in_one_batch(sandbox):
+    now = _aged(sandbox, 7200)
+    seed(sandbox, {"GHOST-1": 1, "GHOST-2": 2, "GHOST-3": 3}, magento_skus=[])
+    sandbox.sitoo.state.clock = lambda: now() - 3600
+    seed(sandbox, {"REAL": 4})  # the newest item: the cursor stops at it
+    sandbox.sitoo.state.clock = now
+    sandbox.run("sync-stock", check_code=3)
+    for control in (sandbox.sitoo.control, sandbox.magento.control):
+        control.clear_log()
+    sandbox.run("sync-stock", check_code=0)  # not due yet: nothing but the delta read
+    assert len(sandbox.sitoo.control.calls()) == 1 and sandbox.magento.control.calls() == []
+    for sku in ("GHOST-1", "GHOST-2", "GHOST-3"):
+        sandbox.magento.state.add_product(sku, sku, 10)
+    state = StateStore(sandbox.state_path)
+    for row in state.exceptions(status="open", job="sync-stock"):
+        state.retry_exception(row["id"])
+    state.close()
+    sandbox.sitoo.control.clear_log()
+    sandbox.run("sync-stock", check_code=0)
+    by_sku = [c for c in sandbox.sitoo.control.calls() if any(key == "sku" for key, _ in c.query)]
+    assert len(by_sku) == 1  # the three due SKUs in one `sku` filter
+    assert [source_item(sandbox, f"GHOST-{n}") for n in (1, 2, 3)] == [(1.0, 1), (2.0, 1), (3.0, 1)]
+    assert len(posts(sandbox)) == 1
+
+
+def test_incremental_without_a_baseline_compares_with_magento_instead_of_writing_everything(sandbox):
+    stock = {f"KEPT-{n}": n + 1 for n in range(6)}
+    seed(sandbox, stock)
+    for sku, qty in stock.items():
+        sandbox.magento.state.set_source_item(sku, "default", qty)
+    sandbox.magento.state.set_source_item("KEPT-2", "default", 40)  # the one Magento has wrong
+    first = sandbox.run_json("sync-stock", check_code=0)  # a new state file: no baseline yet
+    assert any("no stock baseline" in line for line in first["summary"])
+    (post,) = posts(sandbox)
+    assert post.body == {"sourceItems": [{"sku": "KEPT-2", "source_code": "default", "quantity": 3, "status": 1}]}
+    sandbox.state_path.unlink()  # the state file is lost
+    sandbox.magento.control.clear_log()
+    again = sandbox.run_json("sync-stock", check_code=0)
+    assert any("no stock baseline" in line for line in again["summary"])
+    assert posts(sandbox) == []
+    sandbox.magento.control.clear_log()
+    assert not any("no stock baseline" in line for line in sandbox.run_json("sync-stock", check_code=0)["summary"])
+    assert sandbox.magento.control.calls() == []  # the baseline is back: a plain delta run
