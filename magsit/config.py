@@ -149,6 +149,8 @@ class OrderSettings(Section):
     price_tolerance: Decimal = Decimal("0.01")
     price_policy: Literal["warn", "block"] = "warn"
     merge_configurable: bool = True
+    # Creates of different orders in flight at once (each keeps its intent-before-POST sequence).
+    concurrency: int = Field(4, ge=1, le=16)
     retry_backoff_minutes: float = Field(5, ge=0)  # a failing order waits this long, doubling per attempt
     reservation_days: int = Field(14, ge=0)  # Sitoo datereserved = push time + this many days
     carrier_code: str = "custom"  # Magento track carrier_code for Sitoo delivery references

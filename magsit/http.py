@@ -38,6 +38,15 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _ID_SEGMENT = re.compile(r"/(\d+|\{[0-9A-Fa-f-]+\}|%7B[0-9A-Fa-f-]+%7D)(?=/|\.json|$)")
 
 
+class _Ticket:
+    """One ``request()`` across its attempts: whether it is the one whose 429 holds the session."""
+
+    __slots__ = ("holds",)
+
+    def __init__(self) -> None:
+        self.holds = False
+
+
 class _Retryable(Exception):
     """Internal: carries an ApiError that may succeed if sent again, and how long the server asked us to wait."""
 
@@ -114,6 +123,10 @@ class HttpSession:
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self.sleep: Callable[[float], None] = time.sleep
+        # After a 429 no call of any thread starts before this (monotonic) moment: the server asked
+        # the client, not one request, to wait. The request that got the 429 retries after its
+        # own wait and lifts the hold when it is answered.
+        self._held_until = 0.0
 
     # -- public -----------------------------------------------------------------------------------
     def request(
@@ -140,10 +153,11 @@ class HttpSession:
             sleep=self.sleep,
             reraise=True,
         )
+        ticket = _Ticket()
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._send(method, path, params, json, expect_json, safe_to_repeat)
+                    return self._send(method, path, params, json, expect_json, safe_to_repeat, ticket)
         except _Retryable as exc:
             tries = self.settings.max_retries + 1
             exc.error.message = f"{exc.error.message} (gave up after {tries} attempt{'s' if tries != 1 else ''})"
@@ -177,7 +191,19 @@ class HttpSession:
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
 
-    def _send(self, method: str, path: str, params: Any, body: Any, expect_json: bool, safe: bool) -> Any:
+    def _hold(self, seconds: float) -> None:
+        with self._calls_lock:
+            self._held_until = max(self._held_until, time.monotonic() + seconds)
+
+    def _wait_for_hold(self) -> None:
+        with self._calls_lock:
+            delay = self._held_until - time.monotonic()
+        if delay > 0:
+            self.sleep(min(delay, self.settings.max_wait))
+
+    def _send(self, method: str, path: str, params: Any, body: Any, expect_json: bool, safe: bool, ticket: _Ticket) -> Any:
+        if not ticket.holds:
+            self._wait_for_hold()
         url = self._url(path)
         with self._calls_lock:
             self.calls[endpoint_key(method, path)] += 1
@@ -231,10 +257,15 @@ class HttpSession:
             raise error from None
         elapsed = time.monotonic() - started
         log.debug("%s %s %s -> %s in %.0f ms", self.system, method, _loggable(response.url), response.status_code, elapsed * 1000)
-        return self._handle(method, path, url, response, expect_json, safe)
+        if ticket.holds and response.status_code != 429:
+            ticket.holds = False
+            with self._calls_lock:
+                self._held_until = 0.0  # the server took a call again: the others may go on
+        return self._handle(method, path, url, response, expect_json, safe, ticket)
 
     def _handle(
-        self, method: str, path: str, url: str, response: requests.Response, expect_json: bool, safe: bool
+        self, method: str, path: str, url: str, response: requests.Response, expect_json: bool, safe: bool,
+        ticket: _Ticket | None = None,
     ) -> Any:
         status = response.status_code
         content_type = response.headers.get("Content-Type", "")
@@ -320,7 +351,11 @@ class HttpSession:
         )
         # 429 means "not processed, come back later": safe to resend even for a POST.
         if status in retry_statuses and (safe or status == 429):
-            raise _Retryable(error, parse_retry_after(response.headers))
+            hint = parse_retry_after(response.headers)
+            if status == 429 and ticket is not None:
+                ticket.holds = True
+                self._hold(min(self.settings.max_wait, hint if hint is not None else self.settings.backoff_base))
+            raise _Retryable(error, hint)
         raise error
 
 

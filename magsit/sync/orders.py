@@ -7,6 +7,8 @@ plan  — pure: per order adopt (already in Sitoo), create, fail (exception kind
 push  — per create: pending mapping (intent + externalid) BEFORE the POST, outcome after. An
         unknown outcome (timeout, 5xx, crash) is resolved by looking the externalid up first —
         now and on every later run — so one Magento order never becomes two Sitoo orders.
+        Creates of different orders are in flight ``[orders].concurrency`` at a time; the state
+        is written by the run's own thread only, in each order's own sequence.
 The cursor commits in the same transaction as the run's last outcomes and never passes
 ``run_start − lookback``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -248,6 +251,7 @@ def push(actions: list[Action], ctx: JobContext) -> list[str]:
     # Orders whose run died between their create and the read-back below still lack Sitoo line ids.
     created: list[str] = [m["external_id"] for m in ctx.state.mappings("order", status="pushed")
                           if any(line.get("sitoo_orderitemid") is None for line in m["data"].get("lines") or [])]
+    creates: list[Action] = []
     for action in actions:
         if ctx.should_stop():
             break
@@ -270,9 +274,8 @@ def push(actions: list[Action], ctx: JobContext) -> list[str]:
         userid = users.get(plan_.email)
         if userid:
             plan_.payload["additionaldata"]["sitoo-userid"] = userid
-        outcome = _create(ctx, action, backoff)
-        if outcome:
-            created.append(action.increment_id)
+        creates.append(action)
+    created.extend(_send_creates(ctx, creates, backoff))
     _fill_orderitem_ids(ctx, created)
     return created
 
@@ -330,22 +333,94 @@ def _positions(data: dict[str, Any], plan_: OrderPlan) -> None:
         line["position"] = index.get(line["item_id"])
 
 
-def _create(ctx: JobContext, action: Action, backoff: timedelta | None) -> bool:
-    plan_ = action.plan
-    assert plan_ is not None
+@dataclass
+class _Answer:
+    """What a worker brings back for one create: Sitoo's orderid, or the error and what a lookup
+    of the externalid found right after (None: the lookup failed too)."""
+
+    orderid: Any = None
+    error: ApiError | None = None
+    found: list[dict[str, Any]] | None = None
+
+
+def _post(ctx: JobContext, plan_: OrderPlan) -> _Answer:
+    """The part of a create that runs in a worker: API calls only, no state."""
+    try:
+        return _Answer(orderid=api.sitoo_create_order(ctx, plan_.payload))
+    except ApiError as error:
+        # Whatever the failure, ask Sitoo before deciding: a 5xx/timeout may have stored the
+        # order, a 4xx may be "externalid already exists". A GET is safe to retry.
+        try:
+            found: list[dict[str, Any]] | None = api.sitoo_orders_by(ctx, "externalid", [plan_.externalid])
+        except ApiError:
+            found = None
+        return _Answer(error=error, found=found)
+
+
+def _send_creates(ctx: JobContext, actions: list[Action], backoff: timedelta | None) -> list[str]:
+    """Creates of different orders, ``[orders].concurrency`` in flight; returns the created ones.
+
+    Only the POSTs (and the lookup after a failed one) run in the workers. This thread writes each
+    order's intent just before its POST is handed out and its outcome when the answer is in, so
+    every order keeps the one-at-a-time sequence (intent, POST, outcome; check-then-create after
+    an unknown outcome) and a crash leaves at most the orders in flight pending, each settled by
+    its externalid on the next run. A 429 is waited out by the HTTP session (Retry-After), which
+    also holds back the other workers' calls meanwhile.
+    """
+    created: list[str] = []
+    waiting = list(reversed(actions))
+    workers = max(1, ctx.config.orders.concurrency)
+    in_flight: dict[Future[_Answer], Action] = {}
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="magsit-orders")
+    try:
+        while waiting or in_flight:
+            while waiting and len(in_flight) < workers and not ctx.should_stop():
+                action = waiting.pop()
+                assert action.plan is not None
+                _intent(ctx, action.plan)
+                crashpoint("orders.before_create")
+                in_flight[pool.submit(_post, ctx, action.plan)] = action
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                action = in_flight.pop(future)
+                if _settle(ctx, action, future.result(), backoff):
+                    created.append(action.increment_id)
+    except BaseException:
+        # Answers already on their way are still recorded where the state allows; an intent that
+        # stays pending is looked up by its externalid on the next run.
+        for future in wait(in_flight).done:
+            try:
+                if _settle(ctx, in_flight[future], future.result(), backoff):
+                    created.append(in_flight[future].increment_id)
+            except Exception:
+                log.debug("order %s: outcome not recorded; settled by lookup next run", in_flight[future].increment_id)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return created
+
+
+def _intent(ctx: JobContext, plan_: OrderPlan) -> None:
     data = plan_.mapping_data()
     _positions(data, plan_)
     intent = {key: value for key, value in data.items() if key != "lines"}
     intent["planned_lines"] = data["lines"]  # not "lines": an unconfirmed create holds no units in flight
     ctx.state.put_mapping("order", "magento", plan_.increment_id, None, intent, "pending")
-    crashpoint("orders.before_create")
-    try:
-        orderid = api.sitoo_create_order(ctx, plan_.payload)
-    except ApiError as error:
-        return _after_failed_post(ctx, action, error, backoff)
+
+
+def _settle(ctx: JobContext, action: Action, answer: _Answer, backoff: timedelta | None) -> bool:
+    """Record one create's outcome; True when the order is in Sitoo (created or adopted)."""
+    plan_ = action.plan
+    assert plan_ is not None
+    if answer.error is not None:
+        return _after_failed_post(ctx, action, answer.error, backoff, answer.found)
     crashpoint("orders.after_create")
+    data = plan_.mapping_data()
+    _positions(data, plan_)
     with ctx.state.transaction():
-        ctx.state.put_mapping("order", "magento", plan_.increment_id, str(orderid), data, "pushed")
+        ctx.state.put_mapping("order", "magento", plan_.increment_id, str(answer.orderid), data, "pushed")
         crashpoint("orders.mid_transaction")
         ctx.state.delete_mapping(RETRY_ENTITY, "magento", plan_.increment_id)
         ctx.succeeded(plan_.increment_id)
@@ -355,15 +430,11 @@ def _create(ctx: JobContext, action: Action, backoff: timedelta | None) -> bool:
     return True
 
 
-def _after_failed_post(ctx: JobContext, action: Action, error: ApiError, backoff: timedelta | None) -> bool:
+def _after_failed_post(
+    ctx: JobContext, action: Action, error: ApiError, backoff: timedelta | None, found: list[dict[str, Any]] | None
+) -> bool:
     plan_ = action.plan
     assert plan_ is not None
-    # Whatever the failure, ask Sitoo before deciding: a 5xx/timeout may have stored the order,
-    # a 4xx may be "externalid already exists". A GET is safe to retry.
-    try:
-        found: list[dict[str, Any]] | None = api.sitoo_orders_by(ctx, "externalid", [plan_.externalid])
-    except ApiError:
-        found = None
     if found:
         _adopt(ctx, Action("adopt", action.increment_id, action.entity_id, plan=plan_, sitoo_order=found[0]))
         return True

@@ -189,3 +189,37 @@ def test_dry_run_sends_nothing(sandbox):
     result = sandbox.run_json("--dry-run", "push-orders", check_code=0)
     assert [p["action"] for p in result["plan"]] == ["create"]
     assert sitoo_orders(sandbox) == [] and sandbox.sitoo.control.writes() == []
+
+
+def _posts_of_orders(env):
+    return sorted(env.sitoo.control.calls("POST", r"/sites/1/orders\.json$"), key=lambda r: r.at)
+
+
+def test_creates_of_different_orders_are_in_flight_together_each_once(sandbox):
+    seed(sandbox)
+    placed = [sandbox.magento.state.place_order([("TENT-1", 1)], guest=True, customer_email=f"p{n}@example.com",
+                                                created_at=old()) for n in range(8)]  # fmt: skip
+    # Each create takes half a second in Sitoo: one at a time, the 4th would start 1.5 s after the 1st.
+    sandbox.sitoo.control.add_fault("slow", method="POST", path=r"/sites/1/orders\.json$", times=8, delay=0.5)
+    sandbox.run("push-orders", check_code=0)
+    posts = _posts_of_orders(sandbox)
+    assert len(posts) == 8
+    assert posts[3].at - posts[0].at < 0.45  # [orders].concurrency = 4: sent before the 1st answered
+    assert posts[4].at - posts[0].at >= 0.45  # the 5th waited for a free slot
+    assert sorted(o["externalid"] for o in sitoo_orders(sandbox)) == sorted(str(p["increment_id"]) for p in placed)
+
+
+def test_a_429_holds_back_every_create_for_its_retry_after_and_each_order_lands_once(sandbox):
+    seed(sandbox)
+    for n in range(8):
+        sandbox.magento.state.place_order([("TENT-1", 1)], guest=True, customer_email=f"r{n}@example.com", created_at=old())
+    control = sandbox.sitoo.control
+    control.add_fault("429", method="POST", path=r"/sites/1/orders\.json$", times=1, retry_after="1")
+    control.add_fault("slow", method="POST", path=r"/sites/1/orders\.json$", times=20, delay=0.3)
+    sandbox.run("push-orders", check_code=0)
+    posts = _posts_of_orders(sandbox)
+    (throttled,) = [p for p in posts if p.status == 429]
+    later = [p for p in posts if p.at > throttled.at + 0.2]  # sent after the 429 was answered
+    assert len(later) >= 5  # the 429'd one again, the 4 that had no slot yet (and any not sent before it)
+    assert all(p.at >= throttled.at + 0.95 for p in later)  # nobody hammered Sitoo meanwhile
+    assert len(sitoo_orders(sandbox)) == 8 == len({o["externalid"] for o in sitoo_orders(sandbox)})

@@ -172,11 +172,14 @@ def test_overlapping_runs_duplicate_only_without_the_lock(
 
         both_planned = threading.Barrier(2, timeout=10)
         real_create = calls.sitoo_create_order
-        first_create = threading.local()
+        runs_creating: set[int] = set()  # per run, not per thread: creates go out from a pool
+        guard = threading.Lock()
 
         def create_after_both_planned(ctx: Any, payload: Any) -> Any:
-            if not getattr(first_create, "done", False):
-                first_create.done = True
+            with guard:
+                first = id(ctx) not in runs_creating
+                runs_creating.add(id(ctx))
+            if first:
                 both_planned.wait()
             return real_create(ctx, payload)
 
