@@ -3,6 +3,7 @@ breaks, exceptions that obey, errors that say what to do."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -206,7 +207,12 @@ def test_reports_for_non_engineers_read_as_reports(sandbox, tmp_path):
     seed_month(sandbox)
     reconcile_page, audit_page = tmp_path / "reconcile.html", tmp_path / "audit.html"
     sandbox.run("reconcile", "--month", MONTH, "--html", str(reconcile_page), check_code=3)
-    sandbox.run("audit", "--html", str(audit_page), check_code=3)
+    sandbox.run("audit", "--html", str(audit_page), "--csv", str(tmp_path / "audit-csv"), check_code=3)
+    # readable by the group finance reads the report folder with (the umask decides, not 0600)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for written in (reconcile_page, audit_page, tmp_path / "audit-csv" / "findings.csv"):
+        assert written.stat().st_mode & 0o777 == 0o666 & ~mask, written
 
     page = reconcile_page.read_text(encoding="utf-8")
     text = re.sub(r"<[^>]+>", " ", page)
