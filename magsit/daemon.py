@@ -119,6 +119,13 @@ def grace_seconds(period: float) -> int:
     return int(max(1, min(3600, period / 2)))
 
 
+def lock_wait_seconds(period: float) -> float:
+    """How long a scheduled run waits for its job's lock (held by another entry of the same job, e.g.
+    the nightly `sync-stock --full` beside the 5-minute run, by cron or a person) before it is
+    skipped: half its period, at most 10 minutes. A stopping daemon stops waiting at once."""
+    return float(min(600.0, period / 2))
+
+
 def build_jobs(config: Config) -> list[tuple[ScheduledJob, BaseTrigger, float]]:
     """Every [schedule] entry resolved and validated: ConfigError names the key. Nothing runs yet."""
     if not config.schedule:
@@ -165,7 +172,7 @@ class Daemon:
             self.scheduler.add_job(
                 self._run,
                 trigger,
-                args=[scheduled],
+                args=[scheduled, lock_wait_seconds(period)],
                 id=scheduled.entry,
                 name=scheduled.entry,
                 max_instances=1,
@@ -176,14 +183,15 @@ class Daemon:
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
     # -- one run -----------------------------------------------------------------------------
-    def _run(self, scheduled: ScheduledJob) -> None:
+    def _run(self, scheduled: ScheduledJob, lock_wait: float = 0.0) -> None:
         if self.stop_event.is_set():
             return
         with log_context(job=scheduled.job, entry=scheduled.entry):
             record: dict[str, Any] = {"at": iso()}
             try:
                 outcome = run_job(
-                    self.config, scheduled.job, scheduled.flow, options=dict(scheduled.options), stop_event=self.stop_event
+                    self.config, scheduled.job, scheduled.flow, options=dict(scheduled.options), stop_event=self.stop_event,
+                    lock_wait=lock_wait,
                 )
             except LockedError as exc:
                 log.info("%s: skipped, %s", scheduled.entry, exc.message)

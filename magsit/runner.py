@@ -248,7 +248,7 @@ def run_job(
     own_state = state is None
     state = state or StateStore(config.state.path)
     try:
-        with JobLock(config.state.path, job, lock_wait):
+        with JobLock(config.state.path, job, lock_wait, stop_event):
             return _run_locked(config, state, job, flow, dry_run, options, magento, sitoo, stop_event)
     finally:
         if own_state:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -17,10 +18,13 @@ from magsit.errors import LockedError
 
 
 class JobLock:
-    def __init__(self, state_path: str | Path, job: str, wait_seconds: float = 0.0) -> None:
+    def __init__(
+        self, state_path: str | Path, job: str, wait_seconds: float = 0.0, stop: threading.Event | None = None
+    ) -> None:
         self.path = Path(f"{state_path}.{job}.lock")
         self.job = job
         self.wait_seconds = wait_seconds  # 0: a held lock means "skip"; >0: a short critical section to queue for
+        self.stop = stop  # set (daemon stopping): give up waiting at once
         self._fd: int | None = None
 
     def acquire(self) -> JobLock:
@@ -29,7 +33,7 @@ class JobLock:
         deadline = time.monotonic() + self.wait_seconds
         while not _try_flock(fd):
             # Polling rather than a blocking flock: a wedged holder must not hang this run forever.
-            if time.monotonic() < deadline:
+            if time.monotonic() < deadline and not (self.stop is not None and self.stop.is_set()):
                 time.sleep(0.05)
                 continue
             holder = ""

@@ -300,3 +300,31 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path):
     # Structured logs carry the job/run context.
     records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(r.get("job") == "test-slow" and r.get("run_id") == run["id"] for r in records), err
+
+
+def test_scheduled_run_waits_for_its_lock_instead_of_being_skipped(tmp_path, registry):
+    """The nightly `--full` beside the 5-minute run: a run that finds the job's lock held waits (a
+    bounded time) and then runs; a stopping daemon stops waiting at once."""
+    from magsit.daemon import lock_wait_seconds
+    from magsit.state.lock import JobLock
+
+    rec = Recorder(0.05)
+    register(JobSpec("job-a", flow=rec.flow, flags={"--full": "full"}))
+    config = make_config(tmp_path, {"job-a": "every 5m", "job-a --full": "0 2 * * *"})
+    daemon = Daemon(config, heartbeat_seconds=0.5)
+    [(full, _trigger, period)] = [j for j in daemon.jobs if j[0].entry == "job-a --full"]
+    assert lock_wait_seconds(period) == 600 and lock_wait_seconds(300) == 150
+    holder = JobLock(config.state.path, "job-a").acquire()
+    threading.Timer(0.5, holder.release).start()
+    started = time.monotonic()
+    daemon._run(full, lock_wait_seconds(period))
+    assert len(rec.spans["job-a"]) == 1 and time.monotonic() - started >= 0.4
+    holder = JobLock(config.state.path, "job-a").acquire()
+    try:
+        started = time.monotonic()
+        threading.Timer(0.3, daemon.stop_event.set).start()
+        daemon._run(full, 600)  # gives up when the daemon stops, not after 10 minutes
+        assert time.monotonic() - started < 5 and len(rec.spans["job-a"]) == 1
+    finally:
+        holder.release()
+        daemon._state.close()
