@@ -156,6 +156,14 @@ class ControlledApp:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         raw = _read_body(environ)
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if len(raw) < environ["magsit.sandbox.declared_length"]:
+            # The client went away mid-body (a killed process with requests in flight): a server
+            # never runs the handler for an incomplete request. Logged, not applied, not checked.
+            entry = LoggedRequest(method, path, query, None, status=400, fault="truncated")
+            with self.control.lock:
+                self.control.requests.append(entry)
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [self.error_body(400, "Incomplete request body")]
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -237,11 +245,16 @@ class _DroppedBody:
         raise ConnectionAbortedError("sandbox fault: connection dropped")
 
 
-def _read_body(environ: dict) -> bytes:
+def _content_length(environ: dict) -> int:
     try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
+        return max(0, int(environ.get("CONTENT_LENGTH") or 0))
     except ValueError:
-        length = 0
+        return 0
+
+
+def _read_body(environ: dict) -> bytes:
+    length = _content_length(environ)
+    environ["magsit.sandbox.declared_length"] = length  # CONTENT_LENGTH is set to what arrived below
     raw = environ["wsgi.input"].read(length) if length > 0 else b""
     # Put the body back so the wrapped app can read it again.
     import io

@@ -372,20 +372,23 @@ def _send_creates(ctx: JobContext, actions: list[Action], backoff: timedelta | N
     workers = max(1, ctx.config.orders.concurrency)
     in_flight: dict[Future[_Answer], Action] = {}
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="magsit-orders")
+
+    def hand_out() -> None:
+        while waiting and len(in_flight) < workers and not ctx.should_stop():
+            action = waiting.pop()
+            assert action.plan is not None
+            _intent(ctx, action.plan)
+            crashpoint("orders.before_create")
+            in_flight[pool.submit(_post, ctx, action.plan)] = action
+
     try:
-        while waiting or in_flight:
-            while waiting and len(in_flight) < workers and not ctx.should_stop():
-                action = waiting.pop()
-                assert action.plan is not None
-                _intent(ctx, action.plan)
-                crashpoint("orders.before_create")
-                in_flight[pool.submit(_post, ctx, action.plan)] = action
-            if not in_flight:
-                break
+        hand_out()
+        while in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                action = in_flight.pop(future)
-                if _settle(ctx, action, future.result(), backoff):
+            answered = [(in_flight.pop(future), future.result()) for future in done]
+            hand_out()  # the free slots send again while these outcomes are recorded
+            for action, answer in answered:
+                if _settle(ctx, action, answer, backoff):
                     created.append(action.increment_id)
     except BaseException:
         # Answers already on their way are still recorded where the state allows; an intent that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -463,3 +464,28 @@ def test_events_dropped_on_other_codes(env: Env) -> None:
         env.web_order("D1", reserve=False)
         assert env.state.flush_events(timeout=5)
     assert len(env.state.events_dropped) == 1 and env.state.events_sent == []
+
+
+def test_a_request_cut_off_mid_body_is_logged_but_never_applied(env: Env) -> None:
+    """A client killed with a create in flight leaves headers and part of the body: the server
+    never runs the handler for an incomplete request (and the schema check does not see it)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    sb = env.sb
+    wid = sb.state.add_warehouse("Central")
+    sb.state.add_product("CUT-1", "Cut", "10.00")
+    body = json.dumps({"ordertypeid": 10, "externalid": "CUT-1", "warehouseid": wid, "orderitems": []}).encode()
+    url = urlsplit(sb.base_url + "/sites/1/orders.json")
+    auth = base64.b64encode(f"{sb.state.api_id}:{sb.state.password}".encode()).decode()
+    head = (f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Basic {auth}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+    with socket.create_connection((url.hostname, url.port), timeout=5) as conn:
+        conn.sendall(head + body[: len(body) // 2])
+        conn.shutdown(socket.SHUT_WR)  # the process died: nothing more comes
+        conn.settimeout(5)
+        answer = conn.recv(200)
+    assert answer.startswith(b"HTTP/1.0 400") or answer.startswith(b"HTTP/1.1 400")
+    (logged,) = sb.control.calls("POST", r"/orders\.json$")
+    assert (logged.status, logged.fault, logged.violations) == (400, "truncated", [])
+    assert sb.state.orders == {}
