@@ -247,6 +247,7 @@ class SitooState:
         # no maximum ``num`` (sitoo-api.md §2.2: "Max num undocumented"), so a page may hold fewer
         # items than asked while more follow: only ``totalcount`` says when the collection ends.
         self.max_num: int | None = None
+        self.email_match = "exact"  # users' email filter: "exact" (the reference's assumption) | "casefold"
 
         self.stores: dict[int, dict[str, Any]] = {}
         self.warehouses: dict[int, dict[str, Any]] = {}
@@ -612,10 +613,17 @@ class SitooState:
 
     # ---- users ----------------------------------------------------------------------------------
 
+    def email_matches(self, stored: Any, asked: str) -> bool:
+        """The ``email`` filter and the "Must be unique" rule: exact or case-insensitive is unstated
+        (sitoo-api.md §7, "assume exact"); ``email_match`` switches the sandbox between the two."""
+        if self.email_match == "casefold":
+            return str(stored or "").strip().casefold() == str(asked or "").strip().casefold()
+        return stored == asked
+
     def user_by_email(self, email: str) -> dict[str, Any] | None:
         with self.lock:
             for user in self.users.values():
-                if user["email"] == email:  # exact match (the reference assumes exact)
+                if self.email_matches(user["email"], email):
                     return user
             return None
 
@@ -1873,7 +1881,8 @@ def create_app(state: SitooState, control: Control) -> ControlledApp:
             rows = [
                 u
                 for u in state.users.values()
-                if all(v is None or u.get(k) == v for k, v in filters.items())
+                if all(v is None or (state.email_matches(u.get(k), v) if k == "email" else u.get(k) == v)
+                       for k, v in filters.items())
                 and (ids is None or u["userid"] in ids)
             ]
             return _collection(rows, USER_DEFAULT_FIELDS)

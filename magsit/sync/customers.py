@@ -30,7 +30,13 @@ from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
 from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
-from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users
+from magsit.sync.sitoousers import (
+    creating_users,
+    forget_refused,
+    settle_new_users,
+    spellings_of,
+    users_by_email,
+)
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.customers")
@@ -89,12 +95,8 @@ def pull(ctx: JobContext) -> dict[str, Any]:
     if full:
         sitoo = list(ctx.sitoo.iter_users())
     else:
-        spellings: list[str] = list(retried)
-        for customer in changed:
-            raw = str(customer.get("email") or "").strip()
-            if valid_email(raw):
-                spellings += [raw, normalise_email(raw)]
-        found = ctx.sitoo.find_users_by_email(list(dict.fromkeys(spellings))) if spellings else {}
+        spellings = spellings_of([*retried, *(c.get("email") for c in changed if valid_email(str(c.get("email") or "").strip()))])
+        found = users_by_email(ctx.sitoo.find_users_by_email, spellings, spellings)
         sitoo = [user for users in found.values() for user in users]
     magento = list(changed) + (_magento_by_email(ctx, retried) if retried else [])
     known: set[str] = set()
@@ -198,7 +200,9 @@ def _create_in_sitoo(ctx: JobContext, creates: list[CustomerAction], snapshot: d
     linking an order's customer, say) created since this run looked."""
     settings = ctx.config.customers
     with creating_users(ctx):
-        existing, fresh = settle_new_users(ctx, [a.email for a in creates], ctx.sitoo.find_users_by_email, searched=True)
+        raw = [c.get("email") for c in snapshot["magento"] if normalise_email(c.get("email")) in {a.email for a in creates}]
+        existing, fresh = settle_new_users(ctx, [a.email for a in creates], ctx.sitoo.find_users_by_email, searched=True,
+                                           spellings=spellings_of(raw))  # fmt: skip
         replanned: list[CustomerAction] = []
         if existing:
             magento = [c for c in snapshot["magento"] if normalise_email(c.get("email")) in existing]

@@ -127,6 +127,7 @@ class OrderPlan:
     lines: list[PlannedLine]
     payload: dict[str, Any]
     warnings: list[RecordError] = field(default_factory=list)
+    email_as_given: str = ""  # trimmed, original case: Sitoo's e-mail filter may be exact-match (sitoo-api.md §7)
 
     @property
     def product_lines(self) -> list[PlannedLine]:
@@ -323,11 +324,17 @@ def shipping_info(order: dict[str, Any]) -> tuple[dict[str, Any], str, str | Non
     return address, method, (str(pickup) if pickup else None)
 
 
+def is_pickup(order: dict[str, Any]) -> bool:
+    """Click & collect: a pickup location or an in-store pickup shipping method."""
+    _, method, pickup = shipping_info(order)
+    return bool(pickup) or method.split("_", 1)[0] in PICKUP_METHODS or method in PICKUP_METHODS
+
+
 def fulfilling_warehouse(order: dict[str, Any], settings: OrderSettings) -> tuple[int, bool]:
     """(Sitoo warehouse, is click & collect). Pickup location first, then shipping method, then the default."""
     increment_id = str(order.get("increment_id"))
     _, method, pickup = shipping_info(order)
-    bopis = bool(pickup) or method.split("_", 1)[0] in PICKUP_METHODS or method in PICKUP_METHODS
+    bopis = is_pickup(order)
     if pickup:
         if pickup not in settings.pickup_location_warehouses:
             raise RecordError(
@@ -385,6 +392,7 @@ def build_order(
     now: datetime,
     sitoo_prices: dict[str, Decimal] | None = None,
     userid: str | None = None,
+    warehouse_externalids: dict[int, str] | None = None,
 ) -> OrderPlan:
     """The Sitoo order for one Magento order, or RecordError (kind, owner, actionable message).
 
@@ -478,8 +486,11 @@ def build_order(
         # No delivery_* fields: Sitoo would treat the order as a delivery (BOSFS), not a pickup.
         additional["weborder-bopis"] = "true"
         additional["delivery-pickup-warehouseid"] = str(warehouse_id)
-        if pickup:
-            additional["delivery-pickup-externalid"] = pickup
+        # "External ID for the Warehouse where the pickup should be made" (sitoo-api.md §6): the Sitoo
+        # warehouse's own externalid, not the Magento pickup location code; left out when it has none.
+        pickup_externalid = (warehouse_externalids or {}).get(warehouse_id)
+        if pickup_externalid:
+            additional["delivery-pickup-externalid"] = pickup_externalid
     else:
         street1, street2 = _street(ship_address)
         missing = [
@@ -535,4 +546,5 @@ def build_order(
         lines=all_lines,
         payload=body,
         warnings=warnings,
+        email_as_given=str(order.get("customer_email") or billing.get("email") or "").strip(),
     )

@@ -29,8 +29,8 @@ from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.sync import calls as api
 from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
-from magsit.sync.orderpayload import OrderPlan, build_order
-from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users
+from magsit.sync.orderpayload import OrderPlan, build_order, is_pickup
+from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users, spellings_of
 from magsit.testing.crashpoints import crashpoint
 from magsit.values import additional_data
 
@@ -55,6 +55,7 @@ class Snapshot:
     in_sitoo: dict[str, dict[str, Any]] = field(default_factory=dict)  # externalid -> Sitoo order
     known_skus: set[str] | None = None
     sitoo_prices: dict[str, Decimal] = field(default_factory=dict)
+    warehouse_externalids: dict[int, str] = field(default_factory=dict)  # read only when a pickup order is in
 
 
 @dataclass
@@ -90,7 +91,8 @@ def plan(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Act
             continue
         try:
             try:
-                built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices)
+                built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices,
+                                    warehouse_externalids=snapshot.warehouse_externalids)
             except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
                 # Garbage in one order (a field of the wrong type, a missing price) fails that order only.
                 raise RecordError("bad_order_data", "ecommerce", increment_id,
@@ -235,6 +237,10 @@ def pull(ctx: JobContext) -> Snapshot:
     snap.sitoo_prices = {
         str(p["sku"]): Decimal(str(p["moneyprice"])) for p in products if p.get("moneyprice") not in (None, "")
     }
+    if any(is_pickup(o) for o in snap.orders.values()):
+        snap.warehouse_externalids = {int(w["warehouseid"]): str(w["externalid"])
+                                      for w in ctx.sitoo.list_warehouses(fields=("warehouseid", "externalid"))
+                                      if w.get("externalid")}  # fmt: skip
     return snap
 
 
@@ -497,7 +503,8 @@ def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[st
     with creating_users(ctx):
         try:
             existing, missing = settle_new_users(ctx, unknown, lambda emails: api.sitoo_users_by_emails(ctx, emails),
-                                                 searched=False)  # fmt: skip
+                                                 searched=False,
+                                                 spellings=spellings_of(by_email[e].email_as_given for e in unknown))  # fmt: skip
         except ApiError as error:
             log.warning("Sitoo customer lookup failed (%s); orders go without a customer link", error)
             ctx.counts["customer_link_failed"] += len(unknown)

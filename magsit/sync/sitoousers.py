@@ -14,7 +14,7 @@ between the create and the record: whoever sees it next searches Sitoo before cr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -51,27 +51,59 @@ def creating_users(ctx: JobContext, wait_seconds: float = LOCK_WAIT_SECONDS) -> 
 Lookup = Callable[[list[str]], dict[str, list[dict[str, Any]]]]
 
 
+def spellings_of(raw_emails: Iterable[Any]) -> dict[str, list[str]]:
+    """Normalised e-mail -> the spellings Sitoo is asked for: the normalised form and each address
+    as given (trimmed). Whether Sitoo's ``email`` filter is exact or case-insensitive is unstated
+    (sitoo-api.md §7), so a user stored as ``Anna.Berg@Example.com`` is found either way."""
+    out: dict[str, list[str]] = {}
+    for raw in raw_emails:
+        trimmed = raw.strip() if isinstance(raw, str) else ""
+        key = normalise_email(trimmed)
+        if not key:
+            continue
+        variants = out.setdefault(key, [key])
+        if trimmed not in variants:
+            variants.append(trimmed)
+    return out
+
+
+def users_by_email(
+    lookup: Lookup, emails: Iterable[str], spellings: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Sitoo users per normalised e-mail (only e-mails with users), every spelling asked in one
+    ``lookup``; a user answering to several spellings is listed once."""
+    asked = {email: list(dict.fromkeys([email, *((spellings or {}).get(email) or ())])) for email in emails}
+    found = lookup(list(dict.fromkeys(v for variants in asked.values() for v in variants))) if asked else {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for email, variants in asked.items():
+        users: dict[str, dict[str, Any]] = {}
+        for variant in variants:
+            for user in found.get(variant) or []:
+                if normalise_email(user.get("email")) == email:
+                    users.setdefault(str(user.get("userid")), user)
+        if users:
+            out[email] = list(users.values())
+    return out
+
+
 def settle_new_users(
-    ctx: JobContext, emails: Sequence[str], lookup: Lookup, *, searched: bool
+    ctx: JobContext, emails: Sequence[str], lookup: Lookup, *, searched: bool,
+    spellings: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """Inside :func:`creating_users`: the Sitoo users that now hold some of ``emails`` (normalised),
     and the rest, each marked with an intent row, to be created by the caller now.
 
-    ``lookup``: Sitoo users per e-mail as given. ``searched``: the caller already searched Sitoo
-    for these e-mails before taking the lock, so only those another run has linked or begun to
-    create since are searched again.
+    ``lookup``: Sitoo users per e-mail as given; ``spellings`` (from :func:`spellings_of`) adds the
+    original spellings to ask. ``searched``: the caller already searched Sitoo for these e-mails
+    before taking the lock, so only those another run has linked or begun to create since are
+    searched again.
     """
     ask: list[str] = []
     for email in emails:
         mapping = ctx.state.get_mapping("customer", "email", email)
         if not searched or (mapping and (mapping.get("other_id") or mapping.get("status") == CREATING)):
             ask.append(email)
-    found = lookup(ask) if ask else {}
-    existing: dict[str, list[dict[str, Any]]] = {}
-    for email in ask:
-        users = [u for u in found.get(email) or [] if normalise_email(u.get("email")) == email]
-        if users:
-            existing[email] = users
+    existing = users_by_email(lookup, ask, spellings)
     fresh = [email for email in emails if email not in existing]
     if fresh and not ctx.dry_run:
         with ctx.state.transaction():

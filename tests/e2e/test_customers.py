@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.e2e.conftest import Env
 
 
@@ -120,3 +122,23 @@ def test_several_customers_in_a_row_without_an_answer_fail_the_run(sandbox: Env)
     assert "Traceback" not in result.stderr and "503" in result.stderr + result.stdout
     puts = [r for r in sandbox.sitoo.control.requests if r.method == "PUT" and "/users/" in r.path]
     assert len({r.path for r in puts}) == 3  # it stopped at the third customer, not the fifth
+
+
+@pytest.mark.parametrize("email_match", ["exact", "casefold"])
+def test_a_pos_customer_spelt_with_capitals_is_found_by_sync_customers_and_push_orders(sandbox: Env, email_match: str) -> None:
+    """Sitoo's e-mail filter may be exact or case-insensitive (sitoo-api.md §7 is silent): both
+    jobs ask the normalised and the original spelling, so neither creates a second customer."""
+    from tests.e2e.test_orders import by_externalid, old, seed
+
+    seed(sandbox)
+    m, s = sandbox.magento.state, sandbox.sitoo.state
+    s.email_match = email_match
+    karin = s.add_user("Karin.Lind@Example.com", "Karin", "Lind")  # signed up at the till
+    olle = s.add_user("Olle.Berg@Example.com", "Olle", "Berg")
+    m.add_customer("Karin.Lind@Example.com", "Karin", "Lind")
+    order = m.place_order([("TENT-1", 1)], guest=True, customer_email="Olle.Berg@Example.com", created_at=old())
+    sandbox.run("sync-customers", check_code=0)
+    sandbox.run("push-orders", check_code=0)
+    assert sorted(u["userid"] for u in users(sandbox)) == sorted([karin, olle])
+    assert next(u for u in users(sandbox) if u["userid"] == karin)["externalid"] is not None  # linked, not duplicated
+    assert by_externalid(sandbox, order["increment_id"])["additionaldata"]["sitoo-userid"] == olle

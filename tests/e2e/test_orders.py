@@ -223,3 +223,16 @@ def test_a_429_holds_back_every_create_for_its_retry_after_and_each_order_lands_
     assert len(later) >= 5  # the 429'd one again, the 4 that had no slot yet (and any not sent before it)
     assert all(p.at >= throttled.at + 0.95 for p in later)  # nobody hammered Sitoo meanwhile
     assert len(sitoo_orders(sandbox)) == 8 == len({o["externalid"] for o in sitoo_orders(sandbox)})
+
+
+def test_pickup_order_names_the_sitoo_warehouse_externalid_not_the_magento_location(sandbox):
+    # delivery-pickup-externalid: "External ID for the Warehouse where the pickup should be made" (sitoo-api.md §6)
+    seed(sandbox)
+    sandbox.sitoo.state.warehouses[2]["externalid"] = "WH-STHLM"
+    cc = sandbox.magento.state.place_order([("TENT-1", 1)], guest=True, customer_email="cc@example.com",
+                                           shipping_method="instore_pickup", pickup_location_code="sthlm",
+                                           created_at=old(), shipping_amount=0)  # fmt: skip
+    sandbox.run("push-orders", check_code=0)
+    extra = by_externalid(sandbox, cc["increment_id"])["additionaldata"]
+    assert extra["delivery-pickup-warehouseid"] == "2"
+    assert extra["delivery-pickup-externalid"] == "WH-STHLM"

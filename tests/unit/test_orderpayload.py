@@ -168,6 +168,10 @@ def test_click_and_collect_has_no_delivery_address():
     assert not [key for key in plan.payload if key.startswith("delivery_")]
     assert plan.payload["additionaldata"]["weborder-bopis"] == "true"
     assert plan.payload["additionaldata"]["delivery-pickup-warehouseid"] == "43"
+    assert "delivery-pickup-externalid" not in plan.payload["additionaldata"]  # never the Magento location code
+    with_ext = build_order(o, OrderSettings(pickup_location_warehouses={"store-sthlm": 43}), now=NOW,
+                           warehouse_externalids={43: "WH-STHLM", 1: "WH-CENTRAL"})
+    assert with_ext.payload["additionaldata"]["delivery-pickup-externalid"] == "WH-STHLM"
 
 
 def test_unmapped_pickup_location_is_an_ops_exception():
