@@ -11,7 +11,8 @@
 - Document creates (ship, invoice, refund, customer, comments, cancel, hold) are sent with
   ``retry=False``: a 5xx/timeout raises with ``outcome_unknown`` and the flow checks before retrying.
   Absolute-value upserts (source items, base prices) are idempotent and sent with ``retry=True``.
-- SKUs in paths are ``quote(sku, safe="")``-encoded, but reads prefer ``sku in`` searches (P12, P13).
+- SKUs in paths are ``quote(sku, safe="")``-encoded, but reads prefer ``sku in`` searches (P12, P13),
+  and product writes of SKUs with ``/`` or ``&`` go to ``POST /V1/products`` (no SKU in the path).
 """
 
 from __future__ import annotations
@@ -429,13 +430,21 @@ class MagentoClient:
     def update_product(
         self, sku: str, product: Mapping[str, Any], *, store_code: str = "all", save_options: bool | None = None
     ) -> dict[str, Any]:
-        """``PUT /V1/products/{sku}`` ``{"product": {...}}``, by default at ``/rest/all/V1`` (§2)."""
+        """``PUT /V1/products/{sku}`` ``{"product": {...}}``, by default at ``/rest/all/V1`` (§2).
+
+        A SKU that cannot travel in a path segment (``/`` → ``%2F``: 404 from a default Apache;
+        ``/`` or ``&`` break the OAuth signature, GH#37913) is written with ``POST /V1/products``
+        instead: both routes are ``ProductRepositoryInterface::save`` (SCHEMA: PostV1Products and
+        PutV1ProductsSku), which updates the product the body's ``sku`` names (§13)."""
         check_keys("product", product, PRODUCT_KEYS)
         body_product = jsonable(dict(product))
         body_product.setdefault("sku", sku)
         body: dict[str, Any] = {"product": body_product}
         if save_options is not None:
             body["saveOptions"] = save_options
+        if not sku_fits_path(sku):
+            body_product["sku"] = sku  # the body names the product: never another SKU than the one meant
+            return self.session_for(store_code).post("/products", json=body)
         return self.session_for(store_code).put(f"/products/{quote_sku(sku)}", json=body)
 
     def create_product(self, product: Mapping[str, Any], *, store_code: str = "all") -> dict[str, Any]:
@@ -580,6 +589,12 @@ class MagentoClient:
         for part in parallel_map(one, chunks, self.settings.concurrency):
             rows.extend(part)
         return rows
+
+
+def sku_fits_path(sku: str) -> bool:
+    """False for SKUs that must not go in a URL path: ``/`` (Apache 404 on %2F unless NoDecode) and
+    ``&`` / ``/`` (OAuth 1.0a signature mismatch, GH#37913, GH#37830; magento-api.md §1.3, §13)."""
+    return "/" not in sku and "&" not in sku
 
 
 def quote_sku(sku: str) -> str:

@@ -672,6 +672,9 @@ class MagentoState:
             "access_token_secret": "sandbox-access-token-secret",
         }
         self.bearer_enabled = True
+        # A default Apache refuses any path holding %2F (SKUs with "/" in /V1/products/{sku}); True =
+        # a web server set to AllowEncodedSlashes NoDecode (magento-api.md §13).
+        self.allow_encoded_slashes = False
         # Web API input limits (magento-api.md §5.1): always on in 2.4.3/2.3.7-p1, a store setting
         # since (off by default there). On here: pageSize > 300 refused, > 20 objects per body array
         # refused, pageSize omitted = 20 — the strictest shop magsit must work with.
@@ -2310,7 +2313,10 @@ def _fault_body(status: int, text: str) -> bytes:
     return json.dumps({"message": text}).encode()
 
 
-CONFIG_KNOBS = ("token", "bearer_enabled", "input_limits", "list_limit", "max_page_size", "default_page_size", "allow_backorders", "currency")
+APACHE_404 = ("<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>404 Not Found</title>\n"
+              "</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n</body></html>\n")
+
+CONFIG_KNOBS = ("token", "bearer_enabled", "allow_encoded_slashes", "input_limits", "list_limit", "max_page_size", "default_page_size", "allow_backorders", "currency")
 
 
 def create_app(state: MagentoState, control: Control) -> ControlledApp:
@@ -2321,6 +2327,10 @@ def create_app(state: MagentoState, control: Control) -> ControlledApp:
     @app.route("/rest", methods=methods, defaults={"rest": ""})
     @app.route("/rest/<path:rest>", methods=methods)
     def rest_api(rest: str) -> Response:
+        if not state.allow_encoded_slashes and "%2f" in _raw_target(request.environ)[0].lower():
+            # Apache's default (AllowEncodedSlashes Off) answers 404 itself, before Magento runs
+            # (magento-api.md §13: "%2F survives only if … NoDecode, else Apache 404"; GH#8615, GH#21179).
+            return Response(APACHE_404, status=404, content_type="text/html; charset=iso-8859-1")
         try:
             with state.lock:
                 status, payload = handle_rest(state, request.environ, request.get_data())
