@@ -167,6 +167,9 @@ class CustomerSettings(Section):
 
 class ReturnSettings(Section):
     refund_shipping: bool = False
+    # Magento reads a credit memo's shipping_amount as gross when the store displays shipping
+    # including tax (Creditmemo/Total/Shipping::isSuppliedShippingAmountInclTax): match the shop.
+    shipping_amount_includes_tax: bool = False
     magento_to_sitoo: bool = True
     return_to_stock: bool = False
 

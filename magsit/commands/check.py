@@ -57,6 +57,18 @@ def run_checks(app: App) -> list[dict[str, Any]]:
                 "detail": f"unknown Sitoo warehouse ids in the config: {', '.join(unknown)}" if unknown else "all mapped warehouses exist",
             }
         )
+    if config.returns.refund_shipping:
+        # The REST API exposes no tax display settings: say what magsit assumes and who verifies it.
+        incl = config.returns.shipping_amount_includes_tax
+        results.append({
+            "check": "returns: shipping refunds",
+            "ok": True,
+            "detail": (f"credit memo shipping_amount is sent {'including' if incl else 'excluding'} tax "
+                       f"([returns].shipping_amount_includes_tax = {str(incl).lower()}); Magento must show "
+                       f"'Display Shipping Amount' = {'Including Tax or Both' if incl else 'Excluding Tax'} "
+                       "(Stores > Configuration > Sales > Tax > Orders, Invoices, Credit Memos Display Settings); "
+                       "`magsit audit` checks it on the credit memos magsit made"),
+        })  # fmt: skip
     return results
 
 

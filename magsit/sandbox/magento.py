@@ -685,6 +685,10 @@ class MagentoState:
         self.store_codes: set[str] = {"default"}
         self.websites: dict[int, str] = {1: "base"}
         self.currency = "SEK"
+        # Stores > Configuration > Sales > Tax > Orders, Invoices, Credit Memos Display Settings >
+        # Display Shipping Amount: Magento's default is "Excluding Tax"; "Including Tax"/"Both" make
+        # a credit memo's arguments.shipping_amount gross (Creditmemo/Total/Shipping.php, §11).
+        self.shipping_display_incl_tax = False
         self.allow_backorders = False  # source deduction may not go below 0 (MSI SourceDeductionService)
         self.clock: Callable[[], datetime] = utc_now
         # Data.
@@ -1461,6 +1465,14 @@ class MagentoState:
             ship_left = money(order.get("shipping_invoiced", 0) - order.get("shipping_refunded", 0))
             # Omitted shipping_amount refunds all remaining shipping (Creditmemo/Total/Shipping.php).
             ship = ship_left if shipping_amount is None else money(shipping_amount)
+            if shipping_amount is not None and self.shipping_display_incl_tax and order["shipping_amount"]:
+                # isSuppliedShippingAmountInclTax(): a store showing shipping incl. tax reads the
+                # supplied amount as gross and converts it to net (magento-api.md §11).
+                rate = order["shipping_incl_tax"] / order["shipping_amount"]
+                left_incl = money(ship_left * rate)
+                if ship > left_incl + 0.0001:
+                    raise ApiError(400, "Maximum shipping amount allowed to refund is: %1", [f"{left_incl:.2f}"])
+                ship = min(ship_left, money(ship / rate))
             if ship > ship_left + 0.0001:
                 raise ApiError(400, "Maximum shipping amount allowed to refund is: %1", [f"{ship_left:.2f}"])
             subtotal = tax = 0.0
@@ -1546,6 +1558,8 @@ class MagentoState:
             order["subtotal_refunded"] = money(order.get("subtotal_refunded", 0) + subtotal)
             order["tax_refunded"] = money(order.get("tax_refunded", 0) + tax + ship_tax)
             order["shipping_refunded"] = money(order.get("shipping_refunded", 0) + ship)
+            order["shipping_tax_refunded"] = money(order.get("shipping_tax_refunded", 0) + ship_tax)
+            order["base_shipping_tax_refunded"] = order["shipping_tax_refunded"]
             order["adjustment_positive"] = money(order.get("adjustment_positive", 0) + adj_pos)
             order["adjustment_negative"] = money(order.get("adjustment_negative", 0) + adj_neg)
             order["payment"]["amount_refunded"] = money(order["payment"].get("amount_refunded", 0) + grand)
@@ -2316,7 +2330,8 @@ def _fault_body(status: int, text: str) -> bytes:
 APACHE_404 = ("<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>404 Not Found</title>\n"
               "</head><body>\n<h1>Not Found</h1>\n<p>The requested URL was not found on this server.</p>\n</body></html>\n")
 
-CONFIG_KNOBS = ("token", "bearer_enabled", "allow_encoded_slashes", "input_limits", "list_limit", "max_page_size", "default_page_size", "allow_backorders", "currency")
+CONFIG_KNOBS = ("token", "bearer_enabled", "allow_encoded_slashes", "input_limits", "list_limit", "max_page_size", "default_page_size", "allow_backorders", "currency",
+                "shipping_display_incl_tax")
 
 
 def create_app(state: MagentoState, control: Control) -> ControlledApp:

@@ -104,6 +104,11 @@ KINDS: dict[str, tuple[Owner, str]] = {
         "ecommerce",
         "Merge the customer records on that side so one e-mail has one account (case and spaces do not make a different customer).",
     ),
+    "refund_shipping_tax_setting": (
+        "finance",
+        "Set [returns].shipping_amount_includes_tax as the message says (it must match Magento's Tax > Orders, Invoices, "
+        "Credit Memos Display Settings > Display Shipping Amount), then refund the named difference by hand in Magento.",
+    ),
 }
 
 
@@ -245,6 +250,8 @@ class AuditSnapshot:
     customer_mappings: list[dict[str, Any]] = field(default_factory=list)
     magento_customers: list[dict[str, Any]] = field(default_factory=list)
     sitoo_users: list[dict[str, Any]] = field(default_factory=list)
+    # (refund mapping data, Magento credit memo) of store returns magsit refunded with shipping
+    refund_memos: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
 
 def externalid_for(config: Config, increment_id: str) -> str:
@@ -282,6 +289,7 @@ def audit(snapshot: AuditSnapshot, settings: Config) -> list[Finding]:
     out += _stock(snapshot, settings)
     out += _orders(snapshot, settings)
     out += _customers(snapshot, settings)
+    out += _refund_shipping(snapshot, settings)
     rank = {kind: i for i, kind in enumerate(KINDS)}
     return sorted(out, key=lambda f: (rank.get(f.kind, len(rank)), f.key))
 
@@ -731,7 +739,41 @@ def pull(ctx: JobContext) -> AuditSnapshot:
         )
     )
     snap.sitoo_users = list(sitoo.iter_users(fields=("userid", "email", "role")))
+    # Credit memos magsit made for store returns with shipping: a handful, one read each.
+    for refund in ctx.state.mappings("refund", status="done"):
+        data = refund["data"]
+        if data.get("origin") == "sitoo" and str(refund.get("other_id") or "").isdigit() and decimal_or_none(data.get("shipping_amount")):
+            snap.refund_memos.append((data, magento.get_creditmemo(int(refund["other_id"]))))
     return snap
+
+
+def _refund_shipping(snap: AuditSnapshot, config: Config) -> list[Finding]:
+    """Which way the shop reads a credit memo's ``shipping_amount`` (net, or gross when it displays
+    shipping incl. tax, magento-api.md §11), from the memos magsit made: what was sent vs what the
+    memo holds. Only memos whose shipping carries tax tell the two apart."""
+    out: list[Finding] = []
+    tolerance = config.reconcile.tolerance
+    for data, memo in snap.refund_memos:
+        sent = decimal_or_none(data.get("shipping_amount"))
+        net, tax = decimal_or_none(memo.get("shipping_amount")), decimal_or_none(memo.get("shipping_tax_amount")) or Decimal(0)
+        if not sent or net is None or not tax:
+            continue
+        gross = decimal_or_none(memo.get("shipping_incl_tax")) or net + tax
+        sent_incl = bool(data.get("shipping_sent_incl_tax"))
+        if abs((gross if sent_incl else net) - sent) <= tolerance:
+            continue  # the shop read it the way magsit meant
+        if abs((net if sent_incl else gross) - sent) <= tolerance:
+            needed = "false" if sent_incl else "true"
+            reads = "excluding" if sent_incl else "including"
+        else:
+            needed, reads = None, None
+        memo_no = memo.get("increment_id") or memo.get("entity_id")
+        message = (f"credit memo {memo_no} (order {data.get('increment_id')}): magsit sent shipping_amount {sent} "
+                   f"{'incl.' if sent_incl else 'excl.'} tax; Magento refunded shipping {net} net / {gross} incl. tax")
+        if needed:
+            message += f". The shop reads shipping_amount {reads} tax: set [returns].shipping_amount_includes_tax = {needed}"
+        out.append(finding("refund_shipping_tax_setting", f"creditmemo {memo_no}", message, magento=memo))
+    return out
 
 
 # -- run ------------------------------------------------------------------------------------------

@@ -110,9 +110,15 @@ def pull_store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, A
 
 
 def _shipping_left(ctx: JobContext, entity_id: int) -> Decimal:
+    """The order's shipping not refunded yet, as the shop reads ``arguments.shipping_amount``: net,
+    or gross with ``[returns].shipping_amount_includes_tax`` (magento-api.md §11)."""
     order = ctx.magento.get_order(entity_id)
-    return max(Decimal(0), money(order.get("base_shipping_amount", order.get("shipping_amount")))
-               - money(order.get("base_shipping_refunded", order.get("shipping_refunded"))))  # fmt: skip
+    left = (money(order.get("base_shipping_amount", order.get("shipping_amount")))
+            - money(order.get("base_shipping_refunded", order.get("shipping_refunded"))))  # fmt: skip
+    if ctx.config.returns.shipping_amount_includes_tax:
+        left += (money(order.get("base_shipping_tax_amount", order.get("shipping_tax_amount")))
+                 - money(order.get("base_shipping_tax_refunded", order.get("shipping_tax_refunded"))))  # fmt: skip
+    return max(Decimal(0), left)
 
 
 def plan_store_returns(
@@ -153,7 +159,8 @@ def _existing_memo(ctx: JobContext, plan: CreditMemoPlan) -> dict[str, Any] | No
 def _record_memo(ctx: JobContext, plan: CreditMemoPlan, memo_id: int, adopted: bool) -> None:
     with ctx.state.transaction():
         ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), str(memo_id),
-                              {**plan.describe(), "origin": "sitoo", "adopted": adopted}, "done")  # fmt: skip
+                              {**plan.describe(), "origin": "sitoo", "adopted": adopted,
+                               "shipping_sent_incl_tax": ctx.config.returns.shipping_amount_includes_tax}, "done")  # fmt: skip
         ctx.state.put_mapping("creditmemo", "magento", str(memo_id), str(plan.refund_orderid),
                               {"origin": "sitoo", "increment_id": plan.increment_id}, "done")  # fmt: skip
         ctx.succeeded(_refund_key(plan.refund_orderid))

@@ -85,8 +85,17 @@ def test_each_seeded_gap_is_reported_once_with_its_owner(sandbox, tmp_path):
     sitoo.create_order({"ordertypeid": 10, "externalid": "000000999", "orderitems": [
         {"productname": "POS only", "sku": "ONLY-POS", "quantity": 1, "moneyrowprice": "10.00", "vatvalue": 25},
     ]})  # fmt: skip
+    # a store return magsit refunded with shipping sent excl. tax, read incl. tax by the shop
+    refunded = magento.place_order([("TENT-1", 1)], customer_email="bo@example.com", created_at=ago(60 * 24 * 40),
+                                   shipping_amount=40)  # fmt: skip
+    magento.shipping_display_incl_tax = True
+    memo_id = magento.refund_order(refunded["entity_id"], [{"order_item_id": refunded["items"][0]["item_id"], "qty": 1}],
+                                   shipping_amount=40)  # fmt: skip
+    memo_no = magento.creditmemos[memo_id]["increment_id"]
     state = StateStore(sandbox.state_path)
     state.put_mapping("order", "magento", "000000777", "424242", {}, "pushed")
+    state.put_mapping("refund", "sitoo", "5555", str(memo_id), {"origin": "sitoo", "increment_id": refunded["increment_id"],
+                                                                "shipping_amount": "40", "shipping_sent_incl_tax": False}, "done")  # fmt: skip
     state.close()
     # customers
     magento.add_customer("Erik@Example.com", "Erik", "One")
@@ -118,6 +127,7 @@ def test_each_seeded_gap_is_reported_once_with_its_owner(sandbox, tmp_path):
         ("stale_mapping", "ops", "order 000000777"),
         ("duplicate_customer", "ecommerce", "erik@example.com (magento)"),
         ("duplicate_customer", "ecommerce", "lisa@example.com (sitoo)"),
+        ("refund_shipping_tax_setting", "finance", f"creditmemo {memo_no}"),
     ])  # fmt: skip
     assert got == expected
     assert {k for k, _, _ in got} == set(KINDS)  # every kind the audit knows is exercised here
@@ -125,7 +135,7 @@ def test_each_seeded_gap_is_reported_once_with_its_owner(sandbox, tmp_path):
     assert by_key["GLOVE"]["magento"]["compared_gross"] == "75.00" and by_key["GLOVE"]["sitoo"]["moneyprice"] == "100.00"
     assert by_key["TENT-1@default"]["magento"]["quantity"] == "50" and by_key["TENT-1@default"]["sitoo"]["expected"] == "5"
     assert all(f["fix"] and f["message"] for f in out["findings"])
-    assert out["totals"]["by_owner"] == {"ecommerce": 6, "finance": 2, "ops": 9}
+    assert out["totals"]["by_owner"] == {"ecommerce": 6, "finance": 3, "ops": 9}
 
     with (csv_dir / "findings.csv").open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -133,7 +143,7 @@ def test_each_seeded_gap_is_reported_once_with_its_owner(sandbox, tmp_path):
     assert json.loads(next(r for r in rows if r["key"] == "MUG")["magento"]) == {"tax_class_id": "5"}
     assert (csv_dir / "summary.csv").exists()
     page = html_file.read_text(encoding="utf-8")
-    assert "GHOST@default" in page and "Findings (17)" in page
+    assert "GHOST@default" in page and "Findings (18)" in page
 
 
 def test_rich_output_shows_counts_by_kind_and_owner(sandbox):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from magsit.state.store import StateStore
 from tests.e2e.conftest import Env
 
 
-def pushed_order(env: Env, *, invoice: bool = True) -> dict[str, Any]:
+def pushed_order(env: Env, *, invoice: bool = True, shipping_amount: float = 0) -> dict[str, Any]:
     """A Magento order with two lines that magsit pushed to Sitoo (the Sitoo order plus the mapping
     push-orders leaves behind), and a store with a till that can take returns."""
     m, s = env.magento.state, env.sitoo.state
     m.add_product("SHIRT", "Shirt", 100)
     m.add_product("CAP", "Cap", 40)
     order = m.place_order([("SHIRT", 1), ("CAP", 2)], customer_email="anna@example.com", invoice=invoice,
-                          status="processing" if invoice else "pending")  # fmt: skip
+                          status="processing" if invoice else "pending", shipping_amount=shipping_amount)  # fmt: skip
     store = s.add_store("City")
     warehouse = s.add_warehouse("City", storeid=store)
     s.add_register(store, warehouse, "Till 1")
@@ -173,3 +175,38 @@ def test_return_of_an_order_whose_push_is_unconfirmed_is_not_swept_past(sandbox:
     sandbox.run("sync-returns", check_code=0)
     [memo] = memos_of(sandbox, order["entity_id"])
     assert [(i["order_item_id"], i["qty"]) for i in memo["items"]] == [(top["item_id"], 1)]
+
+
+def _shipping_findings(env: Env) -> list[dict[str, Any]]:
+    out = env.run_json("audit")
+    return [f for f in out["findings"] if f["kind"] == "refund_shipping_tax_setting"]
+
+
+@pytest.mark.parametrize("incl", [False, True], ids=["shop-excl", "shop-incl"])
+def test_shipping_refund_is_sent_the_way_the_shop_reads_it(sandbox: Env, incl: bool) -> None:
+    # Magento reads arguments.shipping_amount incl. tax when the store displays shipping incl. tax
+    # (Creditmemo/Total/Shipping::isSuppliedShippingAmountInclTax, magento-api.md §11).
+    web = pushed_order(sandbox, shipping_amount=40)  # 40.00 net + 25 % = 50.00
+    sandbox.magento.state.shipping_display_incl_tax = incl
+    sandbox.configure(returns={"refund_shipping": True, "shipping_amount_includes_tax": incl})
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 1}])
+    sandbox.run("sync-returns", check_code=0)
+    (memo,) = memos_of(sandbox, web["order"]["entity_id"])
+    assert (memo["shipping_amount"], memo["shipping_incl_tax"]) == (40.0, 50.0)  # all the shipping, once
+    assert refund_posts(sandbox)[0].body["arguments"]["shipping_amount"] == (50 if incl else 40)
+    assert _shipping_findings(sandbox) == []
+
+
+def test_audit_says_which_shipping_setting_the_shop_needs(sandbox: Env) -> None:
+    web = pushed_order(sandbox, shipping_amount=40)
+    sandbox.magento.state.shipping_display_incl_tax = True  # the shop shows shipping incl. tax
+    sandbox.configure(returns={"refund_shipping": True})  # magsit still sends it excl. tax
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 1}])
+    sandbox.run("sync-returns", check_code=0)
+    (memo,) = memos_of(sandbox, web["order"]["entity_id"])
+    assert memo["shipping_amount"] == 32.0  # 40 read as gross: the customer got 10.00 too little
+    (found,) = _shipping_findings(sandbox)
+    assert found["owner"] == "finance" and "shipping_amount_includes_tax = true" in found["message"]
+    check = sandbox.run_json("check")
+    (line,) = [c for c in check["checks"] if c["check"] == "returns: shipping refunds"]
+    assert "excluding tax" in line["detail"] and "magsit audit" in line["detail"]
