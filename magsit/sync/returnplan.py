@@ -61,6 +61,7 @@ class CreditMemoPlan:
     items: dict[int, int]  # Magento parent order_item_id -> qty
     shipping_amount: Decimal
     comment: str
+    part: int = 0  # 0: the whole return in one credit memo; k: the k-th memo of a return split by the input limit
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -70,6 +71,36 @@ class CreditMemoPlan:
             "items": {str(k): v for k, v in self.items.items()},
             "shipping_amount": str(self.shipping_amount),
         }
+
+
+def part_label(part: int) -> str:
+    return f"(part {part})"
+
+
+def next_memo_part(plan: CreditMemoPlan, done: list[dict[str, Any]], limit: int) -> CreditMemoPlan | None:
+    """The next credit memo of a store return, given the parts already in Magento (``done``: their
+    ``items`` and ``shipping``), or None when the return is refunded in full.
+
+    Magento refuses body arrays over the shop's input list limit (magento-api.md §5.1), so a return
+    of more lines becomes several credit memos of at most ``limit`` items (lowest item ids first),
+    each labelled "(part k)". Shipping goes with the first part only, so the memos add up to what one
+    memo would have refunded.
+    """
+    left = dict(plan.items)
+    for part in done:
+        for item_id, qty in (part.get("items") or {}).items():
+            left[int(item_id)] = left.get(int(item_id), 0) - int(qty)
+    left = {item_id: qty for item_id, qty in sorted(left.items()) if qty > 0}
+    shipping = Decimal(0) if any(Decimal(str(p.get("shipping") or 0)) > 0 for p in done) else plan.shipping_amount
+    if not left and not shipping:
+        return None
+    size = max(1, limit)
+    chunk = dict(list(left.items())[:size])
+    number = len(done) + 1
+    split = number > 1 or len(left) > size
+    return CreditMemoPlan(plan.refund_orderid, plan.increment_id, plan.entity_id, chunk, shipping,
+                          f"{plan.comment} {part_label(number)}" if split else plan.comment,
+                          number if split else 0)  # fmt: skip
 
 
 def plan_creditmemo(
@@ -151,7 +182,8 @@ def memo_matches(memo: dict[str, Any], plan: CreditMemoPlan) -> bool:
     """
     comments = " ".join(str(c.get("comment") or "") for c in memo.get("comments") or [] if isinstance(c, dict))
     if MEMO_MARKER in comments:
-        return f"{MEMO_MARKER} {plan.refund_orderid}" in comments
+        labelled = part_label(plan.part) in comments if plan.part else "(part " not in comments
+        return f"{MEMO_MARKER} {plan.refund_orderid}" in comments and labelled
     quantities: dict[int, int] = {}
     for item in memo.get("items") or []:
         qty = _int(item.get("qty"))

@@ -27,6 +27,8 @@ Magento -> Sitoo
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,6 +44,7 @@ from magsit.sync.returnplan import (
     is_magsit_memo,
     is_store_return,
     memo_matches,
+    next_memo_part,
     original_orderid,
     plan_creditmemo,
     plan_sitoo_refund,
@@ -144,10 +147,13 @@ def plan_store_returns(
     return plans
 
 
-def _existing_memo(ctx: JobContext, plan: CreditMemoPlan) -> dict[str, Any] | None:
-    """A credit memo of the order that an earlier unconfirmed attempt created, if any."""
+def _existing_memo(ctx: JobContext, plan: CreditMemoPlan, skip: Collection[str] = ()) -> dict[str, Any] | None:
+    """A credit memo of the order that an earlier unconfirmed attempt created, if any (``skip``:
+    memos already recorded as earlier parts of this return)."""
     criteria = SearchCriteria().where("order_id", plan.entity_id)
     for memo in ctx.magento.search_creditmemos(criteria):
+        if str(memo["entity_id"]) in skip:
+            continue
         other = ctx.state.get_mapping("creditmemo", "magento", str(memo["entity_id"]))
         if other is not None and str(other.get("other_id")) != str(plan.refund_orderid):
             continue  # already accounted for (another return, or a memo exported to Sitoo)
@@ -156,51 +162,100 @@ def _existing_memo(ctx: JobContext, plan: CreditMemoPlan) -> dict[str, Any] | No
     return None
 
 
-def _record_memo(ctx: JobContext, plan: CreditMemoPlan, memo_id: int, adopted: bool) -> None:
+def _memo_part(memo: dict[str, Any], memo_id: Any, part: CreditMemoPlan) -> dict[str, Any]:
+    """What one credit memo of a return refunded: its own items when Magento's answer shows them
+    (an adopted memo may hold fewer than planned), else the planned part."""
+    items: dict[str, int] = {}
+    for item in memo.get("items") or []:
+        if int(item.get("order_item_id") or 0) in part.items and Decimal(str(item.get("qty") or 0)) > 0:
+            key = str(int(item["order_item_id"]))
+            items[key] = items.get(key, 0) + int(Decimal(str(item["qty"])))
+    shipping = memo.get("shipping_amount") if memo else None
+    return {"memo_id": str(memo_id), "items": items or {str(k): v for k, v in part.items.items()},
+            "shipping": str(shipping if shipping is not None else part.shipping_amount)}
+
+
+def _record_memo(ctx: JobContext, plan: CreditMemoPlan, done: list[dict[str, Any]], adopted: bool) -> None:
+    ids = [str(p["memo_id"]) for p in done]
     with ctx.state.transaction():
-        ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), str(memo_id),
-                              {**plan.describe(), "origin": "sitoo", "adopted": adopted,
+        ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), ids[0] if ids else None,
+                              {**plan.describe(), "origin": "sitoo", "adopted": adopted, "memo_ids": ids,
                                "shipping_sent_incl_tax": ctx.config.returns.shipping_amount_includes_tax}, "done")  # fmt: skip
-        ctx.state.put_mapping("creditmemo", "magento", str(memo_id), str(plan.refund_orderid),
-                              {"origin": "sitoo", "increment_id": plan.increment_id}, "done")  # fmt: skip
+        for memo_id in ids:
+            ctx.state.put_mapping("creditmemo", "magento", memo_id, str(plan.refund_orderid),
+                                  {"origin": "sitoo", "increment_id": plan.increment_id}, "done")  # fmt: skip
         ctx.succeeded(_refund_key(plan.refund_orderid))
     ctx.counts["adopted" if adopted else "creditmemos_created"] += 1
 
 
 def push_creditmemo(ctx: JobContext, plan: CreditMemoPlan) -> None:
+    """One store return -> its credit memo(s), each a document create that is never resent blindly.
+
+    A return with more lines than the shop's input list limit becomes several memos (see
+    ``returnplan.next_memo_part``); each memo is recorded in the refund mapping (``parts_done``) as
+    soon as Magento answers, so a crash, timeout or refusal between parts resumes with the rest.
+    A part whose outcome is unknown is looked up among the order's memos (by its label) first.
+    """
     key = _refund_key(plan.refund_orderid)
     mapping = ctx.state.get_mapping("refund", "sitoo", str(plan.refund_orderid))
-    if mapping and mapping["status"] == "pending":
-        found = _existing_memo(ctx, plan)
-        if found is not None:
-            log.info("store return %s was already refunded as credit memo %s: adopted", plan.refund_orderid, found["entity_id"])
-            _record_memo(ctx, plan, int(found["entity_id"]), adopted=True)
-            return
-    ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), None, plan.describe(), "pending")
+    unsettled = mapping is not None and mapping["status"] in ("pending", "retry")
+    done: list[dict[str, Any]] = list(mapping["data"].get("parts_done") or []) if unsettled and mapping else []
+    check_first = mapping is not None and mapping["status"] == "pending"  # an answer may have been lost
+    adopted = False
+    if unsettled and mapping and mapping["data"].get("shipping_amount") is not None:
+        # Planned before the first attempt: shipping a part already refunded must not read as "none".
+        plan = replace(plan, shipping_amount=Decimal(str(mapping["data"]["shipping_amount"])))
+
+    def intent(status: str = "pending", **extra: Any) -> None:
+        ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), None,
+                              {**plan.describe(), "parts_done": done, **extra}, status)  # fmt: skip
+
+    if not check_first:
+        intent()
     crashpoint("returns.before_refund")
-    try:
-        memo_id = ctx.magento.refund_offline(plan.entity_id, plan.items, plan.shipping_amount, comment=plan.comment)
-    except ApiError as error:
-        if error.outcome_unknown or error.status is None or error.status >= 500:
-            found = _existing_memo(ctx, plan)
+    while (part := next_memo_part(plan, done, ctx.magento.list_limit)) is not None:
+        if check_first:
+            found = _existing_memo(ctx, part, {str(p["memo_id"]) for p in done})
             if found is not None:
-                _record_memo(ctx, plan, int(found["entity_id"]), adopted=True)
+                log.info("store return %s was already refunded as credit memo %s: adopted", plan.refund_orderid, found["entity_id"])
+                done.append(_memo_part(found, found["entity_id"], part))
+                adopted = True
+                intent()
+                continue
+            intent()
+        try:
+            memo_id = ctx.magento.refund_offline(part.entity_id, part.items, part.shipping_amount, comment=part.comment)
+        except ApiError as error:
+            if ctx.magento.adapt_list_limit(error, len(part.items)):
+                continue  # refused as a whole, nothing saved: the next part is cut to the shop's limit
+            if error.outcome_unknown or error.status is None or error.status >= 500:
+                found = _existing_memo(ctx, part, {str(p["memo_id"]) for p in done})
+                if found is not None:
+                    done.append(_memo_part(found, found["entity_id"], part))
+                    adopted, check_first = True, False
+                    intent()
+                    continue
+                ctx.fail("refund_outcome_unknown", "ops", key,
+                         f"the credit memo for store return {plan.refund_orderid} (order {plan.increment_id}) may or may "
+                         f"not have been created ({error.message}); magsit checks the order's credit memos before "
+                         "trying again on the next run", plan.describe(), RETRY)  # fmt: skip
                 return
-            ctx.fail("refund_outcome_unknown", "ops", key,
-                     f"the credit memo for store return {plan.refund_orderid} (order {plan.increment_id}) may or may "
-                     f"not have been created ({error.message}); magsit checks the order's credit memos before "
-                     "trying again on the next run", plan.describe(), RETRY)  # fmt: skip
+            kind = "refund_not_invoiced" if NOT_INVOICED in error.message else "refund_rejected"
+            hint = ("invoice the order in Magento first; magsit retries" if kind == "refund_not_invoiced"
+                    else "fix the order in Magento or refund by hand, then retry or resolve this exception")  # fmt: skip
+            if done:
+                hint += f" ({len(done)} credit memo(s) of this return are already in Magento; only the rest is sent)"
+            intent("retry", error=error.message)
+            ctx.fail(kind, "finance", key,
+                     f"Magento refused the credit memo for store return {plan.refund_orderid} of order {plan.increment_id}: "
+                     f"{error.message} — {hint}", plan.describe(), RETRY)  # fmt: skip
             return
-        kind = "refund_not_invoiced" if NOT_INVOICED in error.message else "refund_rejected"
-        hint = ("invoice the order in Magento first; magsit retries" if kind == "refund_not_invoiced"
-                else "fix the order in Magento or refund by hand, then retry or resolve this exception")  # fmt: skip
-        ctx.state.put_mapping("refund", "sitoo", str(plan.refund_orderid), None, {**plan.describe(), "error": error.message}, "retry")
-        ctx.fail(kind, "finance", key,
-                 f"Magento refused the credit memo for store return {plan.refund_orderid} of order {plan.increment_id}: "
-                 f"{error.message} — {hint}", plan.describe(), RETRY)  # fmt: skip
-        return
-    crashpoint("returns.after_refund")
-    _record_memo(ctx, plan, int(memo_id), adopted=False)
+        check_first = False
+        crashpoint("returns.after_refund")
+        done.append(_memo_part({}, memo_id, part))
+        intent()
+        crashpoint("returns.between_parts")
+    _record_memo(ctx, plan, done, adopted)
 
 
 def store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:

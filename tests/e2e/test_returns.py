@@ -210,3 +210,65 @@ def test_audit_says_which_shipping_setting_the_shop_needs(sandbox: Env) -> None:
     check = sandbox.run_json("check")
     (line,) = [c for c in check["checks"] if c["check"] == "returns: shipping refunds"]
     assert "excluding tax" in line["detail"] and "magsit audit" in line["detail"]
+
+
+def big_web_order(env: Env, lines: int) -> dict[str, Any]:
+    """A pushed, shipped web order of ``lines`` lines (shipping 40.00 net), as sync-returns finds it."""
+    m, s = env.magento.state, env.sitoo.state
+    skus = [f"R-{n:02d}" for n in range(lines)]
+    for sku in skus:
+        m.add_product(sku, sku, 100)
+    order = m.place_order([(sku, 1) for sku in skus], customer_email="big@example.com", shipping_amount=40)
+    store = s.add_store("City")
+    warehouse = s.add_warehouse("City", storeid=store)
+    s.add_register(store, warehouse, "Till 1")
+    for sku in skus:
+        s.add_product(sku, sku, "125.00")
+    tops = [i for i in order["items"] if not i.get("parent_item_id")]
+    orderid = s.create_order({
+        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
+        "email": "big@example.com", "additionaldata": {"weborder": "true"},
+        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": 1, "moneyrowprice": "125.00", "vatvalue": 25,
+                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
+    })  # fmt: skip
+    s.deliver(orderid)
+    state = StateStore(env.state_path)
+    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
+                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
+                       "email": "big@example.com",
+                       "lines": [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"],
+                                  "qty": 1, "sitoo_orderitemid": n, "shipped": 1, "canceled": 0}
+                                 for n, i in enumerate(tops)]}, "shipped")  # fmt: skip
+    state.close()
+    env.configure(returns={"refund_shipping": True})
+    s.store_return(orderid, [{"orderitemid": n, "quantity": 1} for n in range(lines)])
+    return order
+
+
+def test_return_of_more_lines_than_the_input_limit_gives_several_memos_that_add_up(sandbox: Env) -> None:
+    # Input limits on (sandbox default): a refund body over 20 items is refused (magento-api.md §5.1).
+    # Magento takes several credit memos per order (partial refunds, §11 "unrefunded quantity").
+    order = big_web_order(sandbox, 23)
+    sandbox.run("sync-returns", check_code=0)
+    sandbox.run("sync-returns", check_code=0)
+    memos = sorted(memos_of(sandbox, order["entity_id"]), key=lambda c: c["entity_id"])
+    assert [len(c["items"]) for c in memos] == [20, 3]
+    assert [c["shipping_amount"] for c in memos] == [40.0, 0.0]  # shipping once, with the first part
+    # together exactly what one memo of everything would refund: 23 × 125.00 + 50.00 shipping incl. tax
+    assert round(sum(c["grand_total"] for c in memos), 2) == 23 * 125.0 + 50.0
+    assert sandbox.magento.state.orders[order["entity_id"]]["total_refunded"] == 23 * 125.0 + 50.0
+    assert len(refund_posts(sandbox)) == 2
+    state = StateStore(sandbox.state_path)
+    (refund,) = state.mappings("refund")
+    assert refund["status"] == "done" and refund["data"]["memo_ids"] == [str(c["entity_id"]) for c in memos]
+    assert sorted(m["external_id"] for m in state.mappings("creditmemo")) == sorted(str(c["entity_id"]) for c in memos)
+    echoed = [o for o in sandbox.sitoo.state.orders.values() if str(o.get("externalid") or "").startswith("CM-")]
+    assert echoed == []  # magsit's own memos are not exported back to Sitoo as refund orders
+
+
+def test_a_shop_with_a_lower_limit_gets_memos_of_its_size(sandbox: Env) -> None:
+    order = big_web_order(sandbox, 7)
+    sandbox.magento.state.list_limit = 3
+    sandbox.run("sync-returns", check_code=0)
+    assert sorted(len(c["items"]) for c in memos_of(sandbox, order["entity_id"])) == [1, 3, 3]
+    assert len(refund_posts(sandbox)) == 4  # the 7-item memo refused as a whole, then three parts

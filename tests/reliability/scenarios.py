@@ -309,9 +309,44 @@ def seed_returns(env: Env) -> None:
     m.refund_order(order["entity_id"], [{"order_item_id": cap["item_id"], "qty": 1}], shipping_amount=0)
 
 
+# return parts: a pushed web order of 5 lines returned in full at one till, a shop limiting body
+# arrays to 2 items: three credit memos (2 + 2 + 1 items, shipping on the first)
+def seed_return_parts(env: Env) -> None:
+    m, s = env.magento.state, env.sitoo.state
+    skus = [f"RET-{n}" for n in range(5)]
+    for sku in skus:
+        m.add_product(sku, sku, 100)
+    order = m.place_order([(sku, 1) for sku in skus], customer_email="parts@example.com", created_at=old(), shipping_amount=40)
+    store = s.add_store("City")
+    warehouse = s.add_warehouse("City", storeid=store)
+    s.add_register(store, warehouse, "Till 1")
+    for sku in skus:
+        s.add_product(sku, sku, "125.00")
+    tops = [i for i in order["items"] if not i.get("parent_item_id")]
+    orderid = s.create_order({
+        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
+        "email": "parts@example.com", "additionaldata": {"weborder": "true"},
+        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": 1, "moneyrowprice": "125.00", "vatvalue": 25,
+                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
+    })  # fmt: skip
+    s.deliver(orderid)
+    lines = [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"], "qty": 1,
+              "sitoo_orderitemid": n, "shipped": 1, "canceled": 0} for n, i in enumerate(tops)]  # fmt: skip
+    state = StateStore(env.state_path)
+    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
+                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
+                       "email": "parts@example.com", "lines": lines}, "shipped")  # fmt: skip
+    state.close()
+    env.configure(returns={"refund_shipping": True, "magento_to_sitoo": False}, magento={"input_list_limit": 2})
+    m.list_limit = 2
+    s.store_return(orderid, [{"orderitemid": n, "quantity": 1} for n in range(5)])
+    env.magento.control.clear_log()
+
+
 def _store_return_of(comment: str) -> str | None:
-    match = re.search(re.escape(MEMO_MARKER) + r" (\d+)", comment)
-    return match.group(1) if match else None
+    """The store return (and part, for a return split by the input limit) a memo's comment names."""
+    match = re.search(re.escape(MEMO_MARKER) + r" (\d+)(?:.*?(\(part \d+\)))?", comment)
+    return " ".join(g for g in match.groups() if g) if match else None
 
 
 def snap_returns(env: Env) -> dict[str, Any]:
@@ -387,6 +422,7 @@ SCENARIOS = {
     "orders": Scenario("orders", ("push-orders",), seed_orders, snap_orders, dupes_orders),
     "fulfilment": Scenario("fulfilment", ("sync-fulfilment",), seed_fulfilment, snap_fulfilment, dupes_fulfilment),
     "ship_parts": Scenario("ship_parts", ("sync-fulfilment",), seed_ship_parts, snap_fulfilment, dupes_fulfilment),
+    "return_parts": Scenario("return_parts", ("sync-returns",), seed_return_parts, snap_returns, dupes_returns),
     "returns": Scenario("returns", ("sync-returns",), seed_returns, snap_returns, dupes_returns),
     "customers": Scenario("customers", ("sync-customers",), seed_customers, snap_customers, dupes_customers),
 }

@@ -46,6 +46,9 @@ CRASHES = [
     ("returns", "returns.before_refund"),
     ("returns", "returns.after_refund"),
     ("returns", "returns.after_export"),
+    ("return_parts", "returns.between_parts"),
+    ("return_parts", "returns.after_refund:2"),
+    ("return_parts", "returns.between_parts:2"),
     ("customers", "customers.after_sitoo_create"),
     ("customers", "customers.after_magento_create"),
 ]
@@ -142,7 +145,7 @@ def _no_order_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _no_memo_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(magsit.sync.returns, "_existing_memo", lambda ctx, plan: None)
+    monkeypatch.setattr(magsit.sync.returns, "_existing_memo", lambda ctx, plan, skip=(): None)
 
 
 @pytest.mark.parametrize(

@@ -132,3 +132,21 @@ def test_creditmemo_of_unknown_line_is_an_exception() -> None:
     memo = {"entity_id": 4, "increment_id": "4", "items": [{"order_item_id": 99, "qty": 1, "sku": "Q", "row_total": 10}]}
     error = plan_sitoo_refund(memo, "000000005", 10001, ORDER)
     assert isinstance(error, RecordError) and error.kind == "creditmemo_unmapped_item"
+
+
+def test_a_return_over_the_input_limit_is_refunded_in_parts_that_add_up():
+    from decimal import Decimal
+
+    from magsit.sync.returnplan import CreditMemoPlan, next_memo_part
+
+    plan = CreditMemoPlan(7, "000000009", 3, {n: 1 for n in range(1, 6)}, Decimal("40"), "Returned. magsit: Sitoo refund order 7")
+    done: list[dict] = []
+    while (part := next_memo_part(plan, done, 2)) is not None:
+        done.append({"memo_id": len(done) + 1, "items": {str(k): v for k, v in part.items.items()}, "shipping": str(part.shipping_amount)})
+        assert part.comment.endswith(f"(part {part.part})")
+    assert [sorted(map(int, p["items"])) for p in done] == [[1, 2], [3, 4], [5]]
+    assert [p["shipping"] for p in done] == ["40", "0", "0"]  # shipping once
+    whole = next_memo_part(plan, [], 20)
+    assert whole is not None and whole.part == 0 and whole.items == plan.items and whole.comment == plan.comment
+    # a part Magento took with fewer items than planned (another limit): the rest follows
+    assert next_memo_part(plan, [{"items": {"1": 1}, "shipping": "40"}], 20).items == {2: 1, 3: 1, 4: 1, 5: 1}
