@@ -312,34 +312,11 @@ def seed_returns(env: Env) -> None:
 # return parts: a pushed web order of 5 lines returned in full at one till, a shop limiting body
 # arrays to 2 items: three credit memos (2 + 2 + 1 items, shipping on the first)
 def seed_return_parts(env: Env) -> None:
-    m, s = env.magento.state, env.sitoo.state
-    skus = [f"RET-{n}" for n in range(5)]
-    for sku in skus:
-        m.add_product(sku, sku, 100)
-    order = m.place_order([(sku, 1) for sku in skus], customer_email="parts@example.com", created_at=old(), shipping_amount=40)
-    store = s.add_store("City")
-    warehouse = s.add_warehouse("City", storeid=store)
-    s.add_register(store, warehouse, "Till 1")
-    for sku in skus:
-        s.add_product(sku, sku, "125.00")
-    tops = [i for i in order["items"] if not i.get("parent_item_id")]
-    orderid = s.create_order({
-        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
-        "email": "parts@example.com", "additionaldata": {"weborder": "true"},
-        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": 1, "moneyrowprice": "125.00", "vatvalue": 25,
-                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
-    })  # fmt: skip
-    s.deliver(orderid)
-    lines = [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"], "qty": 1,
-              "sitoo_orderitemid": n, "shipped": 1, "canceled": 0} for n, i in enumerate(tops)]  # fmt: skip
-    state = StateStore(env.state_path)
-    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
-                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
-                       "email": "parts@example.com", "lines": lines}, "shipped")  # fmt: skip
-    state.close()
-    env.configure(returns={"refund_shipping": True, "magento_to_sitoo": False}, magento={"input_list_limit": 2})
-    m.list_limit = 2
-    s.store_return(orderid, [{"orderitemid": n, "quantity": 1} for n in range(5)])
+    from tests.e2e.test_returns import big_web_order
+
+    big_web_order(env, 5)
+    env.configure(returns={"magento_to_sitoo": False}, magento={"input_list_limit": 2})
+    env.magento.state.list_limit = 2
     env.magento.control.clear_log()
 
 
