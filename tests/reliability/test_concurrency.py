@@ -232,7 +232,7 @@ class _NoCheck:
     """The cross-job guard removed: no shared lock, no re-check before creating."""
 
     @staticmethod
-    def settle(ctx: Any, emails: list[str], lookup: Any, *, searched: bool) -> tuple[dict, list[str]]:
+    def settle(ctx: Any, emails: list[str], lookup: Any, *, searched: bool, spellings: Any = None) -> tuple[dict, list[str]]:
         return ({}, list(emails)) if searched else ({e: u for e, u in lookup(emails).items() if u}, list(emails))
 
 
