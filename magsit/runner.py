@@ -195,6 +195,12 @@ class JobContext:
         person ignored (or, in event jobs, resolved by hand) until `magsit exceptions retry`."""
         return self.state.exception_due(self.job, key, hold_resolved=self.job in HANDLED_BY_HAND)
 
+    def not_due_reason(self, key: str) -> str:
+        """Why is_due(key) is False, in words for a dry run's plan or a summary."""
+        if key in self.held_keys():
+            return "left alone: its exception was ignored or resolved by hand (`magsit exceptions retry` brings it back)"
+        return "waiting for its retry time (backoff; `magsit exceptions retry` makes it due now)"
+
     def held_keys(self) -> set[str]:
         """Record keys a person told magsit to leave alone (read once per run): flows that pick their
         records by change rather than by exception drop these before any API write."""

@@ -218,7 +218,7 @@ def pull(ctx: JobContext) -> Snapshot:
             _dequeue(ctx, increment_id)
             continue
         if entity_id not in forced and not targeted and not ctx.is_due(increment_id):
-            snap.skipped[increment_id] = "waiting for its retry time (backoff)"
+            snap.skipped[increment_id] = ctx.not_due_reason(increment_id)
             continue
         candidates.append(row)
     if not candidates:

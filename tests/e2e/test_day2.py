@@ -88,6 +88,7 @@ def test_exception_life_cycle_backoff_retry_ignore_through_the_cli(sandbox):
     sandbox.sitoo.control.clear_log()
     run = sandbox.run_json("push-orders", check_code=0)
     assert run["failures"] == [] and sitoo_calls_about(sandbox, key, "NEW-9") == []
+    assert "ignored" in run["details"]["skipped"][key]  # says why, not "backoff"
     assert exception_row(sandbox, key)["status"] == "ignored"
     assert "ignored" in sandbox.run("exceptions", "list", "--status", "ignored", check_code=0).stdout
 
