@@ -107,14 +107,14 @@ def _set(app: App, refs: tuple[str, ...], action: str) -> int:
                 state.set_exception_status(row["id"], action)
     finally:
         state.close()
-    verb = {
-        "retry": "due on the next run",
-        "resolved": "marked resolved",
-        "ignored": "ignored: no run works on the record until `magsit exceptions retry`",
+    verb, after = {
+        "retry": ("due on the next run", ""),
+        "resolved": ("marked resolved", ""),
+        "ignored": ("ignored", " No run works on these records until `magsit exceptions retry`."),
     }[action]
     if rows:
         done = ", ".join(f"{row['id']} ({row['job']} {row['record_key']})" for row in rows)
-        app.out.print(f"{len(rows)} exception(s) {verb}: {done}", markup=False)
+        app.out.print(f"{len(rows)} exception(s) {verb}: {done}.{after}", markup=False)
     return _missing(app, missing) if missing else EXIT_OK
 
 
