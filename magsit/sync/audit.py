@@ -239,6 +239,8 @@ class AuditSnapshot:
     sitoo_warehouses: list[dict[str, Any]] = field(default_factory=list)
     source_items: list[dict[str, Any]] = field(default_factory=list)  # Magento MSI rows
     warehouse_items: dict[str, dict[str, Any]] = field(default_factory=dict)  # warehouse id -> sku -> decimalavailable
+    # warehouse id -> sku -> decimalreserved; None when not read (in-flight units then count as held)
+    warehouse_reserved: dict[str, dict[str, Any]] | None = None
     in_flight: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)  # (sku, source) -> warehouse -> units
     stock_overrides: Overrides = field(default_factory=dict)
     magento_orders: list[dict[str, Any]] = field(default_factory=list)  # pushable status, in the window
@@ -521,10 +523,13 @@ def _stock(snap: AuditSnapshot, config: Config) -> list[Finding]:
         skus = {sku for w in warehouses for sku in snap.warehouse_items.get(w, {})} | {s for (s, c) in magento_qty if c == source}
         for sku in sorted(skus & matched):
             per_warehouse = {w: snap.warehouse_items.get(w, {}).get(sku) for w in warehouses if sku in snap.warehouse_items.get(w, {})}
-            # sync-stock's own combination (per warehouse max(0, available + in flight)), one implementation
+            # sync-stock's own terms and formula (DESIGN "Stock: what Magento should show"), one implementation
+            flights = snap.in_flight.get((sku, source)) or {}
+            reserved = None
+            if snap.warehouse_reserved is not None and flights:
+                reserved = {w: decimal_or_none(snap.warehouse_reserved.get(w, {}).get(sku)) for w in flights}
             available, in_flight, _ = warehouse_terms(
-                {w: decimal_or_none(v) or Decimal(0) for w, v in per_warehouse.items()},
-                snap.in_flight.get((sku, source)) or {},
+                {w: decimal_or_none(v) or Decimal(0) for w, v in per_warehouse.items()}, flights, reserved
             )
             buffer, floor = levels(sku, source)
             expected, _ = target(available, in_flight, buffer, floor)
@@ -544,7 +549,7 @@ def _stock(snap: AuditSnapshot, config: Config) -> list[Finding]:
                     "stock_drift",
                     f"{sku}@{source}",
                     f"{sku} at source {source}: Magento has {actual}, Sitoo's stock gives {expected} "
-                    f"(available {available} + in flight {in_flight} - buffer {buffer}, floor {floor}).{hint}",
+                    f"(in flight {in_flight} + available {available} - buffer {buffer}, 0 at or below floor {floor}).{hint}",
                     magento={"quantity": actual, "source_code": source},
                     sitoo={"available": available, "warehouses": per_warehouse, "in_flight": in_flight, "expected": expected},
                 )
@@ -695,8 +700,10 @@ def pull(ctx: JobContext) -> AuditSnapshot:
     known = {str(w.get("warehouseid")) for w in snap.sitoo_warehouses}
     for warehouse in sorted(mapping):
         if warehouse in known:
-            items = sitoo.iter_warehouse_items(int(warehouse), fields=("sku", "decimalavailable"))
+            items = list(sitoo.iter_warehouse_items(int(warehouse), fields=("sku", "decimalavailable", "decimalreserved")))
             snap.warehouse_items[warehouse] = {str(i.get("sku")): i.get("decimalavailable") for i in items}
+            reserved = snap.warehouse_reserved = snap.warehouse_reserved or {}
+            reserved[warehouse] = {str(i.get("sku")): i.get("decimalreserved") for i in items}
     snap.order_mappings = ctx.state.mappings("order")
     snap.customer_mappings = ctx.state.mappings("customer")
     snap.in_flight = in_flight_by_source(snap.order_mappings, mapping)

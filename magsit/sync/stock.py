@@ -51,7 +51,9 @@ UNKNOWN_SKU_RETRY = timedelta(minutes=30)
 REJECTED_RETRY = timedelta(minutes=15)
 # What the flow reads of a warehouse item: a 200k-item --full run decodes half the JSON of the
 # client's default projection.
-ITEM_FIELDS = ("sku", "decimalavailable", "datelastmodified")
+# decimalreserved: in-flight units are only added back where Sitoo shows them reserved (sitoo-api.md
+# §5 "Reservations": never add back more units than Sitoo shows reserved).
+ITEM_FIELDS = ("sku", "decimalavailable", "decimalreserved", "datelastmodified")
 
 # Kinds the plan raises from Sitoo's data: only a Sitoo change (seen by the delta read) or an
 # order moving units in flight (its SKUs are re-read anyway) can clear them. Other kinds (Magento
@@ -106,6 +108,12 @@ def pull(ctx: JobContext) -> Pulled:
 
     # warehouse -> sku -> raw decimalavailable, for everything read this run
     read: dict[str, dict[str, Any]] = {w: {} for w in sources}
+    # Per warehouse: Sitoo's available there already excludes what it holds for these orders.
+    in_flight = in_flight_by_source(ctx.state.mappings("order"), sources)
+    snap.in_flight = in_flight
+    flying = {(sku, w) for (sku, _), per in in_flight.items() for w in per}
+    # (sku, warehouse) -> raw decimalreserved, kept only where magsit has units in flight
+    reserved: dict[tuple[str, str], Any] = {}
     requested: set[str] = set()  # SKUs read by name: included only where there is evidence for them
 
     # On --full, Magento's own source items are read while the Sitoo warehouses are (other host).
@@ -120,6 +128,8 @@ def pull(ctx: JobContext) -> Pulled:
         max_seen = None
         for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since, fields=ITEM_FIELDS):
             levels[item.get("sku")] = item.get("decimalavailable")
+            if flying and (item.get("sku"), warehouse) in flying:
+                reserved[(item["sku"], warehouse)] = item.get("decimalreserved")
             seen = item.get("datelastmodified")
             if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
                 seen = as_int(seen)
@@ -151,10 +161,6 @@ def pull(ctx: JobContext) -> Pulled:
             requested |= _due_retries(ctx)
             requested |= _skus_of_recent_orders(ctx)
 
-    # Per warehouse: Sitoo's available there already excludes what it reserved for these orders.
-    in_flight = in_flight_by_source(ctx.state.mappings("order"), sources)
-    snap.in_flight = in_flight
-
     # Which SKUs each source needs, then fill the gaps in its sibling warehouses by SKU.
     needed: dict[str, set[str]] = {}
     for source, warehouses in by_source.items():
@@ -171,6 +177,8 @@ def pull(ctx: JobContext) -> Pulled:
             for item in ctx.sitoo.warehouse_items(int(warehouse), skus=missing, fields=ITEM_FIELDS):
                 if item.get("sku") in wanted:
                     read[warehouse][item.get("sku")] = item.get("decimalavailable")
+                    if (item["sku"], warehouse) in flying:
+                        reserved[(item["sku"], warehouse)] = item.get("decimalreserved")
 
     if full or chosen:
         snap.magento = {}
@@ -210,6 +218,9 @@ def pull(ctx: JobContext) -> Pulled:
             if not values and sku not in requested:
                 continue
             snap.items[key] = values
+    snap.reserved = {}
+    for (sku, source), per in in_flight.items():
+        snap.reserved[(sku, source)] = {w: reserved[(sku, w)] for w in per if (sku, w) in reserved}
     if full and not chosen and not pulled.no_baseline and snap.magento:
         # Only an explicit --full corrects items Sitoo has no row for: an incremental run follows
         # Sitoo's items, with or without a baseline.

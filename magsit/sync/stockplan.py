@@ -6,12 +6,18 @@ becomes a `Problem` that the flow turns into an exception row, and the rest of t
 
 The formula (DESIGN.md "Stock: what Magento should show"):
 
-    qty = max(0, sitoo_available + in_flight − buffer);  if qty <= floor: qty = 0;  status = qty > 0
+    sellable = max(0, sitoo_available − buffer);  if sellable <= floor: sellable = 0
+    qty = in_flight + sellable;  status = qty > 0
 
-where ``sitoo_available + in_flight`` = Σ over the source's warehouses of max(0, available_w +
-in_flight_w) (``warehouse_terms``): Sitoo's available already excludes the units it reserved for
-an in-flight web order, so they are added back in that warehouse before clamping (a store with 0
-on hand and 1 reserved shows −1: −1 + 1 = 0, never 0 + 1 = an oversell).
+The buffer and floor hold back units from *sale*, never units already sold: Magento deducts a
+shipment from the source it ships from (MSI SourceDeductionService refuses when the source holds
+fewer units, magento-api.md §6.4/§9), so the units of pushed, unshipped web orders always stay on
+the source. ``sitoo_available`` = Σ over the source's warehouses of max(0, available_w)
+(``warehouse_terms``): Sitoo's available already excludes the units it holds for an in-flight web
+order (reserved, or delivered and not yet shipped in Magento), which is why they are added back as
+``in_flight``. Units Sitoo does *not* hold (it shows fewer reserved than magsit has in flight:
+no reservation for API orders, a lapsed ``datereserved``) are still inside its available: they
+are taken out of it before the buffer, so they are neither sold twice nor counted twice.
 """
 
 from __future__ import annotations
@@ -54,11 +60,15 @@ class StockSnapshot:
 
     ``magento`` holds Magento's actual source items when they were read (``--full`` / ``--sku``):
     they then replace the pushed_stock baseline, which is how hand-made drift gets healed.
+
+    ``reserved``: (sku, source) -> {sitoo warehouse id: raw decimalreserved} of the keys with units
+    in flight; None when not read (then every in-flight unit counts as held by Sitoo).
     """
 
     items: dict[Key, dict[str, Any]] = field(default_factory=dict)
     in_flight: dict[Key, dict[str, Decimal]] = field(default_factory=dict)
     magento: dict[Key, Baseline] | None = None
+    reserved: dict[Key, dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)  # one per (sku, source): 200k of them on a big --full run
@@ -213,35 +223,50 @@ def printable(sku: Any) -> str:
 
 # -- the plan -------------------------------------------------------------------------------------
 def target(available: Decimal, in_flight: Decimal, buffer: Decimal, floor: Decimal) -> tuple[Decimal, int]:
-    qty = max(Decimal(0), available + in_flight - buffer)
-    if qty <= floor:
-        qty = Decimal(0)
+    """DESIGN's formula: in_flight + (max(0, available − buffer), or 0 at or below the floor)."""
+    sellable = max(Decimal(0), available - buffer)
+    if sellable <= floor:
+        sellable = Decimal(0)
+    qty = max(Decimal(0), in_flight) + sellable
     qty = qty.quantize(QUANTUM).normalize() if qty else Decimal(0)
     return qty, 1 if qty > 0 else 0
 
 
-def warehouse_terms(
-    available: Mapping[str, Decimal], in_flight: Mapping[str, Decimal]
-) -> tuple[Decimal, Decimal, dict[str, Decimal]]:
-    """Combine per-warehouse available and in-flight units: each warehouse contributes
-    max(0, available_w + in_flight_w).
+def unheld(in_flight: Decimal, reserved: Decimal | None) -> Decimal:
+    """In-flight units of one warehouse that Sitoo does not show as reserved (0 when the reserved
+    level was not read). sitoo-api.md §5 "Reservations": never add back more units than Sitoo shows
+    reserved. Reserved units of other (non-magsit) orders count as held: an overestimate that
+    cannot be told apart from here."""
+    if reserved is None:
+        return Decimal(0)
+    return min(in_flight, max(Decimal(0), in_flight - max(Decimal(0), reserved)))
 
-    Returns (available, in_flight, short): ``available + in_flight`` is that sum (``available`` is
-    Sitoo's available with each warehouse raised to −in_flight_w where it was lower, so
-    ``target(available, in_flight, …)`` is DESIGN's formula; with one warehouse and nothing in
-    flight it is simply max(0, available)). ``short`` = {warehouse: available_w + in_flight_w} where
-    that is below 0: more sold or reserved than on hand (a miscount or an oversell), not merely the
-    reservation of a pushed web order. The one implementation for sync-stock and audit.
+
+def warehouse_terms(
+    available: Mapping[str, Decimal],
+    in_flight: Mapping[str, Decimal],
+    reserved: Mapping[str, Decimal | None] | None = None,
+) -> tuple[Decimal, Decimal, dict[str, Decimal]]:
+    """Combine per-warehouse available and in-flight units into DESIGN's two terms.
+
+    Returns (available, in_flight, short): ``available`` = Σ max(0, available_w − unheld_w), where
+    unheld_w are the in-flight units Sitoo does not show in ``reserved`` (when given): those are
+    still in its available, and they must not be offered for sale again. ``in_flight`` = Σ
+    in_flight_w, always whole: Magento still holds those orders and must find their units on the
+    source when it ships. ``short`` = {warehouse: available_w + held_w} where that is below 0: more
+    sold or reserved than on hand (a miscount or an oversell), not merely the reservation of a
+    pushed web order. The one implementation for sync-stock and audit.
     """
     total_available = total_in_flight = Decimal(0)
     short: dict[str, Decimal] = {}
     warehouses = available.keys() | in_flight.keys()
     for warehouse in warehouses if len(warehouses) <= 1 else sorted(warehouses, key=str):
         avail, flight = available.get(warehouse, Decimal(0)), in_flight.get(warehouse, Decimal(0))
+        if reserved is not None and flight:
+            avail -= unheld(flight, reserved.get(warehouse, Decimal(0)))
         if avail + flight < 0:
             short[warehouse] = avail + flight
-            avail = -flight
-        total_available += avail
+        total_available += max(Decimal(0), avail)
         total_in_flight += flight
     return total_available, total_in_flight, short
 
@@ -417,12 +442,16 @@ def _plan_one(
     for warehouse, units in raw_flights.items() if isinstance(raw_flights, Mapping) else ():
         if isinstance(units, Decimal) and units.is_finite() and 0 < units <= MAX_QUANTITY:
             flights[str(warehouse)] = units
-    available, in_flight, short = warehouse_terms(levels_w, flights)
+    reserved: dict[str, Decimal | None] | None = None
+    if snapshot.reserved is not None and flights:
+        raw_reserved = snapshot.reserved.get(key) or {}
+        reserved = {w: parse_quantity(raw_reserved.get(w)) for w in flights}
+    available, in_flight, short = warehouse_terms(levels_w, flights, reserved)
     for warehouse in levels_w:
         if warehouse not in short:
             result.clean_keys.append(warehouse_key(sku, warehouse))
     for warehouse, below in short.items():
-        # Counts as 0 so the write of 0 still happens; reported so someone counts the shelf. A
+        # Counts as 0 so only in-flight units are written; reported so someone counts the shelf. A
         # reservation of a pushed web order alone (available −1, 1 in flight) is no problem.
         _negative(result, sku, source, warehouse, levels_w.get(warehouse, Decimal(0)), flights.get(warehouse, Decimal(0)), below)
     buffer, floor = levels(sku, source)

@@ -200,9 +200,10 @@ def test_real_push_orders_flow_then_stock_counts_the_order_once(sandbox):
     assert sandbox.magento.state.salable_qty("FLOW-1") == 3  # Magento's reservation: subtracted exactly once
 
 
-def test_click_and_collect_reserved_in_a_store_with_nothing_on_hand_gives_zero_there(sandbox):
+def test_click_and_collect_reserved_in_a_store_with_nothing_on_hand_keeps_only_the_sold_unit_there(sandbox):
     """Sitoo's available already excludes an in-flight order's reservation: the store shows -1 for
-    a unit reserved with 0 on hand. Magento must get 0 there (-1 + 1), not max(0, -1) + 1 = 1."""
+    a unit reserved with 0 on hand. Magento gets the sold unit at that source (Magento's own
+    reservation keeps it off sale; its shipment deducts it there) and nothing for sale."""
     seed(sandbox, {"CC-1": 3}, warehouses=2)  # 3 in the web warehouse 1, nothing in store 2
     sandbox.sitoo.state.product_by_sku("CC-1")["moneyprice"] = "125.00"  # gross = Magento's 100 + 25 % tax
     sandbox.magento.state.add_source("store-2", "Store 2")
@@ -219,14 +220,15 @@ def test_click_and_collect_reserved_in_a_store_with_nothing_on_hand_gives_zero_t
     assert sandbox.sitoo.state.item(2, "CC-1")["decimalavailable"] == -1  # reserved in store 2, 0 on hand
     out = sandbox.run_json("sync-stock", check_code=0)
     assert out["failures"] == []  # a reservation of a pushed order is not negative stock
-    assert source_item(sandbox, "CC-1", "store-2") == (0.0, 0)
+    assert source_item(sandbox, "CC-1", "store-2") == (1.0, 1)
     assert source_item(sandbox, "CC-1", "default") == (3.0, 1)
-    # once the store has the unit (moved there for the pickup): available 0 + 1 in flight = 1, which
-    # Magento's own reservation of the order takes off again (the unit is counted exactly once)
+    assert sandbox.magento.state.salable_qty("CC-1") == 3  # the sold unit is not for sale twice
+    # once the store has the unit (moved there for the pickup): available 0, still 1 in flight
     sandbox.sitoo.state.set_stock(2, "CC-1", 1)
     assert sandbox.sitoo.state.item(2, "CC-1")["decimalavailable"] == 0
     sandbox.run("sync-stock", "--full", check_code=0)
     assert source_item(sandbox, "CC-1", "store-2") == (1.0, 1)
+    assert sandbox.magento.state.salable_qty("CC-1") == 3
 
 
 def test_full_zeroes_magento_stock_of_sitoo_products_never_stocked_in_the_warehouse(sandbox):
@@ -366,3 +368,28 @@ def test_incremental_without_a_baseline_compares_with_magento_instead_of_writing
     sandbox.magento.control.clear_log()
     assert not any("no stock baseline" in line for line in sandbox.run_json("sync-stock", check_code=0)["summary"])
     assert sandbox.magento.control.calls() == []  # the baseline is back: a plain delta run
+
+
+def test_buffer_never_takes_back_a_unit_already_sold_so_the_shipment_lands(sandbox):
+    """Issue 16 §1: Sitoo has 2, buffer 1; a web order takes 1 and is pushed; a POS sale takes the
+    other. The sold unit must stay on the Magento source: the sandbox's ship deducts from the source
+    and refuses when it holds fewer units, as MSI's SourceDeductionService does (magento-api.md §6.4)."""
+    register = seed(sandbox, {"LAST-2": 2})
+    sandbox.sitoo.state.product_by_sku("LAST-2")["moneyprice"] = "125.00"  # gross = Magento's 100 + 25 % tax
+    sandbox.configure(stock={"buffer": 1})
+    order = sandbox.magento.state.place_order([("LAST-2", 1)], customer_email="web@example.com", guest=True)
+    sandbox.run("push-orders", check_code=0)
+    sandbox.sitoo.state.pos_sale(register, [("LAST-2", 1)])
+    assert sandbox.sitoo.state.item(1, "LAST-2")["decimalavailable"] == 0  # 1 on hand, reserved for the web order
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "LAST-2") == (1.0, 1)  # the sold unit, nothing for sale
+    assert sandbox.magento.state.salable_qty("LAST-2") == 0
+    audit = sandbox.run_json("audit")
+    assert "findings" in audit and [f for f in audit["findings"] if f["kind"] == "stock_drift"] == []
+    (sitoo_order,) = [o for o in sandbox.sitoo.state.orders.values() if o["externalid"] == order["increment_id"]]
+    sandbox.sitoo.state.deliver(sitoo_order["orderid"], ref="PN-1")
+    sandbox.run("sync-fulfilment", check_code=0)
+    assert [s["order_id"] for s in sandbox.magento.state.shipments.values()] == [order["entity_id"]]
+    assert source_item(sandbox, "LAST-2") == (0.0, 1)  # the shipment deducted it from the source
+    sandbox.run("sync-stock", check_code=0)
+    assert source_item(sandbox, "LAST-2") == (0.0, 0)

@@ -248,30 +248,37 @@ def test_stock_drift_uses_the_sync_stock_formula():
         source_items=[{"sku": "A", "source_code": "default", "quantity": 4}, {"sku": "b", "source_code": "default", "quantity": 1}],
         in_flight={("B", "default"): {"2": Decimal(1)}},
     )  # fmt: skip
-    # A: 3 + 2 - 1 = 4 (clean); B: max(0,-2) + max(0, 4 + 1 in flight) - 1 = 4, Magento 1 -> drift
+    # A: 3 + 2 - 1 = 4 (clean); B: 1 in flight + (max(0,-2) + max(0, 4) - 1) = 4, Magento 1 -> drift
     findings = audit(snap, cfg)
     assert kinds(findings) == [("stock_drift", "B@default")]
     assert findings[0].sitoo["expected"] == Decimal(4) and findings[0].magento["quantity"] == Decimal(1)
 
 
-def test_expected_stock_adds_in_flight_back_in_the_warehouse_that_reserved_it():
+def test_expected_stock_keeps_sold_units_on_the_source_and_counts_only_what_sitoo_holds():
     # A click & collect order reserved in store 2 with 0 on hand: Sitoo shows -1 there. Magento
-    # must show 0 (not 0 + 1 in flight = an oversell), so Magento's 0 is no drift.
-    cfg = config(stock={"sources": {"1": "web", "2": "store"}}, audit={"stock_drift_threshold": "0"})
+    # must keep the sold unit on the source (its shipment deducts it there, issue 16 §1) and offer
+    # nothing for sale: expected 1, so the 0 the old clamp-first formula published is drift.
+    cfg = config(stock={"sources": {"1": "web", "2": "store"}, "buffer": 1}, audit={"stock_drift_threshold": "0"})
     snap = snapshot(
         [m_product("C")], [s_product("C")],
         sitoo_warehouses=[{"warehouseid": 1}, {"warehouseid": 2}],
         warehouse_items={"1": {"C": "5.000"}, "2": {"C": "-1.000"}},
-        source_items=[{"sku": "C", "source_code": "web", "quantity": 5}, {"sku": "C", "source_code": "store", "quantity": 0}],
+        source_items=[{"sku": "C", "source_code": "web", "quantity": 4}, {"sku": "C", "source_code": "store", "quantity": 1}],
         in_flight={("C", "store"): {"2": Decimal(1)}},
     )  # fmt: skip
     def drift() -> list[Finding]:
         return [f for f in audit(snap, cfg) if f.kind == "stock_drift"]
 
     assert drift() == []
-    snap.source_items[1]["quantity"] = 1  # what the clamp-before-adding formula published
+    snap.source_items[1]["quantity"] = 0  # what the clamp-before-adding formula published
     [f] = drift()
-    assert (f.kind, f.key, f.sitoo["expected"]) == ("stock_drift", "C@store", Decimal(0))
+    assert (f.kind, f.key, f.sitoo["expected"]) == ("stock_drift", "C@store", Decimal(1))
+    # Sitoo shows the unit as not reserved (it does not reserve, or the reservation lapsed): it is in
+    # Sitoo's available already, so it is not added back a second time.
+    snap.warehouse_items["2"]["C"] = "1.000"
+    snap.warehouse_reserved = {"2": {"C": "0.000"}}
+    snap.source_items[1]["quantity"] = 1
+    assert drift() == []  # 1 in flight + max(0, 1 - 1 not held - buffer 1) = 1
 
 
 def test_orphan_source_item_matches_skus_without_case():

@@ -176,7 +176,7 @@ def test_in_flight_from_order_mappings(tmp_path):
     assert magento.saved[("A", "default")] == (3, 1)
 
 
-def test_in_flight_reserved_in_a_store_with_nothing_on_hand_gives_zero_not_one(tmp_path):
+def test_in_flight_reserved_in_a_store_with_nothing_on_hand_keeps_the_sold_unit_there(tmp_path):
     cfg = config(tmp_path)
     state = StateStore(cfg.state.path)
     state.put_mapping(  # click & collect in store (warehouse 3): 0 on hand, Sitoo reserved 1 -> available -1
@@ -187,7 +187,8 @@ def test_in_flight_reserved_in_a_store_with_nothing_on_hand_gives_zero_not_one(t
     magento = FakeMagento({"A"})
     outcome = run(cfg, magento, FakeSitoo({"1": {"A": ("4", 100)}, "3": {"A": ("-1", 100)}}))
     assert outcome.exit_code == 0 and outcome.failures == []  # the reservation itself is no negative stock
-    assert magento.saved == {("A", "default"): (4, 1), ("A", "store-2"): (0, 0)}
+    # the sold unit stays on the source its shipment deducts from; nothing there is for sale
+    assert magento.saved == {("A", "default"): (4, 1), ("A", "store-2"): (1, 1)}
 
 
 def test_full_sets_sitoo_products_without_any_warehouse_item_to_zero(tmp_path):
