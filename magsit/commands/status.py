@@ -17,6 +17,13 @@ from magsit.runner import JOBS
 from magsit.state.store import StateStore, _pid_alive, now_utc, parse_iso
 
 ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats table, not processes
+# Duties a job does beside what its name says (docs/runbook.md), with the counts that show them.
+DUTIES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("sync-fulfilment", "sends Magento cancellations (and full refunds before shipping) to Sitoo",
+     ("cancelled_in_sitoo", "cancelled_after_delivery")),
+    ("sync-fulfilment", "renews the Sitoo reservations of open pushed orders", ("reservations_renewed",)),
+    ("sync-stock", "checks that Sitoo reserves the orders magsit pushed", ()),
+]
 
 
 def stale_limit_minutes(job: str, max_age_minutes: float, periods: dict[str, float]) -> float | None:
@@ -72,6 +79,7 @@ def build_status(state: StateStore, max_age_minutes: float | None = None, period
         ],
         "stale_jobs": stale,
         "events": event_stats(state.db),
+        "duties": _duties(jobs),
     }
 
 
@@ -82,6 +90,14 @@ def _process_state(beat: dict) -> str:
     if info.get("stopping"):
         return "stopping" if alive else "stopped"
     return "running" if alive else "not running (its process is gone: it did not stop cleanly)"
+
+
+def _duties(jobs: list[dict]) -> list[dict]:
+    counts = {job["job"]: job.get("counts") or {} for job in jobs}
+    return [
+        {"job": job, "duty": duty, "last_run": {name: (counts.get(job) or {}).get(name, 0) for name in names}}
+        for job, duty, names in DUTIES
+    ]
 
 
 def _label(value: object) -> str:
@@ -225,6 +241,9 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
             )
         else:
             out.print("No runs recorded yet.")
+        for duty in report["duties"]:
+            last = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in duty["last_run"].items())
+            out.print(f"{duty['job']} also {duty['duty']}" + (f" (last run: {last})" if last else ""), markup=False)
         if report["open_exceptions"]:
             out.print(rows_table(report["open_exceptions"], title="open exceptions", columns=["owner", "job", "kind", "count"]))
         else:

@@ -1249,6 +1249,24 @@ class MagentoState:
             self._touch(order)
             return True
 
+    def edit_order(self, entity_id: int, items: Iterable[Any], **place: Any) -> dict[str, Any]:
+        """Admin "Edit" of an order (pitfalls P19): Magento places a new order ``<original>-<n>``
+        linked by ``relation_parent_id``/``relation_parent_real_id`` and cancels the original
+        (``AdminOrder\\Create::createOrder`` calls ``$oldOrder->cancel()``; an original that cannot
+        be cancelled, e.g. invoiced, keeps its state). Returns the new order."""
+        with self.lock:
+            old = self.order(entity_id)
+            base = old.get("original_increment_id") or old["increment_id"]
+            edit = int(old.get("edit_increment") or 0) + 1
+            place.setdefault("customer_email", old["customer_email"])
+            place.setdefault("guest", bool(old.get("customer_is_guest")))
+            new = self.place_order(items, **place)
+            new.update(increment_id=f"{base}-{edit}", original_increment_id=base, edit_increment=edit,
+                       relation_parent_id=old["entity_id"], relation_parent_real_id=old["increment_id"])
+            old.update(relation_child_id=new["entity_id"], relation_child_real_id=new["increment_id"])
+            self.cancel_order(entity_id)
+            return new
+
     def invoice_order(
         self,
         entity_id: int,

@@ -243,6 +243,10 @@ class SitooState:
         # The reference says reservation-only changes "may not" bump datelastmodified; default to
         # the harsher behaviour so the stock flow's full-scan safety net is exercised.
         self.reservation_bumps_modified = False
+        # No public source confirms that Sitoo reserves stock for orders created through the API
+        # (sitoo-api.md §5 "Reservations"): False switches reservations off, so a client can be
+        # tested against a Sitoo that does not reserve.
+        self.reserves_orders = True
         # Largest page a collection answers, whatever ``num`` asks (None = no cap). Sitoo documents
         # no maximum ``num`` (sitoo-api.md §2.2: "Max num undocumented"), so a page may hold fewer
         # items than asked while more follow: only ``totalcount`` says when the collection ends.
@@ -473,6 +477,7 @@ class SitooState:
     def item(self, warehouseid: int, sku: str) -> dict[str, Any]:
         """Stock of one SKU: decimaltotal / decimalreserved / decimalavailable as ``Decimal``."""
         with self.lock:
+            self.lapse_reservations()
             it = self._item(warehouseid, sku)
             return {
                 "warehouseitemid": it["warehouseitemid"],
@@ -489,6 +494,7 @@ class SitooState:
 
     def items_of(self, warehouseid: int) -> list[dict[str, Any]]:
         with self.lock:
+            self.lapse_reservations()
             return list(self._items_by_warehouse.get(warehouseid, ()))
 
     def _warehouse(self, warehouseid: int) -> dict[str, Any]:
@@ -580,17 +586,37 @@ class SitooState:
         if self.reservation_bumps_modified:
             it["datelastmodified"] = self.clock()
 
+    def _reserved_until(self, order: dict[str, Any]) -> int | None:
+        value = order.get("datereserved")
+        try:
+            return None if value is None or isinstance(value, bool) else int(value)
+        except (TypeError, ValueError):
+            return None
+
+    def lapse_reservations(self) -> None:
+        """Release the reservations whose ``datereserved`` has passed: "the date that a warehouse
+        stock reservation is valid until" (sitoo-api.md §5 "Reservations", best reading [I])."""
+        with self.lock:
+            now = self.clock()
+            for orderid in list(self._reservations):
+                until = self._reserved_until(self.orders[orderid])
+                if until is None or until <= now:
+                    self._sync_reservation(orderid)
+
     def _sync_reservation(self, orderid: int) -> None:
         """Make the stock an order holds match what it should hold now.
 
-        An open order with ``warehouseid`` and ``datereserved`` reserves its undelivered product
-        quantities in that warehouse [I, §5]; anything else (closed, cancelled, no datereserved)
-        holds nothing. Diffing old vs wanted covers create, PUT, delivery and cancel alike.
+        An open order with ``warehouseid`` and a future ``datereserved`` reserves its undelivered
+        product quantities in that warehouse [I, §5] until that date; anything else (closed,
+        cancelled, no or a past datereserved, ``reserves_orders`` off) holds nothing. A PUT of a
+        later ``datereserved`` reserves again (whether real Sitoo does is not documented). Diffing
+        old vs wanted covers create, PUT, delivery, cancel and lapse alike.
         """
         order = self.orders[orderid]
         wanted: dict[str, Decimal] = {}
         wid = order.get("warehouseid")
-        if order["orderstateid"] == ORDER_OPEN and wid and order.get("datereserved"):
+        until = self._reserved_until(order)
+        if self.reserves_orders and order["orderstateid"] == ORDER_OPEN and wid and until is not None and until > self.clock():
             delivered = self._delivered.get(orderid, {})
             for item in order["orderitems"]:
                 sku, qty = item.get("sku"), item["quantity"]

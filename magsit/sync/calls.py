@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from magsit.magento.search import item_fields
 from magsit.runner import JobContext
 
 SITOO_BATCH = 100  # ids per comma-separated Sitoo filter (keeps URLs short)
-SITOO_ORDER_FIELDS = ("orderid", "externalid", "orderstateid", "paymentstateid", "warehouseid", "orderitems")
+SITOO_ORDER_FIELDS = ("orderid", "externalid", "orderstateid", "paymentstateid", "warehouseid", "datereserved", "orderitems")
 
 
 def magento_search_orders(
@@ -26,6 +27,14 @@ def magento_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[di
     if not values:
         return []
     return ctx.magento.orders_by(field, values)
+
+
+def magento_order_states(ctx: JobContext, entity_ids: list[str]) -> dict[int, str]:
+    """entity_id -> Magento order state, read in ``entity_id in (…)`` pages (not one call per order)."""
+    if not entity_ids:
+        return {}
+    rows = ctx.magento.orders_by("entity_id", entity_ids, fields=item_fields("entity_id", "state"))
+    return {int(row["entity_id"]): str(row.get("state") or "") for row in rows if row.get("entity_id") is not None}
 
 
 def magento_order(ctx: JobContext, entity_id: int) -> dict[str, Any]:
@@ -69,6 +78,12 @@ def sitoo_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[dict
 def sitoo_create_order(ctx: JobContext, payload: dict[str, Any]) -> int:
     """POST one order (never resent by the client: an unknown outcome raises ApiError.outcome_unknown)."""
     return int(ctx.sitoo.create_order(payload))
+
+
+def sitoo_update_order(ctx: JobContext, orderid: int, fields: dict[str, Any]) -> bool:
+    """Partial PUT of one Sitoo order (``orderstateid`` 20 to cancel, a later ``datereserved``); both
+    are absolute values, so repeating one after an unknown outcome changes nothing."""
+    return ctx.sitoo.update_order(int(orderid), fields)
 
 
 def sitoo_deliveries(ctx: JobContext, orderid: int) -> list[dict[str, Any]]:

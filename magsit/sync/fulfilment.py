@@ -25,6 +25,7 @@ from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import iso
 from magsit.sync import calls as api
+from magsit.sync import cancellations, reservations
 from magsit.sync.orders import _lines_from_sitoo
 from magsit.testing.crashpoints import crashpoint
 
@@ -441,8 +442,12 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
 
 def run(ctx: JobContext) -> JobResult:
     states = pull(ctx)
+    # Magento-side cancellations reach Sitoo first (those orders leave this run's plan), then the
+    # reservations of the orders still open are renewed before they lapse (issue 16 §2, §3).
+    states, upkeep = cancellations.run(ctx, states)
+    upkeep += reservations.renew(ctx, states)
     result = plan(states, ctx.config)
-    view = [s.describe() for s in result.shipments] + [
+    view = upkeep + [s.describe() for s in result.shipments] + [
         {"action": "cancel", "increment_id": inc} for inc, _ in result.cancels
     ] + [{"action": "exception", "kind": k, "key": key, "message": m} for k, _, key, m in result.problems]
     if ctx.dry_run:

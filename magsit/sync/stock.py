@@ -30,6 +30,7 @@ from magsit.errors import ApiError, MagsitError
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import parse_iso
+from magsit.sync import reservations
 from magsit.sync.inflight import in_flight_by_source
 from magsit.sync.stockplan import (
     Key,
@@ -38,6 +39,7 @@ from magsit.sync.stockplan import (
     StockRow,
     StockSnapshot,
     load_overrides,
+    parse_quantity,
 )
 from magsit.sync.stockplan import plan as plan_stock
 from magsit.testing.crashpoints import crashpoint
@@ -80,6 +82,8 @@ class Pulled:
         self.baseline: dict[Key, tuple[Decimal, int]] = {}  # pushed_stock as read this run
         self.full = False  # Magento's source items were read (--full, or no baseline to diff against)
         self.no_baseline = False
+        # (sku, warehouse) with units in flight -> (decimalreserved, datelastmodified) as read
+        self.observed: dict[tuple[str, str], tuple[Decimal | None, int | None]] = {}
 
 
 def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:
@@ -112,8 +116,8 @@ def pull(ctx: JobContext) -> Pulled:
     in_flight = in_flight_by_source(ctx.state.mappings("order"), sources)
     snap.in_flight = in_flight
     flying = {(sku, w) for (sku, _), per in in_flight.items() for w in per}
-    # (sku, warehouse) -> raw decimalreserved, kept only where magsit has units in flight
-    reserved: dict[tuple[str, str], Any] = {}
+    # (sku, warehouse) -> (raw decimalreserved, datelastmodified), kept only where magsit has units in flight
+    reserved: dict[tuple[str, str], tuple[Any, Any]] = {}
     requested: set[str] = set()  # SKUs read by name: included only where there is evidence for them
 
     # On --full, Magento's own source items are read while the Sitoo warehouses are (other host).
@@ -128,11 +132,11 @@ def pull(ctx: JobContext) -> Pulled:
         max_seen = None
         for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since, fields=ITEM_FIELDS):
             levels[item.get("sku")] = item.get("decimalavailable")
-            if flying and (item.get("sku"), warehouse) in flying:
-                reserved[(item["sku"], warehouse)] = item.get("decimalreserved")
             seen = item.get("datelastmodified")
             if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
                 seen = as_int(seen)
+            if flying and (item.get("sku"), warehouse) in flying:
+                reserved[(item["sku"], warehouse)] = (item.get("decimalreserved"), seen)
             if seen is not None and (max_seen is None or seen > max_seen):
                 max_seen = seen
         return warehouse, since, max_seen, levels
@@ -178,7 +182,7 @@ def pull(ctx: JobContext) -> Pulled:
                 if item.get("sku") in wanted:
                     read[warehouse][item.get("sku")] = item.get("decimalavailable")
                     if (item["sku"], warehouse) in flying:
-                        reserved[(item["sku"], warehouse)] = item.get("decimalreserved")
+                        reserved[(item["sku"], warehouse)] = (item.get("decimalreserved"), as_int(item.get("datelastmodified")))
 
     if full or chosen:
         snap.magento = {}
@@ -220,7 +224,8 @@ def pull(ctx: JobContext) -> Pulled:
             snap.items[key] = values
     snap.reserved = {}
     for (sku, source), per in in_flight.items():
-        snap.reserved[(sku, source)] = {w: reserved[(sku, w)] for w in per if (sku, w) in reserved}
+        snap.reserved[(sku, source)] = {w: reserved[(sku, w)][0] for w in per if (sku, w) in reserved}
+    pulled.observed = {key: (parse_quantity(raw), modified) for key, (raw, modified) in reserved.items()}
     if full and not chosen and not pulled.no_baseline and snap.magento:
         # Only an explicit --full corrects items Sitoo has no row for: an incremental run follows
         # Sitoo's items, with or without a baseline.
@@ -524,6 +529,8 @@ def run(ctx: JobContext) -> JobResult:
             ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
         return JobResult(plan=rows, summary=[*said, f"{len(the_plan.writes)} source items would be written"])
     push(the_plan, pulled, ctx)
+    if pulled.observed:
+        reservations.check(ctx, pulled.observed)  # does Sitoo hold what magsit pushed? (issue 16 §3)
     return JobResult(
         summary=[*said, f"{ctx.counts['written']} source items written, {len(the_plan.rows) - len(the_plan.writes)} already right"],
         details={"writes": [r.as_dict() for r in the_plan.writes]},

@@ -255,6 +255,27 @@ def test_order_without_datereserved_reserves_nothing(env: Env) -> None:
     assert env.stock("SKU-01")["decimalreserved"] == "0.000"
 
 
+def test_reservation_lapses_at_datereserved_and_a_later_datereserved_reserves_again(env: Env) -> None:
+    # sitoo-api.md §5: datereserved = "the date that a warehouse stock reservation is valid until"
+    oid = env.web_order("100000010", qty=3)  # reserved until T0 + 1 day
+    assert env.stock("SKU-01")["decimalreserved"] == "3.000"
+    env.clock.now = T0 + 86400 - 1
+    assert env.stock("SKU-01")["decimalreserved"] == "3.000"
+    env.clock.now = T0 + 86400
+    item = env.stock("SKU-01")
+    assert (item["decimalreserved"], item["decimalavailable"]) == ("0.000", "10.000")
+    assert env.put(f"/sites/1/orders/{oid}.json", {"datereserved": T0 + 3 * 86400}).json() is True
+    assert env.stock("SKU-01")["decimalreserved"] == "3.000"
+
+
+def test_sandbox_can_be_switched_to_a_sitoo_that_does_not_reserve(env: Env) -> None:
+    # Whether Sitoo reserves for orders created through the API is unconfirmed (sitoo-api.md §5).
+    env.state.reserves_orders = False
+    env.web_order("100000011", qty=2)
+    item = env.stock("SKU-01")
+    assert (item["decimalreserved"], item["decimalavailable"]) == ("0.000", "10.000")
+
+
 def test_reservation_does_not_bump_datelastmodified_by_default(env: Env) -> None:
     before = env.stock("SKU-01")["datelastmodified"]
     env.clock.now += 100

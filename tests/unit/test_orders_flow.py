@@ -36,6 +36,7 @@ class World:
         self.comments: list[tuple[int, str]] = []
         self.ship_unknown_once = False
         self.posts = 0
+        self.s_puts: list[tuple[int, dict]] = []
 
     # magento
     def add_order(self, entity_id, skus, status="processing", updated_at=None, **extra):
@@ -97,6 +98,9 @@ class World:
     def comment(self, ctx, entity_id, text):
         self.comments.append((entity_id, text))
 
+    def states(self, ctx, entity_ids):
+        return {e: o["state"] for e, o in self.m_orders.items() if str(e) in entity_ids}
+
     # sitoo
     def s_orders_by(self, ctx, field, values):
         return [dict(o) for o in self.s_orders.values() if str(o[field]) in values]
@@ -115,6 +119,11 @@ class World:
         if self.fail_create == "500_after":
             raise ApiError("500", system="sitoo", status=500, outcome_unknown=True)
         return orderid
+
+    def s_update(self, ctx, orderid, fields):
+        self.s_puts.append((orderid, dict(fields)))
+        self.s_orders[orderid].update(fields)
+        return True
 
     def s_deliveries(self, ctx, orderid):
         return self.deliveries.get(orderid, [])
@@ -149,7 +158,7 @@ def world(monkeypatch):
         "magento_ship": w.ship, "magento_cancel": w.cancel, "magento_comment": w.comment,
         "sitoo_orders_by": w.s_orders_by, "sitoo_create_order": w.create, "sitoo_deliveries": w.s_deliveries,
         "sitoo_products_by_sku": w.s_products, "sitoo_users_by_emails": w.s_users,
-        "sitoo_create_users": w.s_create_users,
+        "sitoo_create_users": w.s_create_users, "magento_order_states": w.states, "sitoo_update_order": w.s_update,
     }.items():
         monkeypatch.setattr(calls, name, fn)
     return w
