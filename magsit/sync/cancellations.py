@@ -30,6 +30,7 @@ from typing import Any
 from magsit.errors import ApiError
 from magsit.runner import JobContext
 from magsit.sync import calls as api
+from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.cancellations")
 
@@ -123,6 +124,7 @@ def _cancel(ctx: JobContext, decision: Decision, backoff: timedelta | None) -> N
                                      decision.magento_state, units, decision.ordered, refs))
             return
         api.sitoo_update_order(ctx, int(decision.sitoo_orderid), {"orderstateid": SITOO_CANCELLED})
+        crashpoint("cancellations.after_cancel")  # cancelled in Sitoo, not yet recorded: the next run reads 20
     except ApiError as error:
         ctx.fail(
             "sitoo_cancel_failed", "ops", decision.increment_id,

@@ -63,6 +63,21 @@ def test_order_cancelled_in_magento_is_cancelled_in_sitoo_once_and_its_units_dro
     assert by_externalid(sandbox, other["increment_id"])["orderstateid"] == 0  # the other order is untouched
 
 
+def test_killed_after_the_sitoo_cancel_the_rerun_records_it_without_another_write(sandbox, monkeypatch):
+    order, sitoo = pushed(sandbox, [("TENT-1", 2)], invoice=False)
+    sandbox.magento.state.cancel_order(order["entity_id"])
+    monkeypatch.setenv("MAGSIT_CRASH_AT", "cancellations.after_cancel")
+    assert sandbox.run("sync-fulfilment").returncode == -9  # SIGKILL after the PUT, before the state commit
+    monkeypatch.delenv("MAGSIT_CRASH_AT")
+    assert sandbox.sitoo.state.orders[sitoo["orderid"]]["orderstateid"] == 20
+    assert mapping(sandbox, order["increment_id"])["status"] == "pushed"
+    sandbox.sitoo.control.clear_log()
+    sandbox.run("sync-fulfilment", check_code=0)
+    assert sitoo_writes(sandbox) == []  # Sitoo already says cancelled: recorded, not sent again
+    assert mapping(sandbox, order["increment_id"])["status"] == "canceled"
+    assert flight(sandbox) == {}
+
+
 def test_full_refund_before_shipping_cancels_the_sitoo_order(sandbox):
     order, sitoo = pushed(sandbox, [("TENT-1", 1)])  # invoiced at checkout
     sandbox.magento.state.refund_order(order["entity_id"])
