@@ -13,7 +13,7 @@ plan  — pure: an open pushed order whose Magento state is ``canceled`` (cancel
           cancelled instead";
         * left alone with an exception for ops when the store already delivered all or part of
           it (stop the parcel, settle the refund);
-        * only recorded when Sitoo has cancelled it already.
+        * left to sync-fulfilment's own cancel path when Sitoo has cancelled it already.
 push  — PUT ``orderstateid`` 20, then the mapping's lines count as cancelled in the same
         transaction, so their in-flight units leave the stock formula at once. The mapping is no
         longer open afterwards: a second round reads and writes nothing for the order.
@@ -42,7 +42,7 @@ MAGENTO_GONE = frozenset({"canceled", "closed"})
 
 @dataclass
 class Decision:
-    action: str  # cancel (PUT orderstateid 20) | delivered (exception, nothing sent) | record (already cancelled in Sitoo)
+    action: str  # cancel (PUT orderstateid 20) | delivered (exception, nothing sent)
     increment_id: str
     sitoo_orderid: str
     magento_state: str
@@ -88,10 +88,12 @@ def plan(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], list[dict[
         increment_id, orderid = str(mapping["external_id"]), str(mapping.get("other_id"))
         ordered = sum(int(line.get("qty") or 0) for line in data.get("lines") or [])
         sitoo_state = int(sitoo.get("orderstateid") or 0)
+        if sitoo_state == SITOO_CANCELLED:
+            # Cancelled on both sides (by the store, or by an earlier run of this step whose record
+            # was lost): sync-fulfilment's own cancel path reads Magento and records it, writing nothing.
+            continue
         units, refs = delivered_units(deliveries)
-        if sitoo_state == SITOO_CANCELLED and not units:
-            decisions.append(Decision("record", increment_id, orderid, state, ordered=ordered))
-        elif units or sitoo_state == SITOO_CLOSED:
+        if units or sitoo_state == SITOO_CLOSED:
             decisions.append(Decision("delivered", increment_id, orderid, state, units or ordered, ordered, refs))
         else:
             decisions.append(Decision("cancel", increment_id, orderid, state, ordered=ordered))
@@ -164,11 +166,7 @@ def push(ctx: JobContext, decisions: list[Decision]) -> None:
     for decision in decisions:
         if ctx.should_stop():
             break
-        if decision.action == "record":
-            with ctx.state.transaction():
-                _finish(ctx, decision, "already_cancelled_in_sitoo")
-                ctx.succeeded(decision.increment_id)
-        elif decision.action == "delivered":
+        if decision.action == "delivered":
             _delivered(ctx, decision)
         elif ctx.is_due(decision.increment_id):
             _cancel(ctx, decision, backoff)

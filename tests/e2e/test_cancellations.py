@@ -72,8 +72,10 @@ def test_killed_after_the_sitoo_cancel_the_rerun_records_it_without_another_writ
     assert sandbox.sitoo.state.orders[sitoo["orderid"]]["orderstateid"] == 20
     assert mapping(sandbox, order["increment_id"])["status"] == "pushed"
     sandbox.sitoo.control.clear_log()
+    sandbox.magento.control.clear_log()
     sandbox.run("sync-fulfilment", check_code=0)
     assert sitoo_writes(sandbox) == []  # Sitoo already says cancelled: recorded, not sent again
+    assert sandbox.magento.control.writes() == []
     assert mapping(sandbox, order["increment_id"])["status"] == "canceled"
     assert flight(sandbox) == {}
 

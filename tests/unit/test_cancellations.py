@@ -25,7 +25,7 @@ def test_plan_per_magento_state_and_sitoo_deliveries():
     orders = [
         (mapping("1", 1), open_order, []),  # cancelled in Magento, nothing delivered -> cancel
         (mapping("2", 2), open_order, [delivery(1, "PN-1")]),  # delivered part -> exception
-        (mapping("3", 3), {"orderstateid": 20}, []),  # cancelled on both sides -> record only
+        (mapping("3", 3), {"orderstateid": 20}, []),  # cancelled on both sides -> fulfilment's cancel path
         (mapping("4", 4), open_order, []),  # still processing -> nothing
         (mapping("5", 5), {"orderstateid": 10}, []),  # closed in Sitoo (collected) -> delivered
         (mapping("6", 6), open_order, [delivery(2, cancelled=1)]),  # only a cancelled delivery -> cancel
@@ -34,7 +34,7 @@ def test_plan_per_magento_state_and_sitoo_deliveries():
     ]
     states = {1: "canceled", 2: "canceled", 3: "canceled", 4: "processing", 5: "canceled", 6: "canceled", 7: "closed"}
     got = [(d.action, d.increment_id, d.delivered) for d in plan(orders, states)]
-    assert got == [("cancel", "1", 0), ("delivered", "2", 1), ("record", "3", 0), ("delivered", "5", 2),
+    assert got == [("cancel", "1", 0), ("delivered", "2", 1), ("delivered", "5", 2),
                    ("cancel", "6", 0), ("cancel", "7", 0)]  # fmt: skip
 
 
