@@ -175,11 +175,13 @@ def push(ctx: JobContext, decisions: list[Decision]) -> None:
 def run(ctx: JobContext, orders: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
     """sync-fulfilment's hook. ``orders``: its OrderState list (``mapping``, ``sitoo``,
     ``deliveries``). Returns (the orders fulfilment still handles, plan rows for --dry-run/--json)."""
-    entity_ids = sorted({str(o.mapping["data"]["entity_id"]) for o in orders if o.mapping["data"].get("entity_id")})
+    # Only open pushed orders: shipped ones that sync-fulfilment still watches are done for Sitoo.
+    pending = [o for o in orders if o.mapping.get("status") == "pushed"]
+    entity_ids = sorted({str(o.mapping["data"]["entity_id"]) for o in pending if o.mapping["data"].get("entity_id")})
     if not entity_ids:
         return orders, []
     states = api.magento_order_states(ctx, entity_ids)
-    decisions = plan(((o.mapping, o.sitoo, o.deliveries) for o in orders), states)
+    decisions = plan(((o.mapping, o.sitoo, o.deliveries) for o in pending), states)
     if decisions and not ctx.dry_run:
         push(ctx, decisions)
     gone = {d.increment_id for d in decisions}

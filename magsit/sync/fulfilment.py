@@ -442,6 +442,7 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
 
 def run(ctx: JobContext) -> JobResult:
     states = pull(ctx)
+    checked = len(states)
     # Magento-side cancellations reach Sitoo first (those orders leave this run's plan), then the
     # reservations of the orders still open are renewed before they lapse (issue 16 §2, §3).
     states, upkeep = cancellations.run(ctx, states)
@@ -451,7 +452,7 @@ def run(ctx: JobContext) -> JobResult:
         {"action": "cancel", "increment_id": inc} for inc, _ in result.cancels
     ] + [{"action": "exception", "kind": k, "key": key, "message": m} for k, _, key, m in result.problems]
     if ctx.dry_run:
-        return JobResult(counts={"orders": len(states)}, plan=view)
+        return JobResult(counts={"orders": checked}, plan=view)
     backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
     for kind, owner, key, message in result.problems:
         ctx.fail(kind, owner, key, message, retry_after=backoff)
@@ -487,8 +488,8 @@ def run(ctx: JobContext) -> JobResult:
         if state.magento is not None and _open(state):
             with ctx.state.transaction():
                 _save(ctx, str(state.mapping["external_id"]), lambda d: None)
-    ctx.counts["orders_checked"] += len(states)
-    summary = [f"{len(states)} open order(s) checked"]
+    ctx.counts["orders_checked"] += checked
+    summary = [f"{checked} open order(s) checked"]
     if shipped:
         summary.append(f"shipped in Magento: {', '.join(shipped[:20])}" + (f" and {len(shipped) - 20} more" if len(shipped) > 20 else ""))
     return JobResult(plan=view, summary=summary)

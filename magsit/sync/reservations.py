@@ -70,7 +70,7 @@ def renewals(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], now:
     for mapping, sitoo in orders:
         until = _epoch(sitoo.get("datereserved"))
         # null = "no reservation" (sitoo-api.md §5): nothing to keep alive
-        if until is None or int(sitoo.get("orderstateid") or 0) != SITOO_OPEN:
+        if until is None or int(sitoo.get("orderstateid") or 0) != SITOO_OPEN or mapping.get("status", "pushed") != "pushed":
             continue
         if until - now < days * DAY / 2:
             out.append(Renewal(str(mapping["external_id"]), str(mapping.get("other_id")), now + days * DAY, until))

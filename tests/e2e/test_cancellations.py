@@ -182,3 +182,17 @@ def test_sitoo_that_does_not_reserve_raises_an_ops_alert_and_units_are_not_count
     listed = StateStore(sandbox.state_path).exceptions(status="open")
     assert [e for e in listed if e["kind"] == "sitoo_not_reserving"] == []
     assert sandbox.magento.state.source_items[("default", "tent-1")]["quantity"] == 100
+
+
+def test_refund_after_the_order_shipped_is_no_cancellation(sandbox):
+    # sync-fulfilment still watches shipped orders for a while (cancelled deliveries); a credit memo
+    # after the shipment closes the Magento order, which is a return, not a cancellation.
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    sandbox.sitoo.state.deliver(sitoo["orderid"], ref="PN-9")
+    sandbox.run("sync-fulfilment", check_code=0)
+    sandbox.magento.state.refund_order(order["entity_id"])
+    assert sandbox.magento.state.orders[order["entity_id"]]["state"] == "closed"
+    sandbox.sitoo.control.clear_log()
+    out = sandbox.run_json("sync-fulfilment", check_code=0)
+    assert out["failures"] == [] and sitoo_writes(sandbox) == []
+    assert mapping(sandbox, order["increment_id"])["status"] == "shipped"

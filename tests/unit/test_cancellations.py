@@ -51,6 +51,7 @@ def test_renewals_when_less_than_half_is_left_and_only_for_open_reserved_orders(
         (mapping("4"), {"orderstateid": 0, "datereserved": None}),  # no reservation asked for
         (mapping("5"), {"orderstateid": 20, "datereserved": now}),  # cancelled
         (mapping("6"), {"orderstateid": 0, "datereserved": "garbage"}),
+        ({**mapping("7"), "status": "shipped"}, {"orderstateid": 0, "datereserved": now}),  # magsit is done with it
     ]
     assert [(r.increment_id, r.until) for r in renewals(pairs, now, 14)] == [("2", now + 14 * DAY), ("3", now + 14 * DAY)]
     assert renewals(pairs, now, 0) == []
