@@ -322,6 +322,7 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
 
     existing = ctx.state.get_mapping("shipment", "sitoo", key)
     shipment_ids: list[str] = list((existing or {}).get("data", {}).get("shipment_ids") or [])
+    earlier = len(shipment_ids)  # parts a previous run already shipped
 
     def done(how: str) -> None:
         with ctx.state.transaction():
@@ -331,7 +332,8 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
                                    "shipment_ids": shipment_ids}, "done")  # fmt: skip
             _save(ctx, shipment.increment_id, apply)
             ctx.succeeded(record)
-        ctx.counts[how] += 1
+        # "shipments" counts Magento shipments created by this run (a delivery in parts makes several).
+        ctx.counts[how] += max(1, len(shipment_ids) - earlier) if how == "shipments" else 1
 
     def intent() -> None:
         ctx.state.put_mapping("shipment", "sitoo", key, None, {"increment_id": shipment.increment_id,
@@ -349,7 +351,6 @@ def push_shipment(ctx: JobContext, shipment: ShipmentPlan, backoff: timedelta | 
         return
     intent()
     crashpoint("fulfilment.before_ship")
-    earlier = len(shipment_ids)
     pending = ship_parts(shipment.items, ctx.magento.list_limit)
     while pending:
         part = pending.pop(0)
