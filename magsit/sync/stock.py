@@ -53,9 +53,11 @@ UNKNOWN_SKU_RETRY = timedelta(minutes=30)
 REJECTED_RETRY = timedelta(minutes=15)
 # What the flow reads of a warehouse item: a 200k-item --full run decodes half the JSON of the
 # client's default projection.
-# decimalreserved: in-flight units are only added back where Sitoo shows them reserved (sitoo-api.md
-# §5 "Reservations": never add back more units than Sitoo shows reserved).
-ITEM_FIELDS = ("sku", "decimalavailable", "decimalreserved", "datelastmodified")
+ITEM_FIELDS = ("sku", "decimalavailable", "datelastmodified")
+# Items with units in flight are read again by SKU with their reserved level: in-flight units are
+# only added back where Sitoo shows them reserved (sitoo-api.md §5 "Reservations": never add back
+# more units than Sitoo shows reserved). Available and reserved then come from one answer.
+RESERVED_FIELDS = ("sku", "decimalavailable", "decimalreserved", "datelastmodified")
 
 # Kinds the plan raises from Sitoo's data: only a Sitoo change (seen by the delta read) or an
 # order moving units in flight (its SKUs are re-read anyway) can clear them. Other kinds (Magento
@@ -135,8 +137,6 @@ def pull(ctx: JobContext) -> Pulled:
             seen = item.get("datelastmodified")
             if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
                 seen = as_int(seen)
-            if flying and (item.get("sku"), warehouse) in flying:
-                reserved[(item["sku"], warehouse)] = (item.get("decimalreserved"), seen)
             if seen is not None and (max_seen is None or seen > max_seen):
                 max_seen = seen
         return warehouse, since, max_seen, levels
@@ -181,8 +181,7 @@ def pull(ctx: JobContext) -> Pulled:
             for item in ctx.sitoo.warehouse_items(int(warehouse), skus=missing, fields=ITEM_FIELDS):
                 if item.get("sku") in wanted:
                     read[warehouse][item.get("sku")] = item.get("decimalavailable")
-                    if (item["sku"], warehouse) in flying:
-                        reserved[(item["sku"], warehouse)] = (item.get("decimalreserved"), as_int(item.get("datelastmodified")))
+    _read_reserved(ctx, flying, needed, by_source, read, reserved)
 
     if full or chosen:
         snap.magento = {}
@@ -232,6 +231,28 @@ def pull(ctx: JobContext) -> Pulled:
         for key in _unstocked_sitoo_skus(ctx, snap.magento, by_source, read):
             snap.items.setdefault(key, {})  # no item in any warehouse of the source = 0 on hand there
     return pulled
+
+
+def _read_reserved(
+    ctx: JobContext,
+    flying: set[tuple[str, str]],
+    needed: dict[str, set[str]],
+    by_source: dict[str, list[str]],
+    read: dict[str, dict[str, Any]],
+    reserved: dict[tuple[str, str], tuple[Any, Any]],
+) -> None:
+    """The planned items with units in flight, read again with ``decimalreserved`` (one ``sku``
+    filter per warehouse, batched by the client; nothing when no planned SKU has units in flight)."""
+    for source, warehouses in by_source.items():
+        for warehouse in warehouses:
+            wanted = {sku for sku, w in flying if w == warehouse and sku in needed[source]}
+            if not wanted:
+                continue
+            for item in ctx.sitoo.warehouse_items(int(warehouse), skus=sorted(wanted), fields=RESERVED_FIELDS):
+                sku = item.get("sku")
+                if sku in wanted:
+                    read[warehouse][sku] = item.get("decimalavailable")  # the same moment as its reserved level
+                    reserved[(sku, warehouse)] = (item.get("decimalreserved"), as_int(item.get("datelastmodified")))
 
 
 def _unstocked_sitoo_skus(
