@@ -194,9 +194,7 @@ def seed_month(magento: MagentoState, sitoo: SitooState, orders: int, *, stock_s
             ] + [{"sku": None, "productname": "Shipping", "quantity": 1, "moneyrowprice": f"{order['shipping_incl_tax']:.2f}",
                   "moneyitemprice": f"{order['shipping_incl_tax']:.2f}", "vatvalue": 25}],
         }  # fmt: skip
-        orderid = sitoo.create_order(body, emit=False)
-        # The externalid uniqueness check scans every order; set it after the create instead.
-        sitoo.orders[orderid]["externalid"] = str(order["increment_id"])
+        sitoo.create_order({**body, "externalid": str(order["increment_id"])}, emit=False)
     def in_month(doc: dict[str, Any]) -> bool:
         return str(doc.get("created_at", "")).startswith(month)
 

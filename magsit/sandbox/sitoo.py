@@ -270,6 +270,9 @@ class SitooState:
         self._reservations: dict[int, tuple[int, dict[str, Decimal]]] = {}
         # orderid -> {orderitemid: delivered quantity}
         self._delivered: dict[int, dict[int, int]] = {}
+        # externalid -> orderid, kept in step by create_order / update_order (orders are never
+        # deleted) so the uniqueness check does not scan every order; set externalid through them.
+        self._order_by_externalid: dict[str, int] = {}
         self._seq: dict[str, int] = {}
 
         # Events SPI (§10): a sink URL turns event delivery on.
@@ -824,7 +827,7 @@ class SitooState:
                     raise ApiError(
                         400, "externalid can only contain [A-Za-z0-9_-] with a length of 1-40 characters"
                     )
-                if any(o["externalid"] == externalid for o in self.orders.values()):
+                if self.order_by_externalid(externalid) is not None:
                     raise ApiError(400, f"An order with externalid '{externalid}' already exists")
             creditorderid = body.get("creditorderid")
             if creditorderid is not None and creditorderid not in self.orders:
@@ -898,6 +901,8 @@ class SitooState:
                 raise ApiError(400, f"Invalid orderstateid {order['orderstateid']}")
             self._totals(order)
             self.orders[orderid] = order
+            if externalid is not None:
+                self._order_by_externalid[externalid] = orderid
             self._delivered[orderid] = {}
             self.orderlogitems[orderid] = [
                 {
@@ -921,14 +926,14 @@ class SitooState:
             order = self.orders.get(orderid)
             if order is None:
                 raise ApiError(404, f"Order {orderid} not found")
-            old_state = order["orderstateid"]
+            old_state, old_externalid = order["orderstateid"], order["externalid"]
             if "externalid" in body and body["externalid"] != order["externalid"]:
                 ext = body["externalid"]
                 if ext is not None and (not isinstance(ext, str) or not EXTERNALID_RE.match(ext)):
                     raise ApiError(
                         400, "externalid can only contain [A-Za-z0-9_-] with a length of 1-40 characters"
                     )
-                if ext is not None and any(o["externalid"] == ext for o in self.orders.values()):
+                if ext is not None and self.order_by_externalid(ext) is not None:
                     raise ApiError(400, f"An order with externalid '{ext}' already exists")
             if (
                 "warehouseid" in body
@@ -954,10 +959,23 @@ class SitooState:
             for key, value in body.items():
                 if key in ORDER_WRITABLE_SCALARS:  # read-only and unknown keys are ignored
                     order[key] = value
+            if order["externalid"] != old_externalid:
+                if self._order_by_externalid.get(old_externalid) == orderid:
+                    del self._order_by_externalid[old_externalid]
+                if order["externalid"] is not None:
+                    self._order_by_externalid[order["externalid"]] = orderid
             self._totals(order)
             self._sync_reservation(orderid)
             new_state = order["orderstateid"]
             self._order_event(order, "update", state_changed=new_state != old_state)
+
+    def order_by_externalid(self, externalid: str) -> dict[str, Any] | None:
+        """The order carrying ``externalid`` (unique per account, sitoo-api.md §6), from the index."""
+        with self.lock:
+            orderid = self._order_by_externalid.get(externalid)
+            order = None if orderid is None else self.orders.get(orderid)
+            # A stale entry (a test or seed rewrote an order's externalid by hand) is no match.
+            return order if order is not None and order["externalid"] == externalid else None
 
     def cancel_order(self, orderid: int) -> None:
         """Sitoo has no DELETE for orders: "set orderstate to cancelled instead"."""

@@ -184,6 +184,20 @@ def test_duplicate_externalid_refused(env: Env) -> None:
     assert env.get("/orders.json", externalid="100000003,zzz").json()["totalcount"] == 1
 
 
+def test_externalid_stays_unique_across_updates(env: Env) -> None:
+    first, second = env.web_order("EXT-A"), env.web_order("EXT-B")
+    taken = env.put(f"/sites/1/orders/{second}.json", {"externalid": "EXT-A"})
+    assert taken.status_code == 400 and taken.json()["errortext"] == "An order with externalid 'EXT-A' already exists"
+    assert env.put(f"/sites/1/orders/{first}.json", {"externalid": "EXT-C"}).status_code == 200
+    assert env.put(f"/sites/1/orders/{second}.json", {"externalid": "EXT-A"}).status_code == 200  # freed
+    assert env.post("/sites/1/orders.json", {"ordertypeid": 10, "externalid": "EXT-B"}).status_code == 200
+    again = env.post("/sites/1/orders.json", {"ordertypeid": 10, "externalid": "EXT-C"})
+    assert again.status_code == 400 and "EXT-C" in again.json()["errortext"]
+    assert env.put(f"/sites/1/orders/{first}.json", {"externalid": None}).status_code == 200
+    assert env.post("/sites/1/orders.json", {"ordertypeid": 10, "externalid": "EXT-C"}).status_code == 200
+    assert env.state.order_by_externalid("EXT-A")["orderid"] == second  # type: ignore[index]
+
+
 def test_reservation_then_delivery(env: Env) -> None:
     oid = env.web_order("100000004", qty=3)
     item = env.stock("SKU-01")
