@@ -30,6 +30,7 @@ from pydantic import BaseModel, SecretStr
 
 from magsit.config import Config
 from magsit.runner import RunOutcome, after_run_hooks
+from magsit.schedule import period_seconds
 from magsit.state.store import OWNERS, StateStore, iso, now_utc, parse_iso
 
 log = logging.getLogger("magsit.alerts")
@@ -314,8 +315,6 @@ UNSCHEDULED_ON_DEMAND = {"reconcile", "audit", "events"}
 
 def schedule_periods(config: Config) -> dict[str, float]:
     """Seconds between two runs of each job on the [schedule] (its most frequent entry)."""
-    from magsit.daemon import period_seconds
-
     periods: dict[str, float] = {}
     for entry, expr in config.schedule.items():
         job = entry.split()[0] if entry.split() else entry

@@ -7,64 +7,33 @@ Commands stay thin: parse options, call the core, render. Exit codes (the interf
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.text import Text
 
 from magsit import __version__, alerts
-from magsit.config import Config, load_config
+from magsit.app import App
+from magsit.commands import (
+    audit,
+    check,
+    customers,
+    daemon,
+    demo,
+    events,
+    exceptions,
+    fulfilment,
+    orders,
+    products,
+    reconcile,
+    returns,
+    sandbox,
+    status,
+    stock,
+)
 from magsit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MagsitError
 from magsit.logs import setup_logging
-
-PIPED_WIDTH = 200
-
-
-@dataclass
-class App:
-    """Global options and lazily loaded shared objects, passed to every command as ctx.obj."""
-
-    config_path: str | None = None
-    dry_run: bool = False
-    json: bool = False
-    verbose: int = 0
-    quiet: bool = False
-    log_format: str = "rich"
-    wait_lock: float = 0.0
-    _config: Config | None = field(default=None, repr=False)
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.config_path)
-            for warning in self._config.warnings:
-                self.err.print(Text.assemble(("warning:", "yellow"), " ", str(warning)))
-        return self._config
-
-    @property
-    def out(self) -> Console:
-        console = Console(highlight=False, soft_wrap=False, emoji=False)
-        if not console.is_terminal and "COLUMNS" not in os.environ:
-            # Piped to a file, a pager or cron mail: do not fold every table at 80 columns.
-            console = Console(highlight=False, soft_wrap=False, emoji=False, width=PIPED_WIDTH)
-        return console
-
-    @property
-    def err(self) -> Console:
-        return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
-    def echo(self, message: str) -> None:
-        """A plain-text progress line on stderr (never read as markup)."""
-        if not self.quiet:
-            self.err.print(message, markup=False)
-
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -107,46 +76,25 @@ def cli(
     ctx.obj = App(config_path, dry_run, as_json, verbose, quiet, log_format, wait_lock)
 
 
-def _register() -> None:
-    from magsit.commands import (
-        audit,
-        check,
-        customers,
-        daemon,
-        demo,
-        events,
-        exceptions,
-        fulfilment,
-        orders,
-        products,
-        reconcile,
-        returns,
-        sandbox,
-        status,
-        stock,
-    )
-
-    for module in (
-        stock,
-        products,
-        orders,
-        fulfilment,
-        customers,
-        returns,
-        reconcile,
-        audit,
-        status,
-        exceptions,
-        daemon,
-        events,
-        check,
-        sandbox,
-        demo,
-    ):
-        cli.add_command(module.command)
-
-
-_register()
+COMMANDS = (
+    stock,
+    products,
+    orders,
+    fulfilment,
+    customers,
+    returns,
+    reconcile,
+    audit,
+    status,
+    exceptions,
+    daemon,
+    events,
+    check,
+    sandbox,
+    demo,
+)
+for _module in COMMANDS:
+    cli.add_command(_module.command)
 
 
 def _set_global(name: str) -> Any:
@@ -233,6 +181,3 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     return int(result) if isinstance(result, int) else 0
 
-
-def config_path_hint(app: App) -> Path:
-    return Path(app.config_path or "magsit.toml")

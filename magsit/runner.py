@@ -41,19 +41,6 @@ log = logging.getLogger("magsit.runner")
 
 PRUNE_EVERY = 100  # runs between clean-ups of old history in the state file
 
-JOBS = (
-    "sync-stock",
-    "sync-products",
-    "push-orders",
-    "sync-fulfilment",
-    "sync-customers",
-    "sync-returns",
-    "reconcile",
-    "audit",
-    "events",
-)
-
-
 # Jobs whose records are events (a web order, a delivery, a refund): an exception a person resolved
 # means "handled by hand", so the record is held like an ignored one until `exceptions retry`. The
 # other jobs sync a state (stock, product, customer): resolved there means "fixed", and the record

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.report import print_json, render_outcome, rows_table
 from magsit.runner import RunOutcome, run_job
 from magsit.state.store import now_utc

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK, MagsitError
 from magsit.report import line, print_json
 

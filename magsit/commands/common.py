@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from magsit.cli import App
+from magsit.app import App
 from magsit.errors import EXIT_FAILED
 from magsit.report import print_json, render_outcome
 from magsit.runner import Flow, run_job

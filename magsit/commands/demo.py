@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from magsit.report import line, status_label
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL
 from magsit.report import print_json
 

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.errors import EXIT_OK, EXIT_USAGE
 from magsit.report import line, print_json, rows_table
 from magsit.state.store import StateStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.commands.common import run_flow
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.commands.common import run_flow
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.errors import EXIT_OK
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from magsit.alerts import UNSCHEDULED_ON_DEMAND, schedule_periods
-from magsit.cli import App, pass_app
+from magsit.app import App, pass_app
 from magsit.errors import EXIT_FAILED, EXIT_OK
+from magsit.events import JOB as EVENTS_JOB
 from magsit.events import event_stats
+from magsit.jobs import REGISTRY
 from magsit.report import line, print_json, rows_table
-from magsit.runner import JOBS
 from magsit.state.store import StateStore, _pid_alive, now_utc, parse_iso
 
 ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats table, not processes
@@ -210,9 +211,10 @@ def write_atomic(path: Path, text: str) -> None:
 @pass_app
 def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: Path | None) -> int:
     """Last run per job, its age, counts, and open exceptions by owner and kind."""
-    unknown = [job for job in jobs if job not in JOBS]
+    known = [*REGISTRY, EVENTS_JOB]  # every job that takes a lock and records runs
+    unknown = [job for job in jobs if job not in known]
     if unknown:
-        raise click.BadParameter(f"unknown job {', '.join(unknown)} (one of: {', '.join(JOBS)})", param_hint="--job")
+        raise click.BadParameter(f"unknown job {', '.join(unknown)} (one of: {', '.join(known)})", param_hint="--job")
     periods = schedule_periods(app.config)
     state = StateStore(app.config.state.path)
     try:

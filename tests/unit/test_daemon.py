@@ -19,10 +19,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from magsit.cli import run as cli_run
 from magsit.config import parse_config
-from magsit.daemon import Daemon, _cron_dow, build_jobs, parse_trigger, period_seconds
+from magsit.daemon import Daemon, build_jobs
 from magsit.errors import ConfigError
 from magsit.jobs import REGISTRY, JobSpec, register, resolve_entry
 from magsit.runner import JobResult
+from magsit.schedule import _cron_dow, parse_trigger, period_seconds
 from magsit.state import StateStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -41,7 +41,7 @@ def job_of(command: str) -> str:
 
 
 def fire_minutes(spec: str, days: int = 3) -> set[datetime]:
-    from magsit.daemon import parse_trigger
+    from magsit.schedule import parse_trigger
 
     trigger = parse_trigger(spec)
     start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -56,11 +56,12 @@ def fire_minutes(spec: str, days: int = 3) -> set[datetime]:
 
 
 def test_no_two_schedules_of_one_job_fire_in_the_same_minute():
-    from magsit.runner import JOBS
+    from magsit.events import JOB as EVENTS_JOB
+    from magsit.jobs import REGISTRY
 
     by_job: dict[str, list[str]] = {}
     for spec, command in cron_lines():
-        if job_of(command) in JOBS:  # jobs with a lock (`status` has none)
+        if job_of(command) in [*REGISTRY, EVENTS_JOB]:  # jobs with a lock (`status` has none)
             by_job.setdefault(job_of(command), []).append(spec)
     assert len(by_job["sync-stock"]) == 2  # the 5-minute run and the nightly --full
     for job, specs in by_job.items():

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from magsit.cli import App, cli
+from magsit.app import App
+from magsit.cli import cli
 from magsit.commands import audit as audit_command
 from magsit.reconcile_report import render_terminal
 from magsit.report import render_outcome, rows_table

@@ -247,7 +247,7 @@ def test_k8s_cronjob_manifest():
 
 
 def test_crontab_example_lines_are_valid():
-    from magsit.daemon import parse_trigger
+    from magsit.schedule import parse_trigger
 
     jobs = 0
     for line in (CRON / "crontab.example").read_text().splitlines():
