@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magsit.sandbox.magento import _text_number, compile_filter, match_filter
+from magsit.sandbox.magento.search import compile_filter, match_filter, text_number
 
 token = st.one_of(
     st.sampled_from(["SKU-1", "sku-1", "1", "01", "1.0", " 2", "nan", "inf", "-0", "0", "", "a b", "ÅÄ", "åä", "1e3"]),
@@ -46,7 +46,7 @@ def test_text_number_agrees_with_float(text: str) -> None:
         expected: float | None = float(text)
     except ValueError:
         expected = None
-    got = _text_number(text)
+    got = text_number(text)
     if expected is None or got is None:
         assert got is expected
     else:
