@@ -34,7 +34,7 @@ def run_magsit(spec: dict[str, Any]) -> dict[str, Any]:
     config = load_config(spec["config"], environ={})
     magento = MagentoClient(config.magento, config.http)
     sitoo = SitooClient(config.sitoo, config.http)
-    flow = importlib.import_module(FLOWS[spec["job"]]).run
+    flow = importlib.import_module(FLOWS[spec["job"]])  # the flow module (magsit.flow.SyncFlow)
     started = time.perf_counter()
     outcome = run_job(config, spec["job"], flow, options=spec.get("options") or {}, magento=magento, sitoo=sitoo)
     wall = time.perf_counter() - started

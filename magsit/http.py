@@ -38,6 +38,11 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _ID_SEGMENT = re.compile(r"/(\d+|\{[0-9A-Fa-f-]+\}|%7B[0-9A-Fa-f-]+%7D)(?=/|\.json|$)")
 
 
+class WriteRefused(RuntimeError):
+    """A read-only session (a dry run's) was asked to send a write. Not a MagsitError on purpose:
+    it is a bug in the flow, so the run fails as an internal error naming the call (exit 1)."""
+
+
 class _Ticket:
     """One ``request()`` across its attempts: whether it is the one whose 429 holds the session."""
 
@@ -99,8 +104,10 @@ class HttpSession:
         headers: dict[str, str] | None = None,
         error_parser: ErrorParser | None = None,
         verify: bool | str = True,
+        read_only: bool = False,
     ) -> None:
         self.system = system
+        self.read_only = read_only  # refuse anything but GET (a dry run's sessions)
         self.base_url = base_url.rstrip("/")
         self.settings = settings or HttpSettings()
         self.session = requests.Session()
@@ -145,6 +152,8 @@ class HttpSession:
         call is safe to repeat; False = never resend after the request may have reached the server.
         """
         method = method.upper()
+        if self.read_only and method != "GET":
+            raise WriteRefused(f"{self.system}: a dry run may only read, and tried {method} {path.split('?')[0]}")
         safe_to_repeat = method in IDEMPOTENT if retry is None else retry
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),

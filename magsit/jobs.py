@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from magsit.errors import ConfigError
+from magsit.flow import is_sync_flow
 from magsit.runner import Flow
 
 
@@ -40,14 +41,14 @@ class JobSpec:
     """How to find a job's flow and which arguments it accepts on a schedule line."""
 
     name: str
-    module: str | None = None  # dotted module with ``run(ctx) -> JobResult``; imported lazily
+    module: str | None = None  # dotted flow module (pull/plan/push); imported lazily
     flow: Flow | None = None  # or the callable itself (tests, plugins)
     flags: Mapping[str, str] = field(default_factory=dict)  # "--full" -> option key (True when given)
     values: Mapping[str, tuple[str, Callable[[str], Any]]] = field(default_factory=dict)  # "--since" -> (key, parse)
     lists: Mapping[str, str] = field(default_factory=dict)  # "--sku" -> option key (repeatable)
 
     def resolve(self) -> Flow:
-        """The flow callable, or ConfigError("not built") if its module or ``run`` does not exist."""
+        """The flow module (``magsit.flow.SyncFlow``), or ConfigError("not built") if it does not exist."""
         if self.flow is not None:
             return self.flow
         if self.module is None:
@@ -59,10 +60,9 @@ class JobSpec:
         if found is None:
             raise ConfigError(f"job {self.name}: not built in this version (module {self.module} is missing)")
         module = importlib.import_module(self.module)
-        run = getattr(module, "run", None)
-        if not callable(run):
-            raise ConfigError(f"job {self.name}: not built in this version ({self.module} has no run())")
-        return run  # type: ignore[no-any-return]
+        if not is_sync_flow(module) and not callable(getattr(module, "run", None)):
+            raise ConfigError(f"job {self.name}: not built in this version ({self.module} has no pull/plan/push)")
+        return module  # type: ignore[return-value]  # a module satisfies SyncFlow structurally
 
     def parse_args(self, args: list[str]) -> dict[str, Any]:
         options: dict[str, Any] = {}

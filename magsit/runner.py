@@ -1,8 +1,12 @@
 """Runs one job: lock, run record, the flow's pull/plan/push, exception capture, exit code.
 
-Flows are plain functions ``run(ctx: JobContext) -> JobResult``; everything around them (locking,
-the run row, turning record failures into exception rows, mapping errors to exit codes) lives
-here once, so a flow module holds only its own logic.
+A flow is a module satisfying ``magsit.flow.SyncFlow`` (pull -> plan -> push); everything around
+it (locking, the run row, ``--dry-run``, turning record failures into exception rows, mapping
+errors to exit codes) lives here once, so a flow module holds only its own logic. In a dry run
+the runner stops after ``plan`` and returns ``plan.preview()``; the flow's ``ctx.state`` is then a
+read-only view of the state file and its API clients refuse anything but GET, while the run
+record goes through the runner's own writable store. During the transition a flow may still be a
+plain ``run(ctx) -> JobResult`` callable (or a module with ``run``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from magsit.errors import (
     Owner,
     RecordError,
 )
+from magsit.flow import SyncFlow, is_sync_flow
 from magsit.logs import log_context
 from magsit.state.lock import JobLock
 from magsit.state.store import StateStore, now_utc
@@ -128,7 +133,7 @@ class JobContext:
         if self._magento is None:
             from magsit.magento.client import MagentoClient
 
-            self._magento = MagentoClient(self.config.magento, self.config.http)
+            self._magento = MagentoClient(self.config.magento, self.config.http, read_only=self.dry_run)
         return self._magento
 
     @property
@@ -136,7 +141,7 @@ class JobContext:
         if self._sitoo is None:
             from magsit.sitoo.client import SitooClient
 
-            self._sitoo = SitooClient(self.config.sitoo, self.config.http)
+            self._sitoo = SitooClient(self.config.sitoo, self.config.http, read_only=self.dry_run)
         return self._sitoo
 
     def should_stop(self) -> bool:
@@ -218,7 +223,8 @@ class JobContext:
         return values
 
 
-Flow = Callable[[JobContext], JobResult]
+LegacyFlow = Callable[[JobContext], JobResult]  # the old ``run(ctx)``: goes when every flow is converted
+Flow = SyncFlow | LegacyFlow
 AfterRunHook = Callable[[Config, StateStore, RunOutcome], None]
 after_run_hooks: list[AfterRunHook] = []
 
@@ -239,7 +245,11 @@ def run_job(
     """Run ``flow`` under the job's lock. Raises LockedError (exit 4) if another run holds it (after
     waiting up to ``lock_wait`` seconds for it: scheduled runs that must not be skipped)."""
     own_state = state is None
-    state = state or StateStore(config.state.path)
+    if state is None:
+        # A dry run never creates the state file: with none yet it plans against an empty state
+        # and its run record lives in memory only.
+        fresh = dry_run and not StateStore.exists(config.state.path)
+        state = StateStore(":memory:") if fresh else StateStore(config.state.path)
     try:
         with JobLock(config.state.path, job, lock_wait, stop_event):
             return _run_locked(config, state, job, flow, dry_run, options, magento, sitoo, stop_event)
@@ -260,19 +270,42 @@ def _run_locked(
     stop_event: threading.Event | None,
 ) -> RunOutcome:
     state.mark_abandoned_runs()
-    ctx = JobContext(
-        config, state, job, dry_run=dry_run, options=options, magento=magento, sitoo=sitoo, stop_event=stop_event
-    )
-    ctx.run_id = state.start_run(job, dry_run=dry_run)
-    with log_context(job=job, run_id=ctx.run_id):
-        # -v: every flow says when it starts and what it did (its counts and summary).
-        log.info("%s: run %s started%s", job, ctx.run_id, " (dry run)" if dry_run else "")
-        outcome = _run_flow(config, state, ctx, flow)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())) or "nothing to do"
-        log.info("%s: run %s %s (exit %s): %s", job, ctx.run_id, outcome.status, outcome.exit_code, counts)
-        for line in outcome.result.summary:
-            log.info("%s: %s", job, line)
-        return outcome
+    # A dry run's flow sees the state file through a read-only connection: only the runner's own
+    # store (``state``) writes, and only the run record.
+    view = state.read_only_view() if dry_run else state
+    try:
+        ctx = JobContext(
+            config, view, job, dry_run=dry_run, options=options, magento=magento, sitoo=sitoo, stop_event=stop_event
+        )
+        ctx.run_id = state.start_run(job, dry_run=dry_run)
+        with log_context(job=job, run_id=ctx.run_id):
+            # -v: every flow says when it starts and what it did (its counts and summary).
+            log.info("%s: run %s started%s", job, ctx.run_id, " (dry run)" if dry_run else "")
+            outcome = _run_flow(config, state, ctx, flow)
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())) or "nothing to do"
+            log.info("%s: run %s %s (exit %s): %s", job, ctx.run_id, outcome.status, outcome.exit_code, counts)
+            for line in outcome.result.summary:
+                log.info("%s: %s", job, line)
+            return outcome
+    finally:
+        if view is not state:
+            view.close()
+
+
+def _call_flow(ctx: JobContext, flow: Flow) -> JobResult:
+    """pull -> plan -> (dry run: preview | push); or the legacy ``run(ctx)``."""
+    if is_sync_flow(flow):
+        steps: SyncFlow = flow  # type: ignore[assignment]
+        plan = steps.plan(steps.pull(ctx), ctx.config, ctx.started_at)
+        if not ctx.dry_run:
+            return steps.push(ctx, plan)
+        preview = plan.preview()
+        for problem in preview.problems:
+            ctx.fail_record(problem)  # listed, never recorded (and held records stay quiet)
+        ctx.counts.update(preview.counts)
+        return JobResult(plan=preview.rows, summary=list(preview.summary))
+    run = getattr(flow, "run", flow)
+    return run(ctx)  # type: ignore[no-any-return]
 
 
 class _CyclicGcPause:
@@ -314,25 +347,27 @@ def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) ->
     error: str | None = None
     try:
         with _gc_paused:
-            result = flow(ctx)
+            result = _call_flow(ctx, flow)
     except KeyboardInterrupt:
-        outcome = _finish(ctx, result, "interrupted", EXIT_INTERRUPTED, "interrupted")
+        outcome = _finish(state, ctx, result, "interrupted", EXIT_INTERRUPTED, "interrupted")
         raise _Interrupted(outcome) from None
     except LockedError:
         raise
     except MagsitError as exc:
         error = exc.message
-        outcome = _finish(ctx, result, "failed", EXIT_FAILED, error)
+        outcome = _finish(state, ctx, result, "failed", EXIT_FAILED, error)
         _after_run(config, state, outcome)
         return outcome
     except Exception as exc:  # the run fails; the traceback goes to the debug log, never to the operator
         log.debug("unexpected error in %s", job, exc_info=True)
-        if isinstance(exc, sqlite3.OperationalError):
+        if isinstance(exc, sqlite3.OperationalError) and ctx.dry_run and "readonly" in str(exc):
+            error = f"internal error: the dry run tried to write the state file ({exc}); nothing was written"
+        elif isinstance(exc, sqlite3.OperationalError):
             # Another process held the state file longer than the busy timeout, or the disk is full.
             error = f"state file {config.state.path} could not be written ({exc}); the next run re-checks what this one did"
         else:
             error = f"internal error: {type(exc).__name__}: {exc}"
-        outcome = _finish(ctx, result, "failed", EXIT_FAILED, error)
+        outcome = _finish(state, ctx, result, "failed", EXIT_FAILED, error)
         _after_run(config, state, outcome)
         return outcome
     if ctx.failures:
@@ -341,7 +376,7 @@ def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) ->
         status, code = "ok", EXIT_PARTIAL
     else:
         status, code = "ok", EXIT_OK
-    outcome = _finish(ctx, result, status, code, "")
+    outcome = _finish(state, ctx, result, status, code, "")
     _after_run(config, state, outcome)
     return outcome
 
@@ -352,14 +387,14 @@ class _Interrupted(KeyboardInterrupt):
         self.outcome = outcome
 
 
-def _finish(ctx: JobContext, result: JobResult, status: str, code: int, message: str) -> RunOutcome:
+def _finish(state: StateStore, ctx: JobContext, result: JobResult, status: str, code: int, message: str) -> RunOutcome:
     counts = dict(ctx.counts)
     counts.update(result.counts)
     result.counts = counts
     if ctx.run_id is not None:
-        ctx.state.finish_run(ctx.run_id, status, code, counts, message)
+        state.finish_run(ctx.run_id, status, code, counts, message)
         if ctx.run_id % PRUNE_EVERY == 0:
-            ctx.state.prune_history()
+            state.prune_history()
     return RunOutcome(ctx.job, code, status, result, list(ctx.failures), ctx.run_id, message or None)
 
 

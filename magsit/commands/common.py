@@ -12,8 +12,10 @@ from magsit.report import print_json, render_outcome
 from magsit.runner import Flow, run_job
 
 
-def run_flow(app: App, job: str, flow: Flow, options: dict[str, Any] | None = None) -> int:
-    outcome = run_job(app.config, job, flow, dry_run=app.dry_run, options=options or {}, lock_wait=app.wait_lock)
+def run_flow(app: App, module: Flow, options: dict[str, Any] | None = None) -> int:
+    """Run the flow module (``magsit.flow.SyncFlow``; its job name is ``module.JOB``) and render it."""
+    job: str = module.JOB  # type: ignore[union-attr]
+    outcome = run_job(app.config, job, module, dry_run=app.dry_run, options=options or {}, lock_wait=app.wait_lock)
     if app.json:
         print_json(outcome.as_dict())
     elif not app.quiet or outcome.exit_code:

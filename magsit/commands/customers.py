@@ -24,4 +24,4 @@ def command(app: App, since: datetime | None, full: bool) -> int:
     from magsit.sync import customers
 
     options = {"since": since.replace(tzinfo=UTC) if since else None, "full": full}
-    return run_flow(app, customers.JOB, customers.run, options)
+    return run_flow(app, customers, options)

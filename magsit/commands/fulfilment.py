@@ -15,4 +15,4 @@ def command(app: App, order_ids: tuple[str, ...]) -> int:
     """Sitoo deliveries -> notified Magento shipments with tracking; Sitoo cancellations -> Magento cancel."""
     from magsit.sync import fulfilment
 
-    return run_flow(app, fulfilment.JOB, fulfilment.run, {"orders": list(order_ids)})
+    return run_flow(app, fulfilment, {"orders": list(order_ids)})

@@ -25,4 +25,4 @@ def command(app: App, since: datetime | None, order_ids: tuple[str, ...]) -> int
     from magsit.sync import orders
 
     options = {"since": since.replace(tzinfo=UTC) if since else None, "orders": list(order_ids)}
-    return run_flow(app, orders.JOB, orders.run, options)
+    return run_flow(app, orders, options)

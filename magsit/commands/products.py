@@ -16,4 +16,4 @@ def command(app: App, full: bool, skus: tuple[str, ...]) -> int:
     """Sitoo product master data -> Magento, one way."""
     from magsit.sync import products
 
-    return run_flow(app, products.JOB, products.run, {"full": full, "skus": list(skus)})
+    return run_flow(app, products, {"full": full, "skus": list(skus)})

@@ -22,4 +22,4 @@ def command(app: App, since: datetime | None) -> int:
     """Store returns of web orders -> offline Magento credit memos; Magento credit memos -> Sitoo refund orders."""
     from magsit.sync import returns
 
-    return run_flow(app, returns.JOB, returns.run, {"since": since.replace(tzinfo=UTC) if since else None})
+    return run_flow(app, returns, {"since": since.replace(tzinfo=UTC) if since else None})

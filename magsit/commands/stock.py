@@ -17,4 +17,4 @@ def command(app: App, full: bool, skus: tuple[str, ...]) -> int:
     from magsit.sync import stock
 
     stock.check_settings(app.config)  # a bad overrides CSV is a config error (exit 2) before any call
-    return run_flow(app, stock.JOB, stock.run, {"full": full, "skus": list(skus)})
+    return run_flow(app, stock, {"full": full, "skus": list(skus)})

@@ -77,8 +77,11 @@ FILTER_CHARS = 4000  # encoded chars of one `in` value: keeps URLs under ~6 KB w
 
 
 class MagentoClient:
-    def __init__(self, settings: MagentoSettings, http_settings: HttpSettings | None = None) -> None:
+    def __init__(
+        self, settings: MagentoSettings, http_settings: HttpSettings | None = None, *, read_only: bool = False
+    ) -> None:
         self.settings = settings
+        self.read_only = read_only  # every session refuses anything but GET (dry runs)
         self._auth = make_auth(settings)
         self.http = self._session(settings.store_code, http_settings)
         # Product master data must be written to the "all" scope (§2); share the session when the
@@ -98,6 +101,7 @@ class MagentoClient:
             auth=self._auth,
             headers={"Content-Type": "application/json"},
             error_parser=messages.describe_error,
+            read_only=self.read_only,
         )
 
     def session_for(self, store_code: str) -> HttpSession:

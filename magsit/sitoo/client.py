@@ -200,7 +200,9 @@ def _last_page(items: list[Any], total: int | None, start: int, size: int) -> bo
 class SitooClient:
     """One Sitoo account + site (eshopid). Thread-safe for reads via ``parallel_map``."""
 
-    def __init__(self, settings: SitooSettings, http_settings: HttpSettings | None = None) -> None:
+    def __init__(
+        self, settings: SitooSettings, http_settings: HttpSettings | None = None, *, read_only: bool = False
+    ) -> None:
         self.settings = settings
         self.site_id = settings.site_id
         self.page_size = settings.page_size
@@ -214,6 +216,7 @@ class SitooClient:
             auth=auth,
             headers={"Content-Type": "application/json"},
             error_parser=sitoo_error_text,
+            read_only=read_only,  # every call but GET is refused (dry runs)
         )
 
     def __repr__(self) -> str:

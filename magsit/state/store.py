@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -183,8 +184,19 @@ def _enable_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
 class StateStore:
     """All reads and writes of the state file. Safe to share between threads of one process."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        if read_only:
+            self.db = sqlite_utils.Database(self._connect_read_only())
+            version = self._check_version()
+            if version < len(MIGRATIONS):
+                raise StateError(
+                    f"state file {self.path} has schema {version}, this magsit needs {len(MIGRATIONS)}; "
+                    "a read-only open does not upgrade it: run once without --dry-run"
+                )
+            return
         if str(self.path) != ":memory:":
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,25 +218,57 @@ class StateStore:
                 raise _path_error(self.path, exc) from None
             raise StateError(f"state file {self.path} cannot be opened: {exc}") from None
         self.db = sqlite_utils.Database(conn)
-        self._lock = threading.RLock()
         self._migrate()
+
+    @staticmethod
+    def exists(path: str | Path) -> bool:
+        """Is there a state file at ``path`` (an in-memory store always "exists")?"""
+        return str(path) == ":memory:" or Path(path).exists()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection SQLite itself refuses to write through (``mode=ro``): no migration, no
+        journal-mode or other pragma writes. An in-memory store has no file to reopen: it is a new
+        empty one, migrated and then switched to ``query_only``."""
+        if str(self.path) == ":memory:":
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
+            conn.execute("PRAGMA query_only = ON")
+            return conn
+        if not self.path.exists():
+            raise StateError(f"state file {self.path} does not exist (a read-only open never creates it)")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 30000")  # per connection, writes nothing to the file
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state file {self.path} cannot be opened read-only: {exc}") from None
+        return conn
+
+    def read_only_view(self) -> StateStore:
+        """The same state file through a second, read-only connection (what a dry run's flow gets)."""
+        return StateStore(self.path, read_only=True)
 
     def close(self) -> None:
         with self._lock:
             self.db.close()
 
     # -- schema ----------------------------------------------------------------------------------
+    def _check_version(self) -> int:
+        try:
+            version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state file {self.path} is not a magsit state file: {exc}") from None
+        if version > len(MIGRATIONS):
+            raise StateError(
+                f"state file {self.path} was written by a newer magsit (schema {version}, this one knows "
+                f"{len(MIGRATIONS)}); upgrade magsit instead of risking the state"
+            )
+        return version
+
     def _migrate(self) -> None:
         with self._lock:
-            try:
-                version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            except sqlite3.DatabaseError as exc:
-                raise StateError(f"state file {self.path} is not a magsit state file: {exc}") from None
-            if version > len(MIGRATIONS):
-                raise StateError(
-                    f"state file {self.path} was written by a newer magsit (schema {version}, this one knows "
-                    f"{len(MIGRATIONS)}); upgrade magsit instead of risking the state"
-                )
+            version = self._check_version()
             for number in range(version, len(MIGRATIONS)):
                 with self.transaction():
                     # Another process (cron and the daemon starting on a new file) may have migrated
@@ -255,8 +299,9 @@ class StateStore:
                 conn.execute(f"RELEASE SAVEPOINT {savepoint}")
                 return
             # IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can
-            # fail at once with SQLITE_BUSY under WAL when another process wrote in between.
-            conn.execute("BEGIN IMMEDIATE")
+            # fail at once with SQLITE_BUSY under WAL when another process wrote in between. A
+            # read-only store's transaction is a consistent read (a write in it still fails).
+            conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
             try:
                 yield self
             except BaseException:

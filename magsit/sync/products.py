@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from magsit.config import Config
 from magsit.errors import ApiError, MagsitError
+from magsit.flow import Preview
 from magsit.runner import JobContext, JobResult
 from magsit.sync.productplan import ProductChange, ProductPlan, price_key, tax_key
 from magsit.sync.productplan import plan as plan_products
@@ -28,19 +31,28 @@ SKU_CHUNK = 50
 RETRY = timedelta(minutes=30)
 STREAM = "products"
 
-plan = plan_products
 
-
+@dataclass
 class Pulled:
-    def __init__(self) -> None:
-        self.sitoo: list[dict[str, Any]] = []
-        self.magento: dict[str, dict[str, Any]] = {}
-        self.cursor: int | None = None
+    sitoo: list[dict[str, Any]] = field(default_factory=list)
+    magento: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cursor: int | None = None
+    held: set[str] = field(default_factory=set)  # record keys a person told magsit to leave alone
+
+
+@dataclass
+class Plan:
+    products: ProductPlan
+    cursor: int | None  # where the next run starts; moved only when push completes
+
+    def preview(self) -> Preview:
+        rows = [change.as_dict() for change in self.products.changes]
+        return Preview(rows, [f"{len(rows)} products would change"], [p.as_error() for p in self.products.problems])
 
 
 def pull(ctx: JobContext) -> Pulled:
     settings = ctx.config.products
-    pulled = Pulled()
+    pulled = Pulled(held=ctx.held_keys())
     chosen = [s for s in (ctx.options.get("skus") or []) if s]
     full = bool(ctx.options.get("full"))
     run_start = int(ctx.started_at.timestamp())
@@ -75,7 +87,21 @@ def pull(ctx: JobContext) -> Pulled:
         for product in ctx.magento.products_by_sku(chunk):
             if isinstance(product.get("sku"), str):
                 pulled.magento[product["sku"].lower()] = product
+    ctx.counts["read"] += len(pulled.sitoo)
+    # counted here so a dry run shows them too; plan() leaves the same products out
+    ctx.counts["held"] += sum(1 for product in pulled.sitoo if _held(product, pulled.held))
     return pulled
+
+
+def _held(product: Mapping[str, Any], held: set[str]) -> bool:
+    """A SKU with an ignored exception (product, price or tax class) is left alone."""
+    sku = str(product.get("sku"))
+    return bool(held) and not {sku, price_key(sku), tax_key(sku)}.isdisjoint(held)
+
+
+def plan(pulled: Pulled, config: Config, now: datetime) -> Plan:
+    kept = [product for product in pulled.sitoo if not _held(product, pulled.held)]
+    return Plan(plan_products(kept, pulled.magento, config.products, config.magento.website_id), pulled.cursor)
 
 
 def _price_failures(result: Any, batch: list[dict[str, Any]]) -> dict[str, str]:
@@ -101,7 +127,14 @@ def _price_failures(result: Any, batch: list[dict[str, Any]]) -> dict[str, str]:
     return failures
 
 
-def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
+def push(ctx: JobContext, planned: Plan) -> JobResult:
+    _write(ctx, planned.products, planned.cursor)
+    changes = planned.products.changes
+    return JobResult(summary=[f"{len(changes)} products changed, {len(planned.products.unchanged)} already right"],
+                     details={"changes": [change.as_dict() for change in changes]})
+
+
+def _write(ctx: JobContext, the_plan: ProductPlan, cursor: int | None) -> None:
     for problem in the_plan.problems:
         retry = RETRY if problem.kind in ("product_missing_in_magento", "unmapped_tax_class", "missing_vat_rate") else None
         payload = problem.payload or None
@@ -150,8 +183,8 @@ def push(the_plan: ProductPlan, pulled: Pulled, ctx: JobContext) -> None:
                 ctx.succeeded(tax_key(sku))
         for sku in the_plan.clean_price:  # Magento already has the right price: its price exceptions resolve
             ctx.succeeded(price_key(sku))
-        if error is None and pulled.cursor is not None:
-            ctx.state.set_cursor(JOB, STREAM, pulled.cursor)
+        if error is None and cursor is not None:
+            ctx.state.set_cursor(JOB, STREAM, cursor)
     ctx.counts["unchanged"] += len(the_plan.unchanged)
     if error is not None:
         raise error
@@ -180,22 +213,3 @@ def _write_product(ctx: JobContext, change: ProductChange) -> bool:
         )
         return False
     return True
-
-
-def run(ctx: JobContext) -> JobResult:
-    pulled = pull(ctx)
-    held = ctx.held_keys()  # a SKU with an ignored exception (product, price or tax class) is left alone
-    if held:
-        kept = [p for p in pulled.sitoo if not {str(p.get("sku")), price_key(str(p.get("sku"))), tax_key(str(p.get("sku")))} & held]
-        ctx.counts["held"] += len(pulled.sitoo) - len(kept)
-        pulled.sitoo = kept
-    the_plan = plan_products(pulled.sitoo, pulled.magento, ctx.config.products, ctx.config.magento.website_id)
-    ctx.counts["read"] += len(pulled.sitoo)
-    rows = [change.as_dict() for change in the_plan.changes]
-    if ctx.dry_run:
-        for problem in the_plan.problems:
-            ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
-        return JobResult(plan=rows, summary=[f"{len(rows)} products would change"])
-    push(the_plan, pulled, ctx)
-    return JobResult(summary=[f"{len(the_plan.changes)} products changed, {len(the_plan.unchanged)} already right"],
-                     details={"changes": rows})

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from magsit.config import StockSettings
-from magsit.errors import ConfigError, Owner
+from magsit.errors import ConfigError, Owner, RecordError
 from magsit.values import plain
 
 # inventory_source_item.quantity is DECIMAL(12,4): larger values cannot be stored.
@@ -51,6 +51,10 @@ class Problem:
     key: str
     message: str
     payload: dict[str, Any] = field(default_factory=dict)
+
+    def as_error(self) -> RecordError:
+        """The problem as the record failure a dry run lists (flow.Preview.problems)."""
+        return RecordError(self.kind, self.owner, self.key, self.message, self.payload or None)
 
 
 @dataclass

@@ -70,7 +70,7 @@ def mp(sku, **kw):
 def test_changes_missing_and_price_row_error(tmp_path):
     sitoo = FakeSitoo([sp("A", title="New"), sp("B", moneyprice="15.00"), sp("NEW"), sp("CONF1", moneyprice="5.00")])
     magento = FakeMagento([mp("A"), mp("B"), mp("CONF1")])
-    outcome = run_job(cfg(tmp_path), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    outcome = run_job(cfg(tmp_path), "sync-products", products, magento=magento, sitoo=sitoo)
     assert outcome.exit_code == 3
     assert sorted((f.kind, f.key) for f in outcome.failures) == [
         ("price_rejected", "CONF1 (price)"),
@@ -80,13 +80,13 @@ def test_changes_missing_and_price_row_error(tmp_path):
     assert magento.items["B"]["price"] == 12.0
     magento.writes.clear()
     # second run: nothing changed in Sitoo, nothing written (CONF1/NEW are retried, still fail)
-    outcome = run_job(cfg(tmp_path), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    outcome = run_job(cfg(tmp_path), "sync-products", products, magento=magento, sitoo=sitoo)
     assert [w for w in magento.writes if w[0] != "PRICES"] == []
 
 
 def test_create_missing(tmp_path):
     magento = FakeMagento([])
-    outcome = run_job(cfg(tmp_path, create_missing=True), "sync-products", products.run, magento=magento, sitoo=FakeSitoo([sp("N/1 +x")]))
+    outcome = run_job(cfg(tmp_path, create_missing=True), "sync-products", products, magento=magento, sitoo=FakeSitoo([sp("N/1 +x")]))
     assert outcome.exit_code == 0
     assert magento.writes[0][:3] == ("POST", "all", "N/1 +x")
 
@@ -94,7 +94,7 @@ def test_create_missing(tmp_path):
 def test_gross_sitoo_prices_land_net_and_missing_vat_rate_resolves_once_known(tmp_path):
     sitoo = FakeSitoo([sp("A", moneyprice="99.99", vatvalue=12), sp("B", vatvalue=None), sp("C")])
     magento = FakeMagento([mp("A"), mp("B", price=7), mp("C")])
-    outcome = run_job(cfg(tmp_path), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    outcome = run_job(cfg(tmp_path), "sync-products", products, magento=magento, sitoo=sitoo)
     assert [(f.kind, f.owner, f.key) for f in outcome.failures] == [("missing_vat_rate", "ecommerce", "B (price)")]
     assert magento.items["A"]["price"] == 89.28  # 99.99 / 1.12, half-up
     assert magento.items["B"]["price"] == 7  # no guess
@@ -104,18 +104,18 @@ def test_gross_sitoo_prices_land_net_and_missing_vat_rate_resolves_once_known(tm
     state = StateStore(cfg(tmp_path).state.path)
     (row,) = state.exceptions(status="open", job="sync-products")
     state.retry_exception(row["id"])
-    outcome = run_job(cfg(tmp_path), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    outcome = run_job(cfg(tmp_path), "sync-products", products, magento=magento, sitoo=sitoo)
     assert outcome.exit_code == 0 and magento.items["B"]["price"] == 10.0
     assert [w for w in magento.writes if w[0] == "PRICES"] == [("PRICES", "all", [{"price": 10.0, "store_id": 0, "sku": "B"}])]
     assert state.exceptions(status="open", job="sync-products") == []
     # the prices written are stable: a full run rewrites none of them
     magento.writes.clear()
-    run_job(cfg(tmp_path), "sync-products", products.run, options={"full": True}, magento=magento, sitoo=sitoo)
+    run_job(cfg(tmp_path), "sync-products", products, options={"full": True}, magento=magento, sitoo=sitoo)
     assert magento.writes == []
 
 
 def test_prices_including_tax_copied_as_they_are(tmp_path):
     sitoo = FakeSitoo([sp("A", vatvalue=None)])
     magento = FakeMagento([mp("A")])
-    outcome = run_job(cfg(tmp_path, magento_prices_include_tax=True), "sync-products", products.run, magento=magento, sitoo=sitoo)
+    outcome = run_job(cfg(tmp_path, magento_prices_include_tax=True), "sync-products", products, magento=magento, sitoo=sitoo)
     assert outcome.exit_code == 0 and magento.items["A"]["price"] == 12.5

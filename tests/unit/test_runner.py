@@ -83,3 +83,128 @@ def test_busy_state_file_is_a_clear_run_failure(tmp_path):
     assert outcome.exit_code == 1
     assert "could not be written (database is locked)" in outcome.error
     assert "internal error" not in outcome.error
+
+
+# -- the flow protocol (magsit.flow): pull -> plan -> push, and a dry run that cannot write --------
+
+
+class _Plan:
+    def __init__(self, rows, problems=()):
+        self.rows, self.problems = rows, list(problems)
+
+    def preview(self):
+        from magsit.flow import Preview
+
+        return Preview(self.rows, [f"{len(self.rows)} rows"], self.problems)
+
+
+def _flow(pull, pushed):
+    from types import SimpleNamespace
+
+    from magsit.errors import RecordError
+
+    def plan(pulled, config, now):
+        assert now.tzinfo is not None  # the run's start, passed in: plan has no clock of its own
+        return _Plan([{"sku": s} for s in pulled], [RecordError("unknown_sku", "ecommerce", "SKU-9", "not in Magento")])
+
+    def push(ctx, planned):
+        pushed.append(planned.rows)
+        for problem in planned.problems:
+            ctx.fail_record(problem)
+        return JobResult(counts={"written": len(planned.rows)})
+
+    return SimpleNamespace(JOB="sync-stock", pull=pull, plan=plan, push=push)
+
+
+def test_dry_run_stops_after_plan_and_lists_problems_without_recording(tmp_path):
+    config = make_config(tmp_path)
+    StateStore(config.state.path).close()
+    pushed = []
+    flow = _flow(lambda ctx: ["SKU-1", "SKU-2"], pushed)
+    outcome = run_job(config, "sync-stock", flow, dry_run=True)
+    assert pushed == [] and outcome.exit_code == 3
+    assert outcome.result.plan == [{"sku": "SKU-1"}, {"sku": "SKU-2"}] and outcome.result.summary == ["2 rows"]
+    assert [f.key for f in outcome.failures] == ["SKU-9"] and outcome.failures[0].id is None
+    store = StateStore(config.state.path)
+    assert store.exceptions() == [] and store.runs()[0]["dry_run"] == 1
+    outcome = run_job(config, "sync-stock", flow)
+    assert pushed == [[{"sku": "SKU-1"}, {"sku": "SKU-2"}]] and outcome.result.counts["written"] == 2
+    assert [r["record_key"] for r in store.exceptions()] == ["SKU-9"]
+
+
+def test_dry_run_state_is_read_only(tmp_path):
+    config = make_config(tmp_path)
+    StateStore(config.state.path).set_cursor("sync-stock", "default", 7)
+
+    def pull(ctx):
+        assert ctx.state.get_cursor("sync-stock", "default") == 7  # reads work
+        ctx.state.set_cursor("sync-stock", "default", 8)
+        return []
+
+    outcome = run_job(config, "sync-stock", _flow(pull, []), dry_run=True)
+    assert outcome.exit_code == 1 and "dry run tried to write the state file" in outcome.error
+    store = StateStore(config.state.path)
+    assert store.get_cursor("sync-stock", "default") == 7
+    assert store.runs()[0]["status"] == "failed"  # the run record is the runner's, and it is written
+
+
+def test_dry_run_sessions_refuse_writes(tmp_path):
+    config = make_config(tmp_path)
+
+    def pull(ctx):
+        ctx.sitoo.http.post("/sites/1/orders.json", json={})
+        return []
+
+    outcome = run_job(config, "sync-stock", _flow(pull, []), dry_run=True)
+    assert outcome.exit_code == 1
+    assert outcome.error == "internal error: WriteRefused: sitoo: a dry run may only read, and tried POST /sites/1/orders.json"
+
+    def magento_pull(ctx):
+        ctx.magento.http.request("PUT", "/products/A?x=1", json={})
+        return []
+
+    outcome = run_job(config, "sync-stock", _flow(magento_pull, []), dry_run=True)
+    assert outcome.exit_code == 1 and "tried PUT /products/A" in outcome.error and "?x=1" not in outcome.error
+
+
+def test_read_only_session_refuses_before_sending():
+    from magsit.http import HttpSession, WriteRefused
+
+    session = HttpSession("magento", "http://127.0.0.1:9", read_only=True)
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        with pytest.raises(WriteRefused, match=f"tried {method} /orders/1/cancel"):
+            session.request(method, "/orders/1/cancel")
+    assert session.call_count == 0
+
+
+def test_dry_run_without_a_state_file_creates_none(tmp_path):
+    config = make_config(tmp_path)
+    outcome = run_job(config, "sync-stock", _flow(lambda ctx: [ctx.state.get_cursor("sync-stock", "default")], []), dry_run=True)
+    assert outcome.result.plan == [{"sku": None}]
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_read_only_store_never_creates_or_migrates(tmp_path):
+    import sqlite3
+
+    from magsit.state.store import StateError
+
+    with pytest.raises(StateError, match="does not exist"):
+        StateStore(tmp_path / "none.db", read_only=True)
+    assert not (tmp_path / "none.db").exists()
+    sqlite3.connect(tmp_path / "old.db").close()  # an empty (schema 0) file
+    with pytest.raises(StateError, match="does not upgrade it"):
+        StateStore(tmp_path / "old.db", read_only=True)
+    store = StateStore(tmp_path / "s.db")
+    view = store.read_only_view()
+    with pytest.raises(sqlite3.OperationalError, match="readonly"), view.transaction():
+        view.set_cursor("j", "s", 1)
+    assert store.get_cursor("j", "s") is None
+
+
+def test_legacy_run_callable_still_runs(tmp_path):
+    from types import SimpleNamespace
+
+    config = make_config(tmp_path)
+    module = SimpleNamespace(JOB="sync-stock", run=lambda ctx: JobResult(counts={"x": 1}), pull=None)
+    assert run_job(config, "sync-stock", module).result.counts["x"] == 1

@@ -1,0 +1,62 @@
+"""The flow protocol: every sync flow is pull -> plan -> push, and the runner owns the seams.
+
+A flow is a module with ``JOB`` and three functions (see docs/ENGINEERING.md, "The flow protocol"):
+
+- ``pull(ctx)`` reads only: API GETs and state reads, everything ``plan`` needs (held keys, due
+  exception keys, mappings, cursors, the command's options) goes into the pulled object;
+- ``plan(pulled, config, now)`` is pure: no I/O, no clock (``now`` is the run's start), no state;
+  it returns the flow's own plan object, which can ``preview()`` itself;
+- ``push(ctx, plan)`` is the only writer: API writes, state writes, exception rows.
+
+The runner calls pull and plan, and in ``--dry-run`` stops there and renders ``plan.preview()``.
+In a dry run the flow's state store is opened read-only and its HTTP sessions refuse anything but
+GET, so a dry run that writes fails loudly instead of writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from magsit.errors import RecordError
+
+if TYPE_CHECKING:
+    from magsit.config import Config
+    from magsit.runner import JobContext, JobResult
+
+
+@dataclass
+class Preview:
+    """What a dry run prints: the plan rows (list of dicts, or one dict for report-like flows),
+    summary lines, and the records that WOULD fail (listed, never recorded)."""
+
+    rows: list[dict[str, Any]] | dict[str, Any]
+    summary: list[str] = field(default_factory=list)
+    problems: list[RecordError] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. read / to_write, shown like a real run's
+
+
+class Plan(Protocol):
+    def preview(self) -> Preview: ...
+
+
+class SyncFlow(Protocol):
+    """A flow module satisfies this structurally (module-level ``JOB``, ``pull``, ``plan``, ``push``)."""
+
+    JOB: str
+
+    def pull(self, ctx: JobContext) -> Any: ...
+
+    def plan(self, pulled: Any, config: Config, now: datetime) -> Plan: ...
+
+    def push(self, ctx: JobContext, plan: Plan) -> JobResult: ...
+
+
+def is_sync_flow(flow: object) -> bool:
+    """True for an object (normally a module) with the three protocol steps. During the
+    transition a module that still has the old ``run(ctx)`` is run the old way, whatever else it
+    has (some unconverted flows have pull/plan/push with other signatures)."""
+    if callable(getattr(flow, "run", None)):
+        return False
+    return all(callable(getattr(flow, step, None)) for step in ("pull", "plan", "push"))
