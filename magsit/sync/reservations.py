@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from magsit.errors import ApiError
+from magsit.errors import ApiError, RecordError
 from magsit.runner import JobContext
 from magsit.state.store import parse_iso
 from magsit.sync import calls as api
@@ -165,22 +165,42 @@ def not_reserving(
     return shortfalls, len(expected)
 
 
-def check(ctx: JobContext, observed: Mapping[tuple[str, str], tuple[Decimal | None, int | None]]) -> None:
-    """sync-stock's hook: raise (or resolve) the run-level ``sitoo_not_reserving`` alert."""
-    shortfalls, conclusive = not_reserving(ctx.state.mappings("order"), observed, ctx.started_at,
-                                           ctx.config.orders.reservation_days)
-    if shortfalls:
-        first = shortfalls[0]
-        more = f" (and {len(shortfalls) - 1} more SKU/warehouse pair(s))" if len(shortfalls) > 1 else ""
-        ctx.fail(
-            "sitoo_not_reserving", "ops", ALERT_KEY,
-            f"Sitoo shows {first.reserved} unit(s) of SKU {first.sku} reserved in warehouse {first.warehouse}, but "
-            f"web orders magsit pushed there since its last stock movement hold {first.expected}{more}: Sitoo does "
-            "not reserve stock for these orders. The web shop is not oversold (magsit counts only what Sitoo shows "
-            "reserved), but the store can sell those units at the till. Ask Sitoo support why orders created through "
-            "the API with datereserved do not reserve; this resolves itself once reservations show",
-            {"sku": first.sku, "warehouse": first.warehouse, "expected": str(first.expected),
-             "reserved": str(first.reserved), "pairs": len(shortfalls)},
-        )
-    elif conclusive:
+@dataclass
+class ReservationCheck:
+    """What sync-stock's plan concluded: the ``sitoo_not_reserving`` alert to raise, or whether the
+    evidence was conclusive enough to resolve an open one."""
+
+    problem: RecordError | None = None
+    resolve: bool = False
+
+
+def plan_check(
+    mappings: Iterable[Mapping[str, Any]],
+    observed: Mapping[tuple[str, str], tuple[Decimal | None, int | None]],
+    now: datetime,
+    days: int,
+) -> ReservationCheck:
+    """Pure (sync-stock's plan): the run-level ``sitoo_not_reserving`` alert, or a resolve."""
+    shortfalls, conclusive = not_reserving(mappings, observed, now, days)
+    if not shortfalls:
+        return ReservationCheck(resolve=bool(conclusive))
+    first = shortfalls[0]
+    more = f" (and {len(shortfalls) - 1} more SKU/warehouse pair(s))" if len(shortfalls) > 1 else ""
+    return ReservationCheck(RecordError(
+        "sitoo_not_reserving", "ops", ALERT_KEY,
+        f"Sitoo shows {first.reserved} unit(s) of SKU {first.sku} reserved in warehouse {first.warehouse}, but "
+        f"web orders magsit pushed there since its last stock movement hold {first.expected}{more}: Sitoo does "
+        "not reserve stock for these orders. The web shop is not oversold (magsit counts only what Sitoo shows "
+        "reserved), but the store can sell those units at the till. Ask Sitoo support why orders created through "
+        "the API with datereserved do not reserve; this resolves itself once reservations show",
+        {"sku": first.sku, "warehouse": first.warehouse, "expected": str(first.expected),
+         "reserved": str(first.reserved), "pairs": len(shortfalls)},
+    ))
+
+
+def push_check(ctx: JobContext, check: ReservationCheck) -> None:
+    """sync-stock's push: raise (or resolve) the run-level ``sitoo_not_reserving`` alert."""
+    if check.problem is not None:
+        ctx.fail_record(check.problem)
+    elif check.resolve:
         ctx.succeeded(ALERT_KEY)

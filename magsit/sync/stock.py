@@ -20,13 +20,16 @@ item in any of the source's warehouses (Sitoo keeps no item for a SKU never stoc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from magsit.config import Config
 from magsit.errors import ApiError, MagsitError
+from magsit.flow import Preview
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import parse_iso
@@ -68,24 +71,44 @@ NO_BASELINE = (
     "compared, like --full, instead of writing every item"
 )
 
-plan = plan_stock  # the pure planning function (DESIGN.md: pull / plan / push per flow)
-
-
 def check_settings(ctx_config: Any) -> Levels:
     """Validate the stock settings that can be checked offline (raises ConfigError, exit 2)."""
     return Levels(ctx_config.stock, load_overrides(ctx_config.stock.overrides_csv))
 
 
 # -- pull -----------------------------------------------------------------------------------------
+@dataclass
 class Pulled:
-    def __init__(self) -> None:
-        self.snapshot = StockSnapshot()
-        self.cursors: dict[str, int] = {}  # stream -> new bookmark (epoch seconds)
-        self.baseline: dict[Key, tuple[Decimal, int]] = {}  # pushed_stock as read this run
-        self.full = False  # Magento's source items were read (--full, or no baseline to diff against)
-        self.no_baseline = False
-        # (sku, warehouse) with units in flight -> (decimalreserved, datelastmodified) as read
-        self.observed: dict[tuple[str, str], tuple[Decimal | None, int | None]] = {}
+    levels: Levels  # [stock] settings and the overrides CSV, read once
+    snapshot: StockSnapshot = field(default_factory=StockSnapshot)
+    cursors: dict[str, int] = field(default_factory=dict)  # stream -> new bookmark (epoch seconds)
+    baseline: dict[Key, tuple[Decimal, int]] = field(default_factory=dict)  # pushed_stock as read this run
+    full: bool = False  # Magento's source items were read (--full, or no baseline to diff against)
+    no_baseline: bool = False
+    # (sku, warehouse) with units in flight -> (decimalreserved, datelastmodified) as read
+    observed: dict[tuple[str, str], tuple[Decimal | None, int | None]] = field(default_factory=dict)
+    orders: list[dict[str, Any]] = field(default_factory=list)  # the order mappings (in flight, reservations)
+    held: set[str] = field(default_factory=set)  # SKUs / SKU@source rows a person ignored
+    # Magento's source codes, read on --full (None: push reads them before its first write)
+    source_codes: set[str] | None = None
+
+
+@dataclass
+class Plan:
+    stock: StockPlan
+    cursors: dict[str, int]
+    baseline: dict[Key, tuple[Decimal, int]]
+    reservations: reservations.ReservationCheck
+    said: list[str]  # lines for the summary that hold for a dry run too
+    counts: dict[str, int]
+    sources_checked: bool = False  # else push checks the mapped source codes before its first write
+
+    def preview(self) -> Preview:
+        problems = [p.as_error() for p in self.stock.problems]
+        if self.reservations.problem is not None:
+            problems.append(self.reservations.problem)
+        return Preview([row.as_dict() for row in self.stock.rows],
+                       [*self.said, f"{len(self.stock.writes)} source items would be written"], problems, self.counts)
 
 
 def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:
@@ -101,7 +124,7 @@ def pull(ctx: JobContext) -> Pulled:
     by_source = _warehouses_by_source(sources)
     full = bool(ctx.options.get("full"))
     chosen = [s for s in (ctx.options.get("skus") or []) if s]
-    pulled = Pulled()
+    pulled = Pulled(check_settings(ctx.config), held=ctx.held_keys(), orders=ctx.state.mappings("order"))
     if not full and not chosen and not ctx.state.has_pushed_stock():
         # Nothing to diff against: a delta read would write every item it sees (a first run reads
         # them all). Magento's source items cost a page per 300 rows; the writes one call per 20.
@@ -115,7 +138,7 @@ def pull(ctx: JobContext) -> Pulled:
     # warehouse -> sku -> raw decimalavailable, for everything read this run
     read: dict[str, dict[str, Any]] = {w: {} for w in sources}
     # Per warehouse: Sitoo's available there already excludes what it holds for these orders.
-    in_flight = in_flight_by_source(ctx.state.mappings("order"), sources)
+    in_flight = in_flight_by_source(pulled.orders, sources)
     snap.in_flight = in_flight
     flying = {(sku, w) for (sku, _), per in in_flight.items() for w in per}
     # (sku, warehouse) -> (raw decimalreserved, datelastmodified), kept only where magsit has units in flight
@@ -163,7 +186,7 @@ def pull(ctx: JobContext) -> Pulled:
                 pulled.cursors[stream] = bookmark
         if not full:
             requested |= _due_retries(ctx)
-            requested |= _skus_of_recent_orders(ctx)
+            requested |= _skus_of_recent_orders(ctx, pulled.orders)
 
     # Which SKUs each source needs, then fill the gaps in its sibling warehouses by SKU.
     needed: dict[str, set[str]] = {}
@@ -230,7 +253,15 @@ def pull(ctx: JobContext) -> Pulled:
         # Sitoo's items, with or without a baseline.
         for key in _unstocked_sitoo_skus(ctx, snap.magento, by_source, read):
             snap.items.setdefault(key, {})  # no item in any warehouse of the source = 0 on hand there
+    if full:
+        # The mapped sources must exist (plan checks; also in a --full --dry-run). Other runs check
+        # in push, and only when they write: a run with nothing to write spends no call on it.
+        pulled.source_codes = _source_codes(ctx)
     return pulled
+
+
+def _source_codes(ctx: JobContext) -> set[str]:
+    return {str(s.get("source_code")) for s in ctx.magento.list_sources()}
 
 
 def _read_reserved(
@@ -316,12 +347,12 @@ def _due_retries(ctx: JobContext) -> set[str]:
     return ctx.due_payload_values("sku", kinds) if kinds else set()
 
 
-def _skus_of_recent_orders(ctx: JobContext) -> set[str]:
+def _skus_of_recent_orders(ctx: JobContext, orders: list[dict[str, Any]]) -> set[str]:
     """SKUs of order mappings changed since the last stock run: their in-flight term moved."""
     last = ctx.state.get_cursor(JOB, "orders_seen")
     since = parse_iso(last) if isinstance(last, str) else None
     skus: set[str] = set()
-    for mapping in ctx.state.mappings("order"):
+    for mapping in orders:
         updated = parse_iso(mapping.get("updated_at"))
         if since is not None and updated is not None and updated < since:
             continue
@@ -329,6 +360,35 @@ def _skus_of_recent_orders(ctx: JobContext) -> set[str]:
             if isinstance(line, dict) and isinstance(line.get("sku"), str):
                 skus.add(line["sku"])
     return skus
+
+
+# -- plan -----------------------------------------------------------------------------------------
+def plan(pulled: Pulled, config: Config, now: datetime) -> Plan:
+    """Pure: the stock plan (stockplan.plan) without the rows a person ignored, the source-code
+    check, and the reservations check (issue 16 §3) on the items read with their reserved level."""
+    the_plan = plan_stock(pulled.snapshot, pulled.baseline, pulled.levels)
+    counts = {"read": len(pulled.snapshot.items)}
+    held = pulled.held  # no write until `exceptions retry`
+    if held:
+        kept = [row for row in the_plan.rows if row.key not in held and row.sku not in held]
+        counts["held"] = len(the_plan.rows) - len(kept)
+        the_plan.rows = kept
+    counts["to_write"] = len(the_plan.writes)
+    if pulled.source_codes is not None and (the_plan.writes or pulled.full):
+        _check_sources(config.stock.sources, pulled.source_codes)  # before anything is written
+    check = reservations.plan_check(pulled.orders, pulled.observed, now, config.orders.reservation_days)
+    said = [NO_BASELINE] if pulled.no_baseline else []
+    checked = pulled.source_codes is not None
+    return Plan(the_plan, pulled.cursors, pulled.baseline, check, said, counts, sources_checked=checked)
+
+
+def _check_sources(sources: Mapping[Any, str], codes: set[str]) -> None:
+    unknown = sorted(set(sources.values()) - codes)
+    if unknown:
+        raise MagsitError(
+            f"[stock].sources maps Sitoo warehouses to Magento source codes that do not exist: {', '.join(unknown)} "
+            f"(Magento has: {', '.join(sorted(codes)) or 'none'}). Fix the config; nothing was written."
+        )
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -468,35 +528,43 @@ def _record_agreed(ctx: JobContext, agreed: list[StockRow], stored: dict[Key, tu
             ctx.state.record_pushed_stock(changed)
 
 
-def push(plan_: StockPlan, pulled: Pulled, ctx: JobContext) -> None:
-    for problem in plan_.problems:
+def push(ctx: JobContext, planned: Plan) -> JobResult:
+    ctx.counts.update(planned.counts)
+    the_plan = planned.stock
+    if the_plan.writes and not planned.sources_checked:
+        _check_sources(ctx.config.stock.sources, _source_codes(ctx))
+    for problem in the_plan.problems:
         ctx.fail(problem.kind, problem.owner, problem.key, problem.message, problem.payload or None)
-    agreed = [r for r in plan_.rows if not r.write]
+    agreed = [r for r in the_plan.rows if not r.write]
     # A first full run of 200k rows spends about a second of CPU here: done beside the existence
     # check and the writes, which mostly wait on Magento.
     recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magsit-baseline")
-    recording = recorder.submit(_record_agreed, ctx, agreed, pulled.baseline)
+    recording = recorder.submit(_record_agreed, ctx, agreed, planned.baseline)
     recorder.shutdown(wait=False)
     try:
-        _push_writes(plan_, pulled, ctx, agreed, recording)  # joins it before outcomes and cursors commit
+        _push_writes(planned, ctx, agreed, recording)  # joins it before outcomes and cursors commit
     except BaseException:
         wait([recording])  # never leave it writing after the run; the error in hand is the one to report
         raise
+    reservations.push_check(ctx, planned.reservations)  # does Sitoo hold what magsit pushed? (issue 16 §3)
+    return JobResult(
+        summary=[*planned.said, f"{ctx.counts['written']} source items written, {len(agreed)} already right"],
+        details={"writes": [r.as_dict() for r in the_plan.writes]},
+    )
 
 
-def _push_writes(
-    plan_: StockPlan, pulled: Pulled, ctx: JobContext, agreed: list[StockRow], recording: Future[None]
-) -> None:
+def _push_writes(planned: Plan, ctx: JobContext, agreed: list[StockRow], recording: Future[None]) -> None:
+    plan_ = planned.stock
     accepted, error = _check_and_write(ctx, plan_.writes)
     ok_rows = {(r.sku, r.source) for r in accepted}
     # Only keys with an open exception can be resolved: look those up once instead of per row.
-    open_keys = ctx.state.open_exception_keys(JOB) if not ctx.dry_run else set()
+    open_keys = ctx.state.open_exception_keys(JOB)
     recording.result()  # its error, if any, fails the run before anything below commits
     with ctx.state.transaction():
         ctx.state.record_pushed_stock([(r.sku, r.source, r.qty, r.status) for r in accepted])
         crashpoint("stock.mid_transaction")
         if error is None:
-            for stream, value in pulled.cursors.items():
+            for stream, value in planned.cursors.items():
                 ctx.state.set_cursor(JOB, stream, value)
             ctx.state.set_cursor(JOB, "orders_seen", ctx.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
         if open_keys:
@@ -512,47 +580,3 @@ def _push_writes(
     ctx.counts["unchanged"] += len(agreed)
     if error is not None:
         raise error
-
-
-def _check_sources(ctx: JobContext) -> None:
-    sources = ctx.magento.list_sources()
-    codes = {str(s.get("source_code")) for s in sources}
-    unknown = sorted(set(ctx.config.stock.sources.values()) - codes)
-    if unknown:
-        raise MagsitError(
-            f"[stock].sources maps Sitoo warehouses to Magento source codes that do not exist: {', '.join(unknown)} "
-            f"(Magento has: {', '.join(sorted(codes)) or 'none'}). Fix the config; nothing was written."
-        )
-
-
-def run(ctx: JobContext) -> JobResult:
-    levels = check_settings(ctx.config)
-    pulled = pull(ctx)
-    the_plan = plan_stock(pulled.snapshot, pulled.baseline, levels)
-    held = ctx.held_keys()  # SKUs / SKU@source rows a person ignored: no write until `exceptions retry`
-    if held:
-        kept = [row for row in the_plan.rows if row.key not in held and row.sku not in held]
-        ctx.counts["held"] += len(the_plan.rows) - len(kept)
-        the_plan.rows = kept
-    ctx.counts["read"] += len(pulled.snapshot.items)
-    ctx.counts["to_write"] += len(the_plan.writes)
-    # The plan rows carry all push needs (the baseline stays in pulled.baseline): release the raw
-    # Sitoo levels and Magento's source items before the writes and the baseline transaction.
-    pulled.snapshot = StockSnapshot()
-    said = [NO_BASELINE] if pulled.no_baseline else []
-    if ctx.dry_run or the_plan.writes or pulled.full:
-        # Before anything is written (and on every --full/--dry-run): the mapped sources must exist.
-        # A run with nothing to write spends no call on it.
-        _check_sources(ctx)
-    if ctx.dry_run:
-        rows = [row.as_dict() for row in the_plan.rows]
-        for problem in the_plan.problems:
-            ctx.fail(problem.kind, problem.owner, problem.key, problem.message)
-        return JobResult(plan=rows, summary=[*said, f"{len(the_plan.writes)} source items would be written"])
-    push(the_plan, pulled, ctx)
-    if pulled.observed:
-        reservations.check(ctx, pulled.observed)  # does Sitoo hold what magsit pushed? (issue 16 §3)
-    return JobResult(
-        summary=[*said, f"{ctx.counts['written']} source items written, {len(the_plan.rows) - len(the_plan.writes)} already right"],
-        details={"writes": [r.as_dict() for r in the_plan.writes]},
-    )

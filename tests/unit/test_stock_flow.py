@@ -88,7 +88,7 @@ def config(tmp_path, **stock):
 
 
 def run(cfg, magento, sitoo, **options):
-    return run_job(cfg, "sync-stock", stock.run, options=options, magento=magento, sitoo=sitoo)
+    return run_job(cfg, "sync-stock", stock, options=options, magento=magento, sitoo=sitoo)
 
 
 def test_multi_warehouse_sum_sibling_reread_and_no_rewrite(tmp_path):
