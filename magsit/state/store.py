@@ -222,8 +222,17 @@ class StateStore:
 
     @staticmethod
     def exists(path: str | Path) -> bool:
-        """Is there a state file at ``path`` (an in-memory store always "exists")?"""
-        return str(path) == ":memory:" or Path(path).exists()
+        """Is there a state file at ``path`` (an in-memory store always "exists")? When there is
+        none, StatePathError (exit 2) if it could not be created there either — checked without
+        creating anything (a dry run's question)."""
+        if str(path) == ":memory:" or Path(path).exists():
+            return True
+        folder = Path(path).absolute().parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise _path_error(Path(path), f"{folder} is not a folder this user can write")
+        return False
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """A connection SQLite itself refuses to write through (``mode=ro``): no migration, no

@@ -170,7 +170,7 @@ def test_json_logs_keep_the_traceback_at_vv(tmp_path, monkeypatch):
     def broken(ctx):
         raise RuntimeError("boom in the flow")
 
-    monkeypatch.setattr(stock, "run", broken)
+    monkeypatch.setattr(stock, "pull", broken)
     path = str(config(tmp_path))
     result = CliRunner().invoke(cli, ["--config", path, "-vv", "--log-format", "json", "sync-stock"], standalone_mode=False)
     assert result.return_value == 1  # what `magsit` exits with (cli.run maps the command's return value)
