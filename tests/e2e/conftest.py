@@ -99,6 +99,7 @@ def write_config(env: Env) -> None:
     }
     for name, values in env.extra.items():
         sections.setdefault(name, {}).update(values)
+        sections[name] = {k: v for k, v in sections[name].items() if v is not None}  # None drops a key (token -> OAuth)
     write_sandbox_config(env.config_path, sections)
 
 

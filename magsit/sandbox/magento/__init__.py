@@ -11,7 +11,8 @@ becomes a space (§13). Werkzeug decodes ``PATH_INFO`` before routing, which wou
 The map (docs/ENGINEERING.md has it too): ``state`` + ``sales`` + ``documents`` are the shop in
 memory; ``search``, ``fields``, ``validation``, ``schemas`` what every request goes through;
 ``auth`` and ``oauth`` who may call; ``routing`` + ``routes/`` one module per resource;
-``dispatch`` one request end to end; ``app`` the Flask app, control API and ``MagentoSandbox``.
+``dispatch`` one request end to end; ``control`` the ``/_sandbox`` API; ``app`` the Flask app and
+``MagentoSandbox``.
 """
 
 from magsit.sandbox.magento.app import MagentoSandbox, create_app
