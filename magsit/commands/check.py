@@ -89,7 +89,7 @@ def _check_state(path: Any) -> dict[str, Any]:
 
 
 def _check_timezone(name: str) -> dict[str, Any]:
-    from magsit.sync.reconcile import _zone
+    from magsit.sync.reconcile.period import zone as _zone
 
     try:
         _zone(name)

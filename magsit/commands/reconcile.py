@@ -37,9 +37,9 @@ def command(
 
     Exit 0 when everything matches within [reconcile] tolerance, 3 when there are variances.
     """
-    from magsit.reconcile_report import render_terminal
     from magsit.report import render_outcome
     from magsit.sync import reconcile
+    from magsit.sync.reconcile.render import render_terminal
 
     options = {
         "month": month,

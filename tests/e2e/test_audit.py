@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from magsit.state import StateStore
-from magsit.sync.audit import KINDS
+from magsit.sync.audit.kinds import KINDS
 
 pytestmark = pytest.mark.e2e
 

@@ -241,7 +241,7 @@ def test_reports_for_non_engineers_read_as_reports(sandbox, tmp_path):
 
 
 def test_not_final_month_has_one_banner(sandbox, tmp_path):
-    from magsit.reconcile_report import render_html
+    from magsit.sync.reconcile.render import render_html
 
     data = {"period": {"label": "2026-11", "from": "2026-11-01", "to": "2026-11-30", "timezone": "Europe/Stockholm",
                        "final": False, "final_after": "2026-12-08T00:00:00+01:00", "generated_at": "2026-12-03T08:00:00Z",

@@ -14,17 +14,11 @@ from hypothesis import strategies as st
 
 from magsit.config import Config, parse_config
 from magsit.errors import ConfigError
-from magsit.sync.audit import (
-    KINDS,
-    AuditSnapshot,
-    Finding,
-    audit,
-    duplicate_emails,
-    email_key,
-    gross,
-    increment_id_of,
-    sku_key,
-)
+from magsit.sync.audit.compute import audit
+from magsit.sync.audit.customers import duplicate_emails
+from magsit.sync.audit.kinds import KINDS, Finding
+from magsit.sync.audit.normalise import email_key, gross, sku_key
+from magsit.sync.audit.snapshot import AuditSnapshot, increment_id_of
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 

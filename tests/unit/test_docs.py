@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from magsit.sync.audit import KINDS as AUDIT_KINDS
+from magsit.sync.audit.kinds import KINDS as AUDIT_KINDS
 
 ROOT = Path(__file__).parents[2]
 PACKAGE = ROOT / "magsit"
@@ -29,7 +29,7 @@ CALLS: dict[str, tuple[int, int | str]] = {
     "_fail": (1, "ecommerce"),  # customerplan._fail(email, kind, message): sync-customers fails as ecommerce
     "notify_ops": (2, "ops"),  # alerts.notify_ops(config, job, kind, message): run-level, always ops
 }
-RECONCILE = PACKAGE / "sync" / "reconcile.py"
+RECONCILE = PACKAGE / "sync" / "reconcile"
 
 
 def _strings(node: ast.AST | None) -> set[str]:
@@ -146,14 +146,15 @@ def raised_kinds() -> dict[str, set[tuple[str, str]]]:
 
 
 def reconcile_kinds() -> set[str]:
-    """Variance kinds: the first argument of ``add(kind, …)`` in the reconcile flow."""
-    tree = ast.parse(RECONCILE.read_text(encoding="utf-8"))
+    """Variance kinds: the first argument of ``variance(kind, …)`` in the reconcile flow."""
     kinds: set[str] = set()
-    for function in _functions(tree):
-        scope = _Scope(function)
-        for node in ast.walk(function):
-            if isinstance(node, ast.Call) and _call_name(node) == "add" and node.args:
-                kinds |= scope.resolve(node.args[0])
+    for path in sorted(RECONCILE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in _functions(tree):
+            scope = _Scope(function)
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call) and _call_name(node) == "variance" and node.args:
+                    kinds |= scope.resolve(node.args[0])
     return kinds
 
 
@@ -248,7 +249,7 @@ def test_readme_lists_every_command_and_links_exist():
 def test_reconcile_csv_is_formula_safe_without_bom(tmp_path):
     # reconcile writes through magsit.tabular: a store name typed as a formula is neutralised, and
     # the files stay plain UTF-8 (no BOM) because finance's scripts read them that way.
-    from magsit.reconcile_report import write_csv
+    from magsit.sync.reconcile.render import write_csv
 
     empty = {name: [] for name in ("summary", "stores", "payments", "stock_drift", "late_arrivals", "daily")}
     data = {

@@ -19,10 +19,10 @@ from rich.console import Console
 from magsit.app import App
 from magsit.cli import cli
 from magsit.commands import audit as audit_command
-from magsit.reconcile_report import render_terminal
 from magsit.report import render_outcome, rows_table
 from magsit.runner import JobResult, RecordFailure, RunOutcome
 from magsit.state import StateStore
+from magsit.sync.reconcile.render import render_terminal
 
 # Printable text, weighted towards what rich would misread: tags, closing tags, escapes, emoji codes.
 TRICKY = st.sampled_from(["[", "]", "/", "\\", "b", "red", "[/b]", "[bold]", "[/]", ":smile:", "[link=x]", "@", "#", " "])

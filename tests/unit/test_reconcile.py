@@ -9,8 +9,11 @@ import pytest
 
 from magsit.config import ReconcileSettings
 from magsit.errors import ConfigError
-from magsit.reconcile_report import render_html, write_csv
-from magsit.sync.reconcile import Snapshot, money_sum, period_for, reconcile
+from magsit.sync.reconcile.compute import reconcile
+from magsit.sync.reconcile.money import money_sum
+from magsit.sync.reconcile.period import period_for
+from magsit.sync.reconcile.render import render_html, write_csv
+from magsit.sync.reconcile.snapshot import Snapshot
 
 SETTINGS = ReconcileSettings(timezone="Europe/Stockholm", tolerance=Decimal("0.01"), grace_days=3, top_drift=2)
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

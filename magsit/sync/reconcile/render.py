@@ -1,6 +1,6 @@
 """Rendering of the reconciliation report: rich tables, CSV per section, a self-contained HTML page.
 
-Nothing here decides anything: it formats ``magsit.sync.reconcile.Report`` (or its ``as_dict()``
+Nothing here decides anything: it formats ``magsit.sync.reconcile.model.Report`` (or its ``as_dict()``
 form, which is what ``--json`` prints). Money is printed as plain ``Decimal`` strings ("1234.50"):
 no thousands separators, no currency symbols, so a spreadsheet reads them as numbers.
 """
@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from magsit.report import line
-from magsit.sync.reconcile import SECTION_COLUMNS, SECTION_TITLES, Report
+from magsit.sync.reconcile.model import SECTION_COLUMNS, SECTION_TITLES, Report
 from magsit.tabular import Section, readable, write_csv_dir
 
 MONEY_KEYS = frozenset(
