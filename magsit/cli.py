@@ -32,7 +32,7 @@ from magsit.commands import (
     status,
     stock,
 )
-from magsit.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, MagsitError
+from magsit.errors import ExitCode, MagsitError
 from magsit.logs import setup_logging
 
 
@@ -163,13 +163,13 @@ def run(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.exceptions.Abort:
         err.print("magsit: interrupted")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
+        return ExitCode.USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except KeyboardInterrupt:
         err.print("magsit: interrupted")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except MagsitError as exc:
         err.print(f"magsit: error: {exc.message}", markup=False)
         return exc.exit_code
@@ -178,6 +178,6 @@ def run(argv: list[str] | None = None) -> int:
 
         logging.getLogger("magsit").debug("unexpected error", exc_info=True)
         err.print(f"magsit: internal error: {type(exc).__name__}: {exc}", markup=False)
-        return EXIT_FAILED
-    return int(result) if isinstance(result, int) else 0
+        return ExitCode.FAILED
+    return int(result) if isinstance(result, int) else ExitCode.OK
 

@@ -41,7 +41,7 @@ from apscheduler.triggers.base import BaseTrigger
 
 from magsit import alerts
 from magsit.config import Config
-from magsit.errors import ConfigError, LockedError
+from magsit.errors import ConfigError, ExitCode, LockedError
 from magsit.jobs import ScheduledJob, resolve_entry
 from magsit.logs import log_context
 from magsit.report import status_label
@@ -242,4 +242,4 @@ class Daemon:
             self.heartbeat()
             self._state.close()
         log.info("daemon stopped")
-        return 0
+        return ExitCode.OK

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Literal
 
 Owner = Literal["ops", "ecommerce", "finance"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
-EXIT_LOCKED = 4
-EXIT_INTERRUPTED = 130
+
+class ExitCode(IntEnum):
+    """The interface contract's exit codes (../shared/DESIGN.md): cron, systemd and monitoring read them."""
+
+    OK = 0  # done
+    FAILED = 1  # the run failed
+    USAGE = 2  # usage or config error: nothing was touched
+    PARTIAL = 3  # done, but some records failed (exception rows)
+    LOCKED = 4  # skipped: another run of the job holds the lock
+    INTERRUPTED = 130  # SIGINT/SIGTERM
 
 
 class MagsitError(Exception):
     """Base class: every error magsit raises on purpose carries a message fit for an operator."""
 
-    exit_code = EXIT_FAILED
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -30,13 +35,13 @@ class MagsitError(Exception):
 class ConfigError(MagsitError):
     """Bad or missing configuration: nothing was touched."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 class LockedError(MagsitError):
     """Another run of the same job holds the lock."""
 
-    exit_code = EXIT_LOCKED
+    exit_code = ExitCode.LOCKED
 
 
 class ApiError(MagsitError):
@@ -64,6 +69,11 @@ class ApiError(MagsitError):
         # True when a write may have been applied although we got no success answer
         # (timeout, dropped connection, 5xx on a POST): callers must check-then-create.
         self.outcome_unknown = outcome_unknown
+
+
+class PagingError(ApiError):
+    """A list endpoint answered inconsistently (a page repeated, keys out of order, fewer rows than
+    its total_count): the read is aborted, never continued past a possible gap."""
 
 
 class NotFoundError(ApiError):

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from magsit.config import Config, EventSettings
-from magsit.errors import ConfigError, LockedError, MagsitError
+from magsit.errors import ConfigError, ExitCode, LockedError, MagsitError
 from magsit.logs import log_context
 from magsit.state.lock import JobLock
 from magsit.state.store import StateStore
@@ -870,7 +870,7 @@ def serve(
         store.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return 0
+    return ExitCode.OK
 
 
 # -- figures for `magsit status` ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from magsit.errors import EXIT_PARTIAL
+from magsit.errors import ExitCode
 from magsit.runner import RunOutcome
 from magsit.values import plain
 
@@ -93,7 +93,7 @@ def plan_table(rows: list[dict[str, Any]], name: str) -> Table:
 
 def status_label(status: str, exit_code: int | None) -> str:
     """The words for a run's result; they never contradict the exit code (no "ok (exit 3)")."""
-    if status == "ok" and exit_code == EXIT_PARTIAL:
+    if status == "ok" and exit_code == ExitCode.PARTIAL:
         return "done, with findings"
     return {
         "ok": "ok",

@@ -23,16 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from magsit.config import Config
-from magsit.errors import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    LockedError,
-    MagsitError,
-    Owner,
-    RecordError,
-)
+from magsit.errors import ExitCode, LockedError, MagsitError, Owner, RecordError
 from magsit.flow import SyncFlow, is_sync_flow
 from magsit.logs import log_context
 from magsit.state.lock import JobLock
@@ -349,13 +340,13 @@ def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) ->
         with _gc_paused:
             result = _call_flow(ctx, flow)
     except KeyboardInterrupt:
-        outcome = _finish(state, ctx, result, "interrupted", EXIT_INTERRUPTED, "interrupted")
+        outcome = _finish(state, ctx, result, "interrupted", ExitCode.INTERRUPTED, "interrupted")
         raise _Interrupted(outcome) from None
     except LockedError:
         raise
     except MagsitError as exc:
         error = exc.message
-        outcome = _finish(state, ctx, result, "failed", EXIT_FAILED, error)
+        outcome = _finish(state, ctx, result, "failed", ExitCode.FAILED, error)
         _after_run(config, state, outcome)
         return outcome
     except Exception as exc:  # the run fails; the traceback goes to the debug log, never to the operator
@@ -367,15 +358,15 @@ def _run_flow(config: Config, state: StateStore, ctx: JobContext, flow: Flow) ->
             error = f"state file {config.state.path} could not be written ({exc}); the next run re-checks what this one did"
         else:
             error = f"internal error: {type(exc).__name__}: {exc}"
-        outcome = _finish(state, ctx, result, "failed", EXIT_FAILED, error)
+        outcome = _finish(state, ctx, result, "failed", ExitCode.FAILED, error)
         _after_run(config, state, outcome)
         return outcome
     if ctx.failures:
-        status, code = "partial", EXIT_PARTIAL
+        status, code = "partial", ExitCode.PARTIAL
     elif result.findings:
-        status, code = "ok", EXIT_PARTIAL
+        status, code = "ok", ExitCode.PARTIAL
     else:
-        status, code = "ok", EXIT_OK
+        status, code = "ok", ExitCode.OK
     outcome = _finish(state, ctx, result, status, code, "")
     _after_run(config, state, outcome)
     return outcome

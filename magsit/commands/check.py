@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from magsit.app import App, pass_app
-from magsit.errors import EXIT_FAILED, EXIT_OK, MagsitError
+from magsit.errors import ExitCode, MagsitError
 from magsit.report import line, print_json
 
 
@@ -110,4 +110,4 @@ def command(app: App) -> int:
         for r in results:
             mark = ("ok  ", "green") if r["ok"] else ("FAIL", "red")
             app.out.print(line(mark, f" {r['check']}: {r['detail']}"))
-    return EXIT_OK if ok else EXIT_FAILED
+    return ExitCode.OK if ok else ExitCode.FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from magsit.app import App, pass_app
+from magsit.errors import ExitCode
 
 
 @click.command("daemon", short_help="Run the jobs of [schedule] until stopped.")
@@ -31,5 +32,5 @@ def command(app: App, heartbeat_seconds: float, check: bool) -> int:
     if check:
         for scheduled, _trigger, period in build_jobs(app.config):
             app.echo(f"{scheduled.entry} = {app.config.schedule[scheduled.entry]!r} (about every {period:g}s)")
-        return 0
+        return ExitCode.OK
     return Daemon(app.config, heartbeat_seconds=heartbeat_seconds).run()

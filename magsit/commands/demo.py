@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from magsit.app import App, pass_app
-from magsit.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from magsit.errors import ExitCode
 from magsit.report import line, status_label
 
 
@@ -113,11 +113,7 @@ def run_demo(app: App, workdir: Path) -> tuple[list[StepResult], Any]:
                 results.append(StepResult(step.title, "(scenario)", "event", None, {}, [], note, time.monotonic() - started))
                 continue
             assert step.job is not None
-            try:
-                scheduled = resolve_entry(step.job)
-            except ConfigError:
-                results.append(StepResult(step.title, step.job, "not built", None, {}, [], "not built in this version"))
-                continue
+            scheduled = resolve_entry(step.job)
             outcome = run_job(config, scheduled.job, scheduled.flow, options={**scheduled.options, **step.options})
             results.append(
                 StepResult(
@@ -136,7 +132,7 @@ def run_demo(app: App, workdir: Path) -> tuple[list[StepResult], Any]:
         sandbox.stop()
 
 
-STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "not built": "dim", "event": "cyan"}
+STYLE = {"ok": "green", "partial": "yellow", "failed": "red", "event": "cyan"}
 
 
 @click.command("demo", short_help="Run every job against the built-in sandbox.")
@@ -153,12 +149,12 @@ def command(app: App, keep: Path | None) -> int:
             results, sandbox = run_demo(app, Path(tmp))
     elapsed = time.monotonic() - started
     violations = sandbox.violations()
-    failed = [r for r in results if r.exit_code == EXIT_FAILED]
+    failed = [r for r in results if r.exit_code == ExitCode.FAILED]
     if app.json:
         from magsit.report import print_json
 
         print_json({"steps": [r.__dict__ for r in results], "schema_violations": len(violations), "seconds": round(elapsed, 1)})
-        return EXIT_FAILED if failed else EXIT_OK
+        return ExitCode.FAILED if failed else ExitCode.OK
     out = app.out
     shop = sandbox.shop
     out.print(
@@ -190,4 +186,4 @@ def command(app: App, keep: Path | None) -> int:
         f"Every request was checked against the official API schemas: {len(violations)} violation(s). "
         f"Done in {elapsed:.1f}s. Run `magsit sandbox` to keep the emulators up and try commands yourself."
     )
-    return EXIT_FAILED if failed else EXIT_OK
+    return ExitCode.FAILED if failed else ExitCode.OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from magsit.app import App, pass_app
-from magsit.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL
+from magsit.errors import ExitCode
 from magsit.report import print_json
 
 
@@ -35,14 +35,10 @@ def serve(app: App, host: str | None, port: int | None, threads: int) -> int:
 def process(app: App) -> int:
     """Apply the stored events now (for cron, or while `serve` is not running). --dry-run shows the runs."""
     from magsit import events
-    from magsit.errors import LockedError
 
     store = events.EventStore(app.config.state.path)
     try:
-        report = events.drain_all(app.config, store, dry_run=app.dry_run)
-    except LockedError as exc:
-        app.err.print(f"magsit events process: {exc.message}", markup=False)
-        return EXIT_LOCKED
+        report = events.drain_all(app.config, store, dry_run=app.dry_run)  # LockedError: exit 4 at the boundary
     finally:
         store.close()
     failed = any(run.get("status") in ("failed", "error") for run in report.runs)
@@ -60,5 +56,5 @@ def process(app: App) -> int:
             for run in report.runs:
                 app.out.print(f"  {run['job']} for {run['events']} event(s): {run.get('status')}", markup=False)
     if failed:
-        return EXIT_FAILED
-    return EXIT_OK if report.deferred == 0 and report.given_up == 0 else EXIT_PARTIAL
+        return ExitCode.FAILED
+    return ExitCode.OK if report.deferred == 0 and report.given_up == 0 else ExitCode.PARTIAL

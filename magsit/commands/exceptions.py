@@ -8,7 +8,7 @@ import json
 import click
 
 from magsit.app import App, pass_app
-from magsit.errors import EXIT_OK, EXIT_USAGE
+from magsit.errors import ExitCode
 from magsit.report import line, print_json, rows_table
 from magsit.state.store import StateStore
 
@@ -44,7 +44,7 @@ def list_(app: App, owner: str | None, job: str | None, kind: str | None, status
         )
     else:
         app.out.print(f"No {status} exceptions.")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _find(state: StateStore, refs: tuple[str, ...]) -> tuple[list[dict], list[str]]:
@@ -61,7 +61,7 @@ def _find(state: StateStore, refs: tuple[str, ...]) -> tuple[list[dict], list[st
 
 def _missing(app: App, missing: list[str]) -> int:
     app.err.print(f"no exception with id or record key {', '.join(missing)} (see `magsit exceptions list --status all`)", markup=False)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 @command.command("show", short_help="Everything recorded about one exception (by id or record key).")
@@ -93,7 +93,7 @@ def show(app: App, refs: tuple[str, ...]) -> int:
                 if key == "next_retry_at" and row["status"] == "open":
                     value = value or "due on the next run"
                 app.out.print(line((key, "bold"), ": ", "" if value is None else value), highlight=False)
-    return _missing(app, missing) if missing else EXIT_OK
+    return _missing(app, missing) if missing else ExitCode.OK
 
 
 def _set(app: App, refs: tuple[str, ...], action: str) -> int:
@@ -115,7 +115,7 @@ def _set(app: App, refs: tuple[str, ...], action: str) -> int:
     if rows:
         done = ", ".join(f"{row['id']} ({row['job']} {row['record_key']})" for row in rows)
         app.out.print(f"{len(rows)} exception(s) {verb}: {done}.{after}", markup=False)
-    return _missing(app, missing) if missing else EXIT_OK
+    return _missing(app, missing) if missing else ExitCode.OK
 
 
 @command.command("retry")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from magsit.app import App, pass_app
-from magsit.errors import EXIT_OK
+from magsit.errors import ExitCode
 
 
 @click.command("sandbox", short_help="Serve the Magento and Sitoo emulators on 127.0.0.1.")
@@ -45,4 +45,4 @@ def command(app: App, magento_port: int, sitoo_port: int, write_config: Path, la
         pass
     finally:
         sandbox.stop()
-    return EXIT_OK
+    return ExitCode.OK

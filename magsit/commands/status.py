@@ -10,7 +10,7 @@ import click
 
 from magsit.alerts import UNSCHEDULED_ON_DEMAND, schedule_periods
 from magsit.app import App, pass_app
-from magsit.errors import EXIT_FAILED, EXIT_OK
+from magsit.errors import ExitCode
 from magsit.events import JOB as EVENTS_JOB
 from magsit.events import event_stats
 from magsit.jobs import REGISTRY
@@ -265,4 +265,4 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
             )
         if report["stale_jobs"]:
             out.print(line(("stale:", "red"), " ", ", ".join(report["stale_jobs"])))
-    return EXIT_FAILED if report["stale_jobs"] else EXIT_OK
+    return ExitCode.FAILED if report["stale_jobs"] else ExitCode.OK

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote
 
-from magsit.errors import ApiError
+from magsit.errors import ApiError, PagingError
 
 CONDITIONS = frozenset(
     {"eq", "finset", "from", "gt", "gteq", "in", "like", "lt", "lteq", "moreq", "neq", "nfinset", "nin", "nlike", "notnull", "null", "to"}
@@ -167,10 +167,6 @@ def updated_since(criteria: SearchCriteria, ts: datetime | str, *, ts_field: str
 
 
 # -- pagers ----------------------------------------------------------------------------------------
-class PagingError(ApiError):
-    """The endpoint answered inconsistently (a page repeated, keys not increasing): abort, never skip."""
-
-
 class PageSizeLimitError(ApiError):
     """400 ``Maximum SearchCriteria pageSize is N``; ``limit`` = N."""
 

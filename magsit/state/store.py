@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import sqlite_utils
 
-from magsit.errors import EXIT_USAGE, MagsitError, Owner
+from magsit.errors import ExitCode, MagsitError, Owner
 
 OWNERS: tuple[Owner, ...] = ("ops", "ecommerce", "finance")
 PAYLOAD_LIMIT = 2000
@@ -158,7 +158,7 @@ class StateError(MagsitError):
 class StatePathError(StateError):
     """The state file cannot be created or written where `[state] path` says: a config error."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 def _path_error(path: Path, reason: object) -> StatePathError:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from magsit.errors import PagingError
+
 if TYPE_CHECKING:
     from magsit.runner import JobContext
 
@@ -32,8 +34,8 @@ Fetch = Callable[[list[Filter], int], tuple[list[dict[str, Any]], int]]
 MAGENTO_TS = "%Y-%m-%d %H:%M:%S"
 
 
-class PagingError(RuntimeError):
-    """The endpoint answered inconsistently (a page repeated, rows out of order)."""
+def _out_of_order(position: Position, previous: Position) -> PagingError:
+    return PagingError(f"magento: rows out of order or repeated at {position} (after {previous}); aborted", system="magento")
 
 
 def magento_ts(moment: datetime) -> str:
@@ -77,7 +79,7 @@ def keyset_scan(fetch: Fetch, start: str, page_size: int, until: str | None = No
         for item in items:
             position = key_of(item)
             if previous is not None and position <= previous:
-                raise PagingError(f"rows out of order or repeated at {position} (after {previous})")
+                raise _out_of_order(position, previous)
             previous = position
             yield item
         if not items or len(items) >= total:
@@ -91,7 +93,7 @@ def keyset_scan(fetch: Fetch, start: str, page_size: int, until: str | None = No
             for item in cluster:
                 position = key_of(item)
                 if position <= previous:
-                    raise PagingError(f"rows out of order or repeated at {position} (after {previous})")
+                    raise _out_of_order(position, previous)
                 previous = position
                 yield item
             if not cluster or len(cluster) >= cluster_total:

@@ -86,3 +86,12 @@ def test_operator_commands_on_empty_state(tmp_path, command):
     path = write(tmp_path, CONFIG.format(port=9))
     result = magsit("--config", str(path), *command.split())
     assert_clean(result, 0)
+
+
+def test_exit_codes_are_the_contract():
+    from magsit.errors import ExitCode
+
+    # ../shared/DESIGN.md, interface contract: cron wrappers, systemd and monitoring rules read these.
+    assert {code.name: int(code) for code in ExitCode} == {
+        "OK": 0, "FAILED": 1, "USAGE": 2, "PARTIAL": 3, "LOCKED": 4, "INTERRUPTED": 130,
+    }

@@ -180,3 +180,13 @@ def test_json_logs_keep_the_traceback_at_vv(tmp_path, monkeypatch):
     assert crash["job"] == "sync-stock"
     quiet = CliRunner().invoke(cli, ["--config", path, "--log-format", "json", "sync-stock"])
     assert "Traceback" not in quiet.stderr + quiet.stdout and "boom in the flow" in quiet.stdout + quiet.stderr
+
+
+@pytest.mark.parametrize(("command", "lock"), [(["events", "process"], "events"), (["sync-stock"], "sync-stock")])
+def test_a_held_lock_is_exit_4_and_one_line_from_the_one_error_boundary(tmp_path, command, lock):
+    from magsit.state import JobLock
+
+    path = config(tmp_path)
+    with JobLock(tmp_path / "magsit.db", lock):
+        line = one_line(magsit("--config", str(path), *command), 4)
+    assert line.startswith("magsit: error: ") and lock in line

@@ -15,10 +15,10 @@ import responses
 from pydantic import SecretStr
 
 from magsit.config import HttpSettings, MagentoSettings
-from magsit.errors import ApiError, AuthError, WafBlockedError
+from magsit.errors import ApiError, AuthError, PagingError, WafBlockedError
 from magsit.magento.client import MagentoClient
 from magsit.magento.messages import describe_error, format_body, substitute
-from magsit.magento.search import PagingError, SearchCriteria, chunk_values, in_group
+from magsit.magento.search import SearchCriteria, chunk_values, in_group
 
 BASE = "https://shop.example.com"
 REST = f"{BASE}/rest/default/V1"
