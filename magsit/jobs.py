@@ -1,12 +1,13 @@
-"""The job registry: job name -> the flow callable and a parser for the job's schedule arguments.
+"""The job registry: job name -> the flow and the Click command that parses its schedule arguments.
 
 The daemon runs a job through the same core as the CLI command (``runner.run_job`` with the flow's
 ``run``), so a scheduled run and a cron/CLI run behave identically and share one lock.
 
 Flow modules are imported lazily, by name, when a job is resolved (at daemon start), so that a
 ``[schedule]`` entry for a flow that is not built yet is a config error at start-up, not a crash
-at 3 a.m. Flow engineers extend this table (or call ``register``) when a flow grows options that
-make sense on a schedule.
+at 3 a.m. A schedule line (`"sync-stock --full"`) is read by the job's own Click command
+(``make_context``) and turned into the flow's options by that command module's ``job_options``:
+one parser, so a line accepts exactly what the CLI accepts and means the same.
 """
 
 from __future__ import annotations
@@ -14,26 +15,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
 from typing import Any
+
+import click
+from click.core import ParameterSource
 
 from magsit.errors import ConfigError
 from magsit.flow import is_sync_flow
 from magsit.runner import Flow
-
-
-def parse_since(text: str) -> datetime:
-    """``2024-05-01`` or ``2024-05-01T10:00:00[Z|+hh:mm]`` -> an aware UTC datetime."""
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"--since {text!r} is not a date (YYYY-MM-DD) or an ISO timestamp") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -43,9 +33,10 @@ class JobSpec:
     name: str
     module: str | None = None  # dotted flow module (pull/plan/push); imported lazily
     flow: Flow | None = None  # or the callable itself (tests, plugins)
-    flags: Mapping[str, str] = field(default_factory=dict)  # "--full" -> option key (True when given)
-    values: Mapping[str, tuple[str, Callable[[str], Any]]] = field(default_factory=dict)  # "--since" -> (key, parse)
-    lists: Mapping[str, str] = field(default_factory=dict)  # "--sku" -> option key (repeatable)
+    # The Click command whose parser reads the job's arguments: the dotted module of a command
+    # (its ``command`` and ``job_options``, imported lazily like the flow), or a click.Command whose
+    # parameters are the options as they are (tests, plugins). None: the job takes no arguments.
+    command: str | click.Command | None = None
 
     def resolve(self) -> Flow:
         """The flow module (``magsit.flow.SyncFlow``), or ConfigError("not built") if it does not exist."""
@@ -65,53 +56,49 @@ class JobSpec:
         return module  # type: ignore[return-value]  # a module satisfies SyncFlow structurally
 
     def parse_args(self, args: list[str]) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        index = 0
-        while index < len(args):
-            arg = args[index]
-            name, eq, inline = arg.partition("=")
-            if name in self.flags and not eq:
-                options[self.flags[name]] = True
-            elif name in self.values or name in self.lists:
-                if eq:
-                    value = inline
-                else:
-                    index += 1
-                    if index >= len(args):
-                        raise ValueError(f"{name} needs a value")
-                    value = args[index]
-                if name in self.values:
-                    key, parse = self.values[name]
-                    options[key] = parse(value)
-                else:
-                    options.setdefault(self.lists[name], []).append(value)
-            else:
-                accepted = sorted([*self.flags, *self.values, *self.lists])
-                hint = f"; {self.name} accepts {', '.join(accepted)}" if accepted else f"; {self.name} takes no arguments"
-                raise ValueError(f"unknown argument {arg!r}{hint}")
-            index += 1
-        return options
+        """A schedule line's arguments -> the flow's options, by the job's own CLI parser, so a line
+        accepts exactly what `magsit <job>` accepts and means the same. ValueError says what is wrong."""
+        if self.command is None:
+            if args:
+                raise ValueError(f"unknown argument {args[0]!r}; {self.name} takes no arguments")
+            return {}
+        if isinstance(self.command, click.Command):
+            return dict(_parse_line(self.command, self.name, args))
+        module = importlib.import_module(self.command)
+        params = _parse_line(module.command, self.name, args)
+        for name in getattr(module, "NOT_ON_SCHEDULE", ()):
+            if params.pop(name):
+                flag = next(p.opts[-1] for p in module.command.params if p.name == name)
+                raise ValueError(f"{flag} is for a run by hand, not for a schedule")
+        return module.job_options(**params)  # type: ignore[no-any-return]
 
 
-_SINCE = {"--since": ("since", parse_since)}
+def _parse_line(command: click.Command, name: str, args: list[str]) -> dict[str, Any]:
+    try:
+        ctx = command.make_context(name, list(args))
+    except click.exceptions.Exit:  # --help
+        raise ValueError(f"{' '.join(args)!r}: a schedule line takes the job's options, not --help") from None
+    except click.ClickException as exc:
+        raise ValueError(exc.format_message()) from None
+    # The global options (--dry-run, --config, -v ...) that the CLI also accepts after a command are
+    # the daemon's own, not a job's: a scheduled `sync-stock --dry-run` would run for real.
+    for param in command.params:
+        if not param.expose_value and ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+            raise ValueError(f"{param.opts[-1]} is a global option of magsit, not an option of the job {name}")
+    return ctx.params
+
 
 REGISTRY: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
-        JobSpec("sync-stock", "magsit.sync.stock", flags={"--full": "full"}, lists={"--sku": "skus"}),
-        JobSpec("sync-products", "magsit.sync.products", flags={"--full": "full"}, lists={"--sku": "skus"}),
-        JobSpec("push-orders", "magsit.sync.orders", values=_SINCE, lists={"--order": "orders"}),
-        JobSpec("sync-fulfilment", "magsit.sync.fulfilment", values=_SINCE),
-        JobSpec("sync-customers", "magsit.sync.customers", flags={"--full": "full"}, values=_SINCE),
-        JobSpec("sync-returns", "magsit.sync.returns", values=_SINCE),
-        JobSpec(
-            "reconcile",
-            "magsit.sync.reconcile",
-            flags={"--no-stock": "no_stock"},
-            values={"--month": ("month", str), "--from": ("from", str), "--to": ("to", str),
-                    "--csv": ("csv", str), "--html": ("html", str)},
-        ),
-        JobSpec("audit", "magsit.sync.audit"),
+        JobSpec("sync-stock", "magsit.sync.stock", command="magsit.commands.stock"),
+        JobSpec("sync-products", "magsit.sync.products", command="magsit.commands.products"),
+        JobSpec("push-orders", "magsit.sync.orders", command="magsit.commands.orders"),
+        JobSpec("sync-fulfilment", "magsit.sync.fulfilment", command="magsit.commands.fulfilment"),
+        JobSpec("sync-customers", "magsit.sync.customers", command="magsit.commands.customers"),
+        JobSpec("sync-returns", "magsit.sync.returns", command="magsit.commands.returns"),
+        JobSpec("reconcile", "magsit.sync.reconcile", command="magsit.commands.reconcile"),
+        JobSpec("audit", "magsit.sync.audit"),  # its --csv/--html are written by the command, not the flow
     )
 }
 

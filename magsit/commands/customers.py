@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -23,5 +24,9 @@ def command(app: App, since: datetime | None, full: bool) -> int:
     """One customer per normalised e-mail: Magento <-> Sitoo users (names follow [customers].master)."""
     from magsit.sync import customers
 
-    options = {"since": since.replace(tzinfo=UTC) if since else None, "full": full}
-    return run_flow(app, customers, options)
+    return run_flow(app, customers, job_options(since, full))
+
+
+def job_options(since: datetime | None, full: bool) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {"since": since.replace(tzinfo=UTC) if since else None, "full": full}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from magsit.app import App, pass_app
@@ -15,4 +17,9 @@ def command(app: App, order_ids: tuple[str, ...]) -> int:
     """Sitoo deliveries -> notified Magento shipments with tracking; Sitoo cancellations -> Magento cancel."""
     from magsit.sync import fulfilment
 
-    return run_flow(app, fulfilment, {"orders": list(order_ids)})
+    return run_flow(app, fulfilment, job_options(order_ids))
+
+
+def job_options(order_ids: tuple[str, ...]) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {"orders": list(order_ids)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -24,5 +25,9 @@ def command(app: App, since: datetime | None, order_ids: tuple[str, ...]) -> int
     """Magento web orders -> Sitoo orders fulfilled by a store (exactly once)."""
     from magsit.sync import orders
 
-    options = {"since": since.replace(tzinfo=UTC) if since else None, "orders": list(order_ids)}
-    return run_flow(app, orders, options)
+    return run_flow(app, orders, job_options(since, order_ids))
+
+
+def job_options(since: datetime | None, order_ids: tuple[str, ...]) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {"since": since.replace(tzinfo=UTC) if since else None, "orders": list(order_ids)}

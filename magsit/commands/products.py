@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from magsit.app import App, pass_app
@@ -16,4 +18,9 @@ def command(app: App, full: bool, skus: tuple[str, ...]) -> int:
     """Sitoo product master data -> Magento, one way."""
     from magsit.sync import products
 
-    return run_flow(app, products, {"full": full, "skus": list(skus)})
+    return run_flow(app, products, job_options(full, skus))
+
+
+def job_options(full: bool, skus: tuple[str, ...]) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {"full": full, "skus": list(skus)}

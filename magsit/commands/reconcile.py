@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,16 +24,7 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--no-stock", is_flag=True, help="Skip the stock drift section (no warehouse/source-item reads).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON (same as the global --json).")
 @pass_app
-def command(
-    app: App,
-    month: str | None,
-    date_from: datetime | None,
-    date_to: datetime | None,
-    csv_dir: Path | None,
-    html_path: Path | None,
-    no_stock: bool,
-    as_json: bool,
-) -> int:
+def command(app: App, as_json: bool, **params: Any) -> int:
     """Month-end report: Sitoo transactions vs Magento orders, record by record.
 
     Exit 0 when everything matches within [reconcile] tolerance, 3 when there are variances.
@@ -41,14 +33,7 @@ def command(
     from magsit.sync import reconcile
     from magsit.sync.reconcile.render import render_terminal
 
-    options = {
-        "month": month,
-        "from": date_from.date().isoformat() if date_from else None,
-        "to": date_to.date().isoformat() if date_to else None,
-        "csv": str(csv_dir.resolve()) if csv_dir else None,
-        "html": str(html_path.resolve()) if html_path else None,
-        "no_stock": no_stock,
-    }
+    options = job_options(**params)
     # Bad periods and timezones are usage errors (exit 2) before any call or lock.
     reconcile.period_from_options(app.config, options)
     outcome = run_job(app.config, reconcile.JOB, reconcile.run, dry_run=app.dry_run, options=options, lock_wait=app.wait_lock)
@@ -66,3 +51,26 @@ def command(
         render_terminal(report, console)
     render_outcome(outcome, console if not app.quiet else app.err)
     return outcome.exit_code
+
+
+# --json prints the report on the terminal: a scheduled run has none to print to.
+NOT_ON_SCHEDULE = ("as_json",)
+
+
+def job_options(
+    month: str | None,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    csv_dir: Path | None,
+    html_path: Path | None,
+    no_stock: bool,
+) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {
+        "month": month,
+        "from": date_from.date().isoformat() if date_from else None,
+        "to": date_to.date().isoformat() if date_to else None,
+        "csv": str(csv_dir.resolve()) if csv_dir else None,
+        "html": str(html_path.resolve()) if html_path else None,
+        "no_stock": no_stock,
+    }

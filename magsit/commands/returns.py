@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -22,4 +23,9 @@ def command(app: App, since: datetime | None) -> int:
     """Store returns of web orders -> offline Magento credit memos; Magento credit memos -> Sitoo refund orders."""
     from magsit.sync import returns
 
-    return run_flow(app, returns, {"since": since.replace(tzinfo=UTC) if since else None})
+    return run_flow(app, returns, job_options(since))
+
+
+def job_options(since: datetime | None) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {"since": since.replace(tzinfo=UTC) if since else None}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from magsit.app import App, pass_app
@@ -17,4 +19,9 @@ def command(app: App, full: bool, skus: tuple[str, ...]) -> int:
     from magsit.sync import stock
 
     stock.check_settings(app.config)  # a bad overrides CSV is a config error (exit 2) before any call
-    return run_flow(app, stock, {"full": full, "skus": list(skus)})
+    return run_flow(app, stock, job_options(full, skus))
+
+
+def job_options(full: bool, skus: tuple[str, ...]) -> dict[str, Any]:
+    """The flow's options from this command's parameters (the CLI and a [schedule] line alike)."""
+    return {"full": full, "skus": list(skus)}

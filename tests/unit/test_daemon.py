@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -57,6 +58,9 @@ def registry():
     yield
     REGISTRY.clear()
     REGISTRY.update(saved)
+
+
+FULL = click.Command("job-a", params=[click.Option(["--full"], is_flag=True)])
 
 
 class Recorder:
@@ -118,7 +122,7 @@ def test_unknown_and_not_built_jobs_fail_at_start(tmp_path, registry):
         build_jobs(make_config(tmp_path, {"sync-nothing": "every 5m"}))
     with pytest.raises(ConfigError, match="unknown job 'sync-stok'"):
         build_jobs(make_config(tmp_path, {"sync-stok": "every 5m"}))
-    with pytest.raises(ConfigError, match="unknown argument '--ful'"):
+    with pytest.raises(ConfigError, match="No such option '--ful'. .Did you mean one of: '--full'"):
         resolve_entry("sync-stock --ful")
     with pytest.raises(ConfigError, match="empty"):
         build_jobs(make_config(tmp_path, {}))
@@ -126,11 +130,35 @@ def test_unknown_and_not_built_jobs_fail_at_start(tmp_path, registry):
 
 def test_schedule_args_become_options(registry):
     rec = Recorder(0)
-    register(JobSpec("sync-x", flow=rec.flow, flags={"--full": "full"}, lists={"--sku": "skus"}))
-    assert resolve_entry("sync-x --full --sku A --sku=B").options == {"full": True, "skus": ["A", "B"]}
-    # The real registry yields the keys the flows read from ctx.options (the same as their CLI commands).
-    assert REGISTRY["push-orders"].parse_args(["--since", "2024-05-01"]) == {"since": datetime(2024, 5, 1, tzinfo=UTC)}
+    register(JobSpec("sync-x", flow=rec.flow, command=click.Command(
+        "sync-x", params=[click.Option(["--full"], is_flag=True), click.Option(["--sku", "skus"], multiple=True)])))  # fmt: skip
+    assert resolve_entry("sync-x --full --sku A --sku=B").options == {"full": True, "skus": ("A", "B")}
+    # The real registry parses with the job's own CLI command: the keys the flows read from ctx.options.
+    assert REGISTRY["push-orders"].parse_args(["--since", "2024-05-01"]) == {"since": datetime(2024, 5, 1, tzinfo=UTC), "orders": []}
     assert REGISTRY["sync-stock"].parse_args(["--full", "--sku", "A"]) == {"full": True, "skus": ["A"]}
+
+
+def test_a_schedule_line_accepts_what_the_command_accepts_and_nothing_else(registry):
+    """One parser: sync-fulfilment has --order and no --since, on the command line and on a schedule."""
+    from magsit.cli import cli
+
+    assert resolve_entry("sync-fulfilment --order 000000042 --order=43").options == {"orders": ["000000042", "43"]}
+    with pytest.raises(ConfigError, match=r"\[schedule\] key 'sync-fulfilment --since 2024-05-01': No such option '--since'"):
+        resolve_entry("sync-fulfilment --since 2024-05-01")
+    # The same words the CLI refuses and accepts (cli registers the global options on its commands).
+    assert cli.commands["sync-fulfilment"].make_context("sync-fulfilment", ["--order", "1"]).params == {"order_ids": ("1",)}
+    with pytest.raises(click.NoSuchOption):
+        cli.commands["sync-fulfilment"].make_context("sync-fulfilment", ["--since", "2024-05-01"])
+    # The global options the CLI takes after a command are not job options on a schedule.
+    with pytest.raises(ConfigError, match="--dry-run is a global option"):
+        resolve_entry("sync-stock --dry-run")
+    with pytest.raises(ConfigError, match="--json is for a run by hand"):
+        resolve_entry("reconcile --month 2024-05 --json")
+    assert resolve_entry("reconcile --month 2024-05 --no-stock").options["no_stock"] is True
+    with pytest.raises(ConfigError, match="audit takes no arguments"):
+        resolve_entry("audit --csv out")
+    with pytest.raises(ConfigError, match="Invalid value for '--since'"):
+        resolve_entry("push-orders --since yesterday")
 
 
 def test_daemon_cli_reports_bad_schedule_with_exit_2(tmp_path, capsys):
@@ -168,7 +196,7 @@ def run_daemon_for(daemon: Daemon, seconds: float) -> None:
 
 def test_two_jobs_run_on_schedule_and_never_overlap_themselves(tmp_path, registry):
     rec = Recorder(1.3)  # longer than the 1 s interval: the next slot finds the previous run still busy
-    register(JobSpec("job-a", flow=rec.flow, flags={"--full": "full"}))
+    register(JobSpec("job-a", flow=rec.flow, command=FULL))
     register(JobSpec("job-b", flow=rec.flow))
     config = make_config(tmp_path, {"job-a --full": "every 1s", "job-b": "every 1s"})
     daemon = Daemon(config, heartbeat_seconds=0.2)
@@ -187,7 +215,7 @@ def test_two_jobs_run_on_schedule_and_never_overlap_themselves(tmp_path, registr
 
 def test_two_entries_of_one_job_share_its_lock(tmp_path, registry):
     rec = Recorder(0.8)
-    register(JobSpec("job-a", flow=rec.flow, flags={"--full": "full"}))
+    register(JobSpec("job-a", flow=rec.flow, command=FULL))
     config = make_config(tmp_path, {"job-a": "every 1s", "job-a --full": "every 1s"})
     run_daemon_for(Daemon(config, heartbeat_seconds=0.5), 3.5)
     assert len(rec.spans["job-a"]) >= 2
@@ -310,7 +338,7 @@ def test_scheduled_run_waits_for_its_lock_instead_of_being_skipped(tmp_path, reg
     from magsit.state.lock import JobLock
 
     rec = Recorder(0.05)
-    register(JobSpec("job-a", flow=rec.flow, flags={"--full": "full"}))
+    register(JobSpec("job-a", flow=rec.flow, command=FULL))
     config = make_config(tmp_path, {"job-a": "every 5m", "job-a --full": "0 2 * * *"})
     daemon = Daemon(config, heartbeat_seconds=0.5)
     [(full, _trigger, period)] = [j for j in daemon.jobs if j[0].entry == "job-a --full"]
