@@ -4,7 +4,7 @@ After every run (``runner.after_run_hooks``) the open exceptions of that job tha
 within ``[alerts] repeat_hours`` are grouped by owner (ops, ecommerce, finance) and sent as one
 digest per owner: to the JSON webhook (Slack/Teams compatible: ``{"text": ..., "owner": ...,
 "items": [...]}``) and by e-mail to ``recipients[owner]``. Each item names the record, its kind,
-the message and what to do (``HINTS``, which flow engineers extend with ``register_hint``).
+the message and what to do (``HINTS``, one line per exception kind).
 
 A row is marked ``alerted_at`` only once at least one channel took the digest, so a webhook that
 is down is retried on the next run instead of the alert being lost. Run failures and stale jobs go
@@ -52,10 +52,6 @@ OWNER_HINTS: dict[str, str] = {
     "ecommerce": "Fix the record in Magento or Sitoo, then `magsit exceptions retry ID` (or wait for the next run).",
     "finance": "Review the figures; see `magsit exceptions list --owner finance` and docs/runbook.md.",
 }
-
-
-def register_hint(kind: str, text: str) -> None:
-    HINTS[kind] = text
 
 
 def hint_for(kind: str, owner: str) -> str:

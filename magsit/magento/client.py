@@ -4,11 +4,11 @@
   ``/rest/all/V1`` for product master data (``.http_all``): a product write through a store code
   creates store-view overrides (§2, P16). Product reads also use ``all`` so the diff compares the
   values magsit writes.
-- Every list read goes through ``search.iter_pages``/``iter_keyset`` (pageSize always sent, unique
+- Every list read goes through ``search.iter_pages`` (pageSize always sent, unique
   sort, stop on total_count, repeat detection, pageSize-limit adaptation).
 - Body arrays are chunked to the input list limit (default 20); ``Maximum items of type "…" is N``
   lowers the limit for the rest of the client's life and the chunk is resent split (§5.1).
-- Document creates (ship, invoice, refund, customer, comments, cancel, hold) are sent with
+- Document creates (ship, invoice, refund, customer, comments, cancel) are sent with
   ``retry=False``: a 5xx/timeout raises with ``outcome_unknown`` and the flow checks before retrying.
   Absolute-value upserts (source items, base prices) are idempotent and sent with ``retry=True``.
 - SKUs in paths are ``quote(sku, safe="")``-encoded, but reads prefer ``sku in`` searches (P12, P13),
@@ -21,7 +21,6 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -55,7 +54,6 @@ from magsit.magento.search import (
     item_fields,
     iter_items,
     iter_items_parallel,
-    iter_keyset,
     keyset_criteria,
 )
 
@@ -67,8 +65,6 @@ ENTITY = PageKey.of("entity_id")
 BY_ID = PageKey.of("entity_id", "id")  # products and customers sort on entity_id, answer "id"
 SOURCE_ITEM = PageKey.of(("sku", "source_code"))  # no id: (source_code, sku) is the unique key
 SOURCE = PageKey.of("source_code")
-ORDER_ITEM = PageKey.of("item_id")
-TRANSACTION = PageKey.of("transaction_id")
 
 # Fields of the product pre-check/diff reads (P22): enough for the flows, small responses.
 PRODUCT_FIELDS = ("id", "sku", "name", "price", "status", "type_id", "visibility", "attribute_set_id", "updated_at",
@@ -125,10 +121,6 @@ class MagentoClient:
             total.update({f"[{code}] {k}": v for k, v in session.calls.items()})
         return total
 
-    @property
-    def call_count(self) -> int:
-        return sum(self.calls.values())
-
     # -- plumbing ----------------------------------------------------------------------------------
     def _fetcher(self, session: HttpSession, path: str) -> Callable[[Params], Any]:
         def fetch(params: Params) -> Any:
@@ -151,12 +143,6 @@ class MagentoClient:
     ) -> Iterator[dict[str, Any]]:
         fetch = self._fetcher(session or self.http, path)
         return iter_items(fetch, criteria or SearchCriteria(), key=key, page_size=self.page_size, what=path)
-
-    def scan(self, path: str, criteria: SearchCriteria | None = None, key: PageKey = ENTITY) -> Iterator[dict[str, Any]]:
-        """Keyset scan (``key gt last``, always page 1) of a list endpoint: for long full reads where
-        deep offsets get slow (P5). ``path`` e.g. ``/orders``, ``/creditmemos``, ``/invoices``."""
-        fetch = self._fetcher(self.http, path)
-        return iter_keyset(fetch, criteria or SearchCriteria(), key=key, page_size=self.page_size, what=path)
 
     def search_page(
         self, path: str, criteria: SearchCriteria, *, session: HttpSession | None = None
@@ -242,9 +228,6 @@ class MagentoClient:
         """``GET /V1/orders/{entity_id}`` — never the increment id."""
         return self.http.get(f"/orders/{int(entity_id)}")
 
-    def search_order_items(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
-        return self._search("/orders/items", criteria, ORDER_ITEM)
-
     def add_order_comment(
         self, order_id: int, comment: str, *, notify: bool = False, visible_on_front: bool = False, status: str | None = None
     ) -> bool:
@@ -261,12 +244,6 @@ class MagentoClient:
     def cancel_order(self, order_id: int) -> bool:
         """True if cancelled; Magento answers HTTP 200 ``false`` for a non-cancellable order (§8)."""
         return self.http.post(f"/orders/{int(order_id)}/cancel", retry=False) is True
-
-    def hold_order(self, order_id: int) -> bool:
-        return self.http.post(f"/orders/{int(order_id)}/hold", retry=False) is True
-
-    def unhold_order(self, order_id: int) -> bool:
-        return self.http.post(f"/orders/{int(order_id)}/unhold", retry=False) is True
 
     def ship(
         self,
@@ -344,27 +321,9 @@ class MagentoClient:
     def search_invoices(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
         return self._search("/invoices", criteria, ENTITY)
 
-    def get_invoice(self, invoice_id: int) -> dict[str, Any]:
-        return self.http.get(f"/invoices/{int(invoice_id)}")
-
-    def search_shipments(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
-        return self._search("/shipments", criteria, ENTITY)
-
-    def get_shipment(self, shipment_id: int) -> dict[str, Any]:
-        return self.http.get(f"/shipment/{int(shipment_id)}")
-
-    def search_transactions(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
-        return self._search("/transactions", criteria, TRANSACTION)
-
     # -- customers (§12) -----------------------------------------------------------------------------
     def search_customers(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
         return self._search("/customers/search", criteria, BY_ID)
-
-    def find_customers_by_email(self, email: str, website_id: int | None = None) -> list[dict[str, Any]]:
-        """Customers with this e-mail on one website (an e-mail may exist once per website)."""
-        website = self.settings.website_id if website_id is None else website_id
-        criteria = SearchCriteria().where("email", email.strip()).where("website_id", website)
-        return list(self.search_customers(criteria))
 
     def get_customer(self, customer_id: int) -> dict[str, Any]:
         return self.http.get(f"/customers/{int(customer_id)}")
@@ -397,11 +356,6 @@ class MagentoClient:
             merged["addresses"] = jsonable(addresses)
         return self.http.put(f"/customers/{int(customer_id)}", json={"customer": merged})
 
-    def is_email_available(self, email: str, website_id: int | None = None) -> bool:
-        website = self.settings.website_id if website_id is None else website_id
-        body = {"customerEmail": email, "websiteId": website}
-        return self.http.post("/customers/isEmailAvailable", json=body, retry=True) is True
-
     # -- products (§13) ------------------------------------------------------------------------------
     def search_products(self, criteria: SearchCriteria | None = None) -> Iterator[dict[str, Any]]:
         """``GET /V1/products`` at the ``all`` scope (the values magsit writes)."""
@@ -427,9 +381,6 @@ class MagentoClient:
     def _in_chunks(self, values: Iterable[Any]) -> list[list[str]]:
         unique = list(dict.fromkeys(str(v) for v in values))
         return list(chunk_values(unique, max_chars=FILTER_CHARS, max_count=self.page_size))
-
-    def get_product(self, sku: str, *, store_code: str = "all") -> dict[str, Any]:
-        return self.session_for(store_code).get(f"/products/{quote_sku(sku)}")
 
     def update_product(
         self, sku: str, product: Mapping[str, Any], *, store_code: str = "all", save_options: bool | None = None
@@ -469,11 +420,6 @@ class MagentoClient:
             rows.append({"price": to_number(price["price"]), "store_id": int(price.get("store_id", 0)), "sku": str(price["sku"])})
         failures = self._post_list("/products/base-prices", "prices", rows, session=self.session_for(store_code))
         return [{**f, "text": messages.format_body(f)} if isinstance(f, dict) else {"text": str(f)} for f in failures]
-
-    def get_base_prices(self, skus: Iterable[str], *, store_code: str = "all") -> list[dict[str, Any]]:
-        """``POST /V1/products/base-prices-information`` (a read): ``[{sku, store_id, price: Decimal}]``."""
-        rows = self._post_list("/products/base-prices-information", "skus", list(skus), session=self.session_for(store_code))
-        return [{**r, "price": to_decimal(r.get("price"))} for r in rows if isinstance(r, dict)]
 
     # -- inventory: MSI (§6.2) -----------------------------------------------------------------------
     def list_sources(self) -> list[dict[str, Any]]:
@@ -541,20 +487,6 @@ class MagentoClient:
             )
         if rows:  # an empty array is a 400 "Input data is empty"
             self._post_list("/inventory/source-items", "sourceItems", rows, retry=True)
-
-    def delete_source_items(self, items: Iterable[Mapping[str, Any]]) -> None:
-        """``POST /V1/inventory/source-items-delete`` with ``{sku, source_code}`` rows (idempotent)."""
-        rows = [{"sku": str(i["sku"]), "source_code": str(i["source_code"])} for i in items]
-        if rows:
-            self._post_list("/inventory/source-items-delete", "sourceItems", rows, retry=True)
-
-    def salable_qty(self, sku: str, stock_id: int | None = None) -> Decimal:
-        stock = self.settings.stock_id if stock_id is None else stock_id
-        value = self.http.get(f"/inventory/get-product-salable-quantity/{quote_sku(sku)}/{int(stock)}")
-        qty = to_decimal(value)
-        if qty is None:
-            raise ApiError(f"magento: salable quantity of {sku!r} is not a number: {value!r}", system=SYSTEM)
-        return qty
 
     # -- inventory: legacy CatalogInventory (naive benchmark baseline only, §6.1) ---------------------
     def get_stock_item(self, sku: str) -> dict[str, Any]:

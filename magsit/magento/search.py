@@ -161,11 +161,6 @@ def keyset_criteria(
     return criteria.order_by(ts_field).order_by(key).page(page_size, 1).only(_with_total(fields))
 
 
-def updated_since(criteria: SearchCriteria, ts: datetime | str, *, ts_field: str = "updated_at", key: str = "entity_id") -> SearchCriteria:
-    """``ts_field >= ts`` (closed start, P8), sorted ``ts_field ASC, key ASC``."""
-    return criteria.where(ts_field, ts, "gteq").order_by(ts_field).order_by(key)
-
-
 # -- pagers ----------------------------------------------------------------------------------------
 class PageSizeLimitError(ApiError):
     """400 ``Maximum SearchCriteria pageSize is N``; ``limit`` = N."""
@@ -320,39 +315,6 @@ def iter_items_parallel(
         yield from page_items
     if count != total:
         raise PagingError(f"magento: read {count} {what} but total_count said {total}; aborted", system="magento")
-
-
-def iter_keyset(
-    fetch: Fetch,
-    criteria: SearchCriteria,
-    *,
-    key: PageKey | None = None,
-    page_size: int,
-    what: str = "records",
-) -> Iterator[dict[str, Any]]:
-    """Keyset paging on one integer key (``entity_id gt last``, sorted ASC, always page 1): no deep
-    offsets (P5). The criteria must not carry its own sort — the key order is the only one that works."""
-    key = key or PageKey.of("entity_id")
-    if len(key.sort) != 1:
-        raise ValueError("keyset paging needs exactly one unique, increasing key")
-    if criteria.sort_orders:
-        raise ValueError("keyset paging sorts on its key only; drop the other sort orders")
-    last: Any = None
-    while True:
-        window = criteria if last is None else criteria.where(key.sort[0], last, "gt")
-        window = window.order_by(key.sort[0]).only(_with_total(criteria.fields)).page(page_size, 1)
-        items, total, used = _fetch_adapting(fetch, window, what)
-        page_size = used.page_size or page_size
-        for item in items:
-            value = key.value(item)[0]
-            if value is None:
-                raise PagingError(f"magento: {what} row without {key.item[0]} (keep it in fields=)", system="magento")
-            if last is not None and int(value) <= int(last):
-                raise PagingError(f"magento: {what} keys not increasing ({value} after {last}); aborted", system="magento")
-            last = value
-            yield item
-        if len(items) >= total or len(items) < page_size:
-            return
 
 
 def chunk_values(values: Iterable[str], *, max_chars: int = 4000, max_count: int = 200) -> Iterator[list[str]]:

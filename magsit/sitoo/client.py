@@ -37,14 +37,12 @@ SYSTEM = "sitoo"
 # proxies allow, whatever the SKUs look like.
 MAX_FILTER_VALUES = 100
 MAX_FILTER_CHARS = 1500
-TRANSACTION_BATCH = 1000  # "The maximum number of items allowed for one request … is 1000." (§2.3)
 WRITE_BATCH = 100  # products/users/warehouse items: no documented limit, stay modest
 USER_SCAN_THRESHOLD = 3  # more addresses than this to look up: consider one read of all users instead
 
 # Explicit projections for the reads the flows do ("Only request fields that you need", §2.2).
 WAREHOUSE_ITEM_FIELDS = ("warehouseitemid", "sku", "decimaltotal", "decimalreserved", "decimalavailable", "datelastmodified")
 WAREHOUSE_FIELDS = ("warehouseid", "warehousetype", "usetype", "storeid", "name", "externalid", "currencycode", "sellable")
-STORE_FIELDS = ("storeid", "eshopid", "storetype", "name", "externalid", "externalgroupid", "email", "city", "countryid")
 TRANSACTION_FIELDS = (
     "warehousetransactionid",
     "warehouseid",
@@ -298,23 +296,8 @@ class SitooClient:
         return results
 
     # -- account and site structure --------------------------------------------------------------
-    def list_sites(self) -> list[dict[str, Any]]:
-        """``GET /sites.json`` (account level; the spec gives it no paging parameters)."""
-        items, _ = _envelope(self._get("/sites.json"), "GET /sites.json")
-        return items
-
-    def list_stores(self, fields: Sequence[str] | None = STORE_FIELDS) -> list[dict[str, Any]]:
-        return list(self._pages(self._site("/stores.json"), fields=fields))
-
     def list_warehouses(self, fields: Sequence[str] | None = WAREHOUSE_FIELDS) -> list[dict[str, Any]]:
         return list(self._pages(self._site("/warehouses.json"), fields=fields))
-
-    def get_warehouse(self, warehouse_id: int) -> dict[str, Any]:
-        return self.http.get(self._site(f"/warehouses/{int(warehouse_id)}.json"))
-
-    def list_cash_registers(self) -> list[dict[str, Any]]:
-        # The spec documents no fields= on cashregisters: do not send one.
-        return list(self._pages(self._site("/cashregisters.json")))
 
     # -- stock -----------------------------------------------------------------------------------
     def iter_warehouse_items(
@@ -342,15 +325,6 @@ class SitooClient:
 
     # Name used by magsit/sync/stock.py.
     warehouse_items = iter_warehouse_items
-
-    def set_warehouse_items(self, warehouse_id: int, items: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
-        """``PUT warehouseitems`` (absolute levels; Virtual warehouses only, P29). Idempotent."""
-        path = self._site(f"/warehouses/{int(warehouse_id)}/warehouseitems.json")
-        return self._batch("PUT", path, list(items), WRITE_BATCH)
-
-    def add_warehouse_transactions(self, transactions: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
-        """``POST warehousetransactions`` in calls of ≤ 1000 (FIFO warehouses). Not blindly retried."""
-        return self._batch("POST", self._site("/warehousetransactions.json"), list(transactions), TRANSACTION_BATCH)
 
     def iter_warehouse_transactions(
         self,
@@ -398,17 +372,6 @@ class SitooClient:
         """Products for the given SKUs. Inactive ones are included by default: a lookup that
         missed an inactive product would lead a caller to create a duplicate."""
         return list(self.iter_products(skus=list(skus), include_inactive=include_inactive, fields=fields))
-
-    def add_products(self, products: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
-        """Batch POST; each ok result's value is the new productid."""
-        return self._batch("POST", self._site("/products.json"), list(products), WRITE_BATCH)
-
-    def update_products(self, products: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
-        """Batch PUT (partial); every item must carry its ``productid`` (§2.3)."""
-        missing = [i for i, p in enumerate(products) if not p.get("productid")]
-        if missing:
-            raise ValueError(f"productid: missing in update item(s) at index {missing[:10]}")
-        return self._batch("PUT", self._site("/products.json"), list(products), WRITE_BATCH)
 
     # -- users -----------------------------------------------------------------------------------
     def find_users_by_email(
@@ -493,13 +456,6 @@ class SitooClient:
         path = self._site(f"/users/{quote(str(userid), safe='')}.json")
         return self._expect_true(self.http.put(path, json=to_api(fields)), "PUT", path)
 
-    def update_users(self, users: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
-        """Batch PUT (partial); every item must carry its ``userid`` (§2.3)."""
-        missing = [i for i, u in enumerate(users) if not u.get("userid")]
-        if missing:
-            raise ValueError(f"userid: missing in update item(s) at index {missing[:10]}")
-        return self._batch("PUT", self._site("/users.json"), list(users), WRITE_BATCH)
-
     # -- orders ----------------------------------------------------------------------------------
     def create_order(self, order: Mapping[str, Any]) -> int:
         """POST one order and return its orderid.
@@ -556,21 +512,6 @@ class SitooClient:
         ]
         yield from self._pages("/orders.json", pairs, fields)
 
-    def find_refunds_for(
-        self, orderids: Iterable[int], fields: Sequence[str] | None = ORDER_FIELDS
-    ) -> dict[int, list[dict[str, Any]]]:
-        """Refund orders pointing at each original order (``creditorderid``), per original id.
-
-        One call per id: multi-value is not documented for ``creditorderid`` and it overrides the
-        ``orderid`` filter (§8), so it is never combined with one.
-        """
-        wanted = list(dict.fromkeys(int(o) for o in orderids))
-
-        def one(orderid: int) -> tuple[int, list[dict[str, Any]]]:
-            return orderid, list(self._pages("/orders.json", [("creditorderid", orderid)], fields))
-
-        return dict(parallel_map(one, wanted, self.settings.concurrency))
-
     def update_order(self, orderid: int, fields: Mapping[str, Any]) -> bool:
         """Partial PUT of an order (e.g. ``{"orderstateid": 20}`` to cancel); True on success."""
         path = self._site(f"/orders/{int(orderid)}.json")
@@ -603,11 +544,6 @@ class SitooClient:
         query = _query([("ignorestock", ignorestock)])
         result = self.http.request("POST", path, params=query or None, json=to_api(body), retry=False)
         return _new_id(result, "POST", path)
-
-    def list_order_log_items(self, orderid: int) -> list[dict[str, Any]]:
-        path = self._site(f"/orders/{int(orderid)}/orderlogitems.json")
-        items, _ = _envelope(self.http.get(path), f"GET {path}")
-        return items
 
     # -- internals -------------------------------------------------------------------------------
     @staticmethod

@@ -1,27 +1,18 @@
-"""Sitoo v2 records as tolerant pydantic models, plus the wire encoding rules.
+"""Sitoo v2 wire encoding for writes, and the batch envelope's per-element result.
 
 Wire types (sitoo-api.md §2.1): ``money*`` fields are strings with two decimals ("123.50"),
 ``decimal*`` fields strings with three ("5.000"), ``date*`` fields epoch seconds (int). Money is
-parsed to ``Decimal`` and never goes through float. The models accept missing fields, ``null``
-and unknown keys (kept as extras) because Sitoo adds fields over time and ``fields=`` projections
-return subsets; garbage in a typed field (``"abc"`` as a decimal) raises a ``ValueError``
-(pydantic's ``ValidationError``) naming the field, which the flows turn into a per-record
-exception instead of aborting the batch.
-
-The client returns raw ``dict``s from its readers so that one bad record never breaks an
-iteration; flows call ``Model.from_api(raw)`` per record.
+``Decimal`` and never goes through float. The client's readers return raw ``dict``s (one bad
+record never breaks an iteration); the flows read the fields they need themselves.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Annotated, Any, TypeVar
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
@@ -40,56 +31,7 @@ PAYMENT_WRITE_FIELDS = frozenset(
 )
 
 
-# -- scalar parsing -------------------------------------------------------------------------------
-def parse_decimal(value: Any) -> Decimal | None:
-    """A Sitoo money/decimal value -> Decimal; None/"" -> None; anything else non-numeric raises.
-
-    Floats are accepted (a hand-made payload or a lenient emulator) but go through ``str`` so that
-    0.1 stays 0.1; bools are refused (``True`` is an int in Python, never a quantity in Sitoo).
-    """
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool):
-        raise ValueError(f"expected a decimal string, got {value!r}")
-    elif isinstance(value, int | float):
-        result = Decimal(str(value))
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:
-            result = Decimal(text)
-        except InvalidOperation:
-            raise ValueError(f"not a decimal number: {value[:40]!r}") from None
-    else:
-        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
-    if not result.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return result
-
-
-def parse_epoch(value: Any) -> int | None:
-    """A Sitoo date (epoch seconds, sometimes a numeric string) -> int; None/""/0-length -> None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"expected epoch seconds, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise ValueError(f"expected epoch seconds, got {str(value)[:40]!r}")
-
-
-def from_epoch(value: int | None) -> datetime | None:
-    """Epoch seconds -> aware UTC datetime."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
+# -- encoding for writes --------------------------------------------------------------------------
 def to_epoch(value: datetime | int | None) -> int | None:
     """Aware datetime (or epoch int) -> epoch seconds. Naive datetimes are refused: ambiguous."""
     if value is None or isinstance(value, int):
@@ -106,16 +48,6 @@ def _as_dict(value: Any) -> Any:
     return value
 
 
-def _as_list(value: Any) -> Any:
-    return [] if value is None else value
-
-
-Dec = Annotated[Decimal | None, BeforeValidator(parse_decimal)]
-Epoch = Annotated[int | None, BeforeValidator(parse_epoch)]
-StrMap = Annotated[dict[str, Any], BeforeValidator(_as_dict)]
-
-
-# -- encoding for writes --------------------------------------------------------------------------
 def format_money(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
@@ -132,8 +64,6 @@ def to_api(value: Any, key: str = "") -> Any:
     numeric ``vatvalue``) becomes an int when whole, else a float, since those fields are JSON
     numbers. Non-finite Decimals raise ValueError naming the key.
     """
-    if isinstance(value, BaseModel):
-        value = value.model_dump(exclude_none=True)
     if isinstance(value, Mapping):
         return {k: to_api(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -152,179 +82,20 @@ def to_api(value: Any, key: str = "") -> Any:
     return value
 
 
-# -- models ---------------------------------------------------------------------------------------
-M = TypeVar("M", bound="SitooModel")
-
-
-class SitooModel(BaseModel):
-    # extra="allow": keep fields we do not model (and the ones Sitoo adds later) for payload
-    # excerpts and round trips; populate_by_name for the few aliased names.
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    @classmethod
-    def from_api(cls: type[M], raw: Mapping[str, Any]) -> M:
-        """Parse one record; raises ValueError (pydantic ValidationError) naming the bad field."""
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(raw).__name__}")
-        return cls.model_validate(dict(raw))
-
-    def to_api(self) -> dict[str, Any]:
-        return to_api(self.model_dump(exclude_none=True))
-
-
-class WarehouseItem(SitooModel):
-    warehouseitemid: int | None = None
-    warehouseid: int | None = None
-    sku: str | None = None
-    decimaltotal: Dec = None
-    decimalreserved: Dec = None
-    decimalavailable: Dec = None
-    datelastmodified: Epoch = None
-
-    @property
-    def modified_at(self) -> datetime | None:
-        return from_epoch(self.datelastmodified)
-
-
-class Warehouse(SitooModel):
-    warehouseid: int | None = None
-    warehousetype: int | None = None  # 20 = Virtual (direct PUT of levels); 10 = FIFO (transactions)
-    name: str | None = None
-    storeid: int | None = None
-    externalid: str | None = None
-    currencycode: str | None = None
-
-
-class Product(SitooModel):
-    productid: int | None = None
-    sku: str | None = None
-    title: str | None = None
-    moneyprice: Dec = None
-    moneypriceorg: Dec = None
-    moneypricein: Dec = None
-    moneyfinalprice: Dec = None
-    vatid: int | None = None
-    vatvalue: Dec = None
-    active: bool | None = None
-    activepos: bool | None = None
-    barcode: str | None = None
-    barcodealiases: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
-    variantparentid: int | None = None
-    datecreated: Epoch = None
-    datemodified: Epoch = None
-
-
-class User(SitooModel):
-    userid: str | None = None  # a GUID string such as "{102DC4AA-...}"
-    email: str | None = None
-    namefirst: str | None = None
-    namelast: str | None = None
-    externalid: str | None = None
-    customernumber: str | None = None
-    company: str | None = None
-    phone: str | None = None
-    mobile: str | None = None
-    address: str | None = None
-    address2: str | None = None
-    zip: str | None = None
-    city: str | None = None
-    state: str | None = None
-    countryid: str | None = None
-    role: int | None = None  # null for customers; staff carry a role
-    datecreated: Epoch = None
-    datemodified: Epoch = None
-
-
-class OrderItem(SitooModel):
-    orderitemid: int | None = None
-    orderitemtype: int | None = None
-    productid: int | None = None
-    productname: str | None = None
-    sku: str | None = None
-    quantity: int | None = None
-    decimalquantitytotal: Dec = None
-    vatvalue: Dec = None
-    moneyrowprice: Dec = None
-    moneyrowdiscount: Dec = None
-    moneynetpriceperunit: Dec = None
-    moneyitemtotal_net: Dec = None
-    moneyitemtotal_vat: Dec = None
-    additionaldata: StrMap = Field(default_factory=dict)
-
-
-class Payment(SitooModel):
-    name: str | None = None
-    moneyamount: Dec = None
-    externalid: str | None = None
-    reftype: str | None = None
-    refid: str | None = None
-    additionaldata: StrMap = Field(default_factory=dict)
-
-
-class DeliveryItem(SitooModel):
-    orderitemid: int | None = None
-    quantity: int | None = None
-
-
-class Delivery(SitooModel):
-    orderdeliveryid: int | None = None
-    orderid: int | None = None
-    warehouseid: int | None = None
-    orderdeliveryref: str | None = None
-    datedelivery: Epoch = None
-    datecancelled: Epoch = None
-    orderdeliveryitems: Annotated[list[DeliveryItem], BeforeValidator(_as_list)] = Field(default_factory=list)
-
-
-class Order(SitooModel):
-    orderid: int | None = None
-    externalid: str | None = None
-    creditorderid: int | None = None
-    ordertypeid: int | None = None
-    orderstateid: int | None = None  # 0 open, 10 closed, 20 cancelled, -1 abandoned
-    paymentstateid: int | None = None
-    warehouseid: int | None = None
-    registerid: str | None = None  # set for POS sales, null for web orders
-    eshopid: int | None = None
-    email: str | None = None
-    namefirst: str | None = None
-    namelast: str | None = None
-    currencycode: str | None = None
-    orderdate: Epoch = None
-    datereserved: Epoch = None
-    moneyfinal_net: Dec = None
-    moneyfinal_vat: Dec = None
-    moneytotal_gross_all: Dec = None
-    moneytotal_gross_roundoff: Dec = None
-    additionaldata: StrMap = Field(default_factory=dict)
-    orderitems: Annotated[list[OrderItem], BeforeValidator(_as_list)] = Field(default_factory=list)
-    payments: Annotated[list[Payment], BeforeValidator(_as_list)] = Field(default_factory=list)
-
-    @property
-    def ordered_at(self) -> datetime | None:
-        return from_epoch(self.orderdate)
-
-    @property
-    def is_pos(self) -> bool:
-        return bool(self.registerid)
-
-
-def order_write_payload(order: Order | Mapping[str, Any]) -> dict[str, Any]:
-    """An order (model or dict, Decimals allowed) -> a POST/PUT body with writable fields only.
+def order_write_payload(order: Mapping[str, Any]) -> dict[str, Any]:
+    """An order (Decimals and datetimes allowed) -> a POST/PUT body with writable fields only.
 
     Read-only fields (orderid, totals, orderitemid …) are dropped; money/decimal/date values are
     encoded by ``to_api``; ``additionaldata`` values are stringified because Sitoo only allows
     string values for properties it does not define (order-additionaldata-read.yaml).
     """
-    raw = order.model_dump(exclude_none=True, exclude_unset=True) if isinstance(order, BaseModel) else dict(order)
-    body: dict[str, Any] = {k: v for k, v in raw.items() if k in ORDER_WRITE_FIELDS and v is not None}
+    body: dict[str, Any] = {k: v for k, v in order.items() if k in ORDER_WRITE_FIELDS and v is not None}
     if "additionaldata" in body:
         body["additionaldata"] = _string_map(body["additionaldata"])
     if "orderitems" in body:
         items = []
         for item in body["orderitems"] or []:
-            item = item.model_dump(exclude_none=True) if isinstance(item, BaseModel) else dict(item)
-            clean = {k: v for k, v in item.items() if k in ORDERITEM_WRITE_FIELDS and v is not None}
+            clean = {k: v for k, v in dict(item).items() if k in ORDERITEM_WRITE_FIELDS and v is not None}
             if "additionaldata" in clean:
                 clean["additionaldata"] = _string_map(clean["additionaldata"])
             items.append(clean)
@@ -332,8 +103,7 @@ def order_write_payload(order: Order | Mapping[str, Any]) -> dict[str, Any]:
     if "payments" in body:
         pays = []
         for pay in body["payments"] or []:
-            pay = pay.model_dump(exclude_none=True) if isinstance(pay, BaseModel) else dict(pay)
-            clean = {k: v for k, v in pay.items() if k in PAYMENT_WRITE_FIELDS and v is not None}
+            clean = {k: v for k, v in dict(pay).items() if k in PAYMENT_WRITE_FIELDS and v is not None}
             if "additionaldata" in clean:
                 clean["additionaldata"] = _string_map(clean["additionaldata"])
             pays.append(clean)

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from magsit.config import OrderSettings, ProductSettings, StockSettings
 from magsit.errors import RecordError
 from magsit.magento import models as mm
-from magsit.sitoo import models as sm
 from magsit.sync import orders as orders_flow
 from magsit.sync import stockplan
 from magsit.sync.customerplan import plan_customers, valid_email
@@ -191,31 +190,7 @@ def test_creditmemo_export_is_a_record_error_or_a_sane_refund(items: Any, extra:
         assert isinstance(result, RecordError) and result.message
 
 
-# -- API models -------------------------------------------------------------------------------------
-@FAST
-@given(raw=value, model=st.sampled_from([sm.WarehouseItem, sm.Product, sm.User, sm.Order, sm.Delivery, sm.OrderItem]))
-def test_sitoo_models_parse_or_raise_value_error(raw: Any, model: Any) -> None:
-    try:
-        parsed = model.from_api(raw)
-    except ValueError as error:
-        assert str(error)
-        return
-    for name in type(parsed).model_fields:  # declared fields (unknown keys are kept as they came)
-        field_value = getattr(parsed, name)
-        if isinstance(field_value, Decimal):
-            assert field_value.is_finite(), name
-
-
-@FAST
-@given(raw=st.dictionaries(st.sampled_from(["decimalavailable", "decimaltotal", "datelastmodified", "sku", "warehouseid"]), value))
-def test_sitoo_warehouse_item_fields(raw: dict[str, Any]) -> None:
-    try:
-        item = sm.WarehouseItem.from_api(raw)
-    except ValueError:
-        return
-    assert item.decimalavailable is None or item.decimalavailable.is_finite()
-
-
+# -- API values -------------------------------------------------------------------------------------
 @FAST
 @given(raw=value)
 def test_magento_number_helpers(raw: Any) -> None:
