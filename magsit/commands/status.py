@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -14,6 +12,7 @@ from magsit.errors import ExitCode
 from magsit.events import JOB as EVENTS_JOB
 from magsit.events import event_stats
 from magsit.jobs import REGISTRY
+from magsit.prometheus import write_textfile
 from magsit.report import line, print_json, rows_table
 from magsit.state.store import StateStore, _pid_alive, now_utc, parse_iso
 
@@ -101,97 +100,6 @@ def _duties(jobs: list[dict]) -> list[dict]:
     ]
 
 
-def _label(value: object) -> str:
-    text = str(value)
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _ts(text: str | None) -> float | None:
-    moment = parse_iso(text)
-    return None if moment is None else moment.timestamp()
-
-
-def prometheus_text(report: dict) -> str:
-    """node-exporter textfile metrics from a build_status() report."""
-    lines = [
-        "# HELP magsit_last_success_timestamp_seconds Unix time of the job's last successful (ok/partial) run; 0 if never.",
-        "# TYPE magsit_last_success_timestamp_seconds gauge",
-    ]
-    for job in report["jobs"]:
-        value = _ts(job.get("last_success_at")) or 0
-        lines.append(f'magsit_last_success_timestamp_seconds{{job="{_label(job["job"])}"}} {value:.0f}')
-    lines += [
-        "# HELP magsit_last_run_exit_code Exit code of the job's last finished run (0 ok, 1 failed, 3 records failed).",
-        "# TYPE magsit_last_run_exit_code gauge",
-    ]
-    for job in report["jobs"]:
-        if job.get("last_exit_code") is not None:
-            lines.append(f'magsit_last_run_exit_code{{job="{_label(job["job"])}"}} {int(job["last_exit_code"])}')
-    lines += [
-        "# HELP magsit_open_exceptions Open per-record exceptions waiting for their owner.",
-        "# TYPE magsit_open_exceptions gauge",
-    ]
-    totals: dict[tuple[str, str], int] = {}
-    for row in report["open_exceptions"]:
-        key = (row["owner"], row["kind"])
-        totals[key] = totals.get(key, 0) + int(row["count"])
-    for (owner, kind), count in sorted(totals.items()):
-        lines.append(f'magsit_open_exceptions{{owner="{_label(owner)}",kind="{_label(kind)}"}} {count}')
-    daemon = next((hb for hb in report["heartbeats"] if hb["name"] == "daemon"), None)
-    lines += [
-        "# HELP magsit_daemon_heartbeat_timestamp_seconds Unix time of the daemon's last heartbeat (absent without a daemon).",
-        "# TYPE magsit_daemon_heartbeat_timestamp_seconds gauge",
-    ]
-    if daemon and _ts(daemon.get("at")) is not None:
-        lines.append(f"magsit_daemon_heartbeat_timestamp_seconds {_ts(daemon['at']):.0f}")
-    lines += _event_metrics(report.get("events") or {})
-    return "\n".join(lines) + "\n"
-
-
-_EVENT_GAUGES = (
-    ("magsit_events_queued", "Sitoo events stored and waiting for the worker.", "queued"),
-    ("magsit_events_oldest_queued_age_seconds", "Age of the oldest waiting event; 0 when none waits.",
-     "oldest_queued_age_seconds"),
-    ("magsit_events_max_lag_seconds", "Longest time from receipt to applied, events of the last hour.", "max_lag_seconds"),
-    ("magsit_events_given_up_last_day", "Events the worker gave up on in the last 24 hours.", "given_up_last_day"),
-)  # fmt: skip
-
-
-def _event_metrics(events: dict) -> list[str]:
-    """The real-time path's health; samples only once an event has ever arrived (absent without
-    `magsit events serve`)."""
-    lines: list[str] = []
-    received = _ts(events.get("last_received_at"))
-    for name, text, key in _EVENT_GAUGES:
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
-        value = events.get(key)
-        if received is not None and (value is not None or key == "oldest_queued_age_seconds"):
-            lines.append(f"{name} {float(value or 0):g}")
-    lines += [
-        "# HELP magsit_events_last_received_timestamp_seconds Unix time the last Sitoo event arrived.",
-        "# TYPE magsit_events_last_received_timestamp_seconds gauge",
-    ]
-    if received is not None:
-        lines.append(f"magsit_events_last_received_timestamp_seconds {received:.0f}")
-    return lines
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """tmp file in the same folder + rename, so node-exporter never reads a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # node-exporter usually runs as another user; the metrics hold no secrets
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @click.command("status", short_help="Is every job healthy? Last runs, open exceptions.")
 @click.option(
     "--max-age",
@@ -227,7 +135,7 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
         if max_age is not None:
             report["stale_jobs"].extend(j for j in missing if stale_limit_minutes(j, max_age, periods) is not None)
     if prometheus is not None:
-        write_atomic(prometheus, prometheus_text(report))
+        write_textfile(prometheus, report)
     if app.json:
         print_json(report)
     else:

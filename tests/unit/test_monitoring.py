@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from magsit.cli import cli  # noqa: F401  (registers the commands before one of them is imported)
-from magsit.commands.status import prometheus_text
+from magsit.prometheus import prometheus_text
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "monitoring" / "prometheus-rules.yml"
