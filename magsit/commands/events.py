@@ -21,24 +21,25 @@ def command() -> None:
 @pass_app
 def serve(app: App, host: str | None, port: int | None, threads: int) -> int:
     """Receive Sitoo events at POST /events and apply them in a background worker."""
-    from magsit import events
+    from magsit.events.receiver import serve
 
     def ready(bound_host: str, bound_port: int) -> None:
         # One line on stderr even with -q: scripts and tests read the bound port from it (--port 0).
         app.err.print(f"magsit events: listening on http://{bound_host}:{bound_port}/events", markup=False)
 
-    return events.serve(app.config, host, port, threads=threads, ready=ready)
+    return serve(app.config, host, port, threads=threads, ready=ready)
 
 
 @command.command("process", short_help="Apply the queued events now (cron, or without serve).")
 @pass_app
 def process(app: App) -> int:
     """Apply the stored events now (for cron, or while `serve` is not running). --dry-run shows the runs."""
-    from magsit import events
+    from magsit.events.drain import drain_all
+    from magsit.events.queue import EventStore
 
-    store = events.EventStore(app.config.state.path)
+    store = EventStore(app.config.state.path)
     try:
-        report = events.drain_all(app.config, store, dry_run=app.dry_run)  # LockedError: exit 4 at the boundary
+        report = drain_all(app.config, store, dry_run=app.dry_run)  # LockedError: exit 4 at the boundary
     finally:
         store.close()
     failed = any(run.get("status") in ("failed", "error") for run in report.runs)

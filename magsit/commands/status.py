@@ -9,8 +9,8 @@ import click
 from magsit.alerts import UNSCHEDULED_ON_DEMAND, schedule_periods
 from magsit.app import App, pass_app
 from magsit.errors import ExitCode
-from magsit.events import JOB as EVENTS_JOB
-from magsit.events import event_stats
+from magsit.events.drain import JOB as EVENTS_JOB
+from magsit.events.queue import event_stats
 from magsit.jobs import REGISTRY
 from magsit.prometheus import write_textfile
 from magsit.report import line, print_json, rows_table

@@ -230,7 +230,8 @@ def test_scheduled_sync_stock_heals_a_dropped_event(sandbox, service):
 
 def test_events_process_applies_stored_events_from_cron(sandbox):
     """Without `serve` running: events stored earlier are applied by `magsit events process`."""
-    from magsit.events import EventStore, validate_batch
+    from magsit.events.queue import EventStore
+    from magsit.events.receiver import validate_batch
 
     register = seed(sandbox, {"CRON-1": 4})
     sandbox.run("sync-stock", check_code=0)
@@ -258,7 +259,8 @@ def test_events_process_applies_stored_events_from_cron(sandbox):
 
 
 def _store_events(env, *events):
-    from magsit.events import EventStore, validate_batch
+    from magsit.events.queue import EventStore
+    from magsit.events.receiver import validate_batch
 
     store = EventStore(env.state_path)
     store.store(validate_batch([{"event_date": int(time.time()), "account_id": 1, "event_type": "order-delivery", **e}

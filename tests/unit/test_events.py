@@ -12,9 +12,10 @@ from types import SimpleNamespace
 import pytest
 from pydantic import SecretStr
 
-from magsit import events as ev
 from magsit.config import EventSettings
 from magsit.errors import ApiError, ConfigError, LockedError
+from magsit.events import drain, queue, receiver
+from magsit.events import plan as event_plan
 from magsit.state import JobLock, StateStore
 
 
@@ -23,12 +24,12 @@ def raw(event_id="e1", event_type="warehouse-transaction", **data):
 
 
 def queued(event_id, event_type, **data):
-    return ev.QueuedEvent(event_id, event_type, data, time.time())
+    return queue.QueuedEvent(event_id, event_type, data, time.time())
 
 
 # -- validation -----------------------------------------------------------------------------------
 def test_valid_batch_normalises_ids():
-    events = ev.validate_batch([raw("a", sku="X"), {**raw(7), "account_id": "1500", "event_date": "1611138542"}])
+    events = receiver.validate_batch([raw("a", sku="X"), {**raw(7), "account_id": "1500", "event_date": "1611138542"}])
     assert [e.event_id for e in events] == ["a", "7"]
     assert events[1].account_id == "1500" and events[1].event_date == 1611138542
 
@@ -53,14 +54,14 @@ def test_valid_batch_normalises_ids():
     ],
 )
 def test_malformed_batches_are_refused(payload, message):
-    with pytest.raises(ev.PayloadError, match=message):
-        ev.validate_batch(payload)
+    with pytest.raises(receiver.PayloadError, match=message):
+        receiver.validate_batch(payload)
 
 
 # -- the queue ------------------------------------------------------------------------------------
 @pytest.fixture
 def store(tmp_path):
-    s = ev.EventStore(tmp_path / "magsit.db", busy_timeout=0.2)
+    s = queue.EventStore(tmp_path / "magsit.db", busy_timeout=0.2)
     yield s
     s.close()
 
@@ -71,27 +72,27 @@ def statuses(store):
 
 
 def test_store_deduplicates_by_event_id(store):
-    batch = ev.validate_batch([raw("a", sku="X"), raw("b", sku="Y"), raw("a", sku="X")])
+    batch = receiver.validate_batch([raw("a", sku="X"), raw("b", sku="Y"), raw("a", sku="X")])
     assert store.store(batch, max_queue=100) == (2, 1)  # the same id twice in one batch: once
-    assert store.store(ev.validate_batch([raw("a"), raw("c")]), max_queue=100) == (1, 1)
-    assert store.store(ev.validate_batch([raw("a"), raw("b")]), max_queue=100) == (0, 2)
+    assert store.store(receiver.validate_batch([raw("a"), raw("c")]), max_queue=100) == (1, 1)
+    assert store.store(receiver.validate_batch([raw("a"), raw("b")]), max_queue=100) == (0, 2)
     assert statuses(store) == {"a": "queued", "b": "queued", "c": "queued"}
     store.finish({"a": None}, "processed")
-    assert store.store(ev.validate_batch([raw("a")]), max_queue=100) == (0, 1)  # handled earlier: still 200
+    assert store.store(receiver.validate_batch([raw("a")]), max_queue=100) == (0, 1)  # handled earlier: still 200
     assert statuses(store)["a"] == "processed"
 
 
 def test_unused_event_types_are_stored_as_ignored(store):
-    store.store(ev.validate_batch([raw("z", "z-report"), raw("w", sku="A")]), max_queue=100)
+    store.store(receiver.validate_batch([raw("z", "z-report"), raw("w", sku="A")]), max_queue=100)
     assert statuses(store) == {"w": "queued", "z": "ignored"}
     assert [e.event_id for e in store.due()] == ["w"]
 
 
 def test_full_queue_refuses_new_events_but_not_known_ones(store):
-    store.store(ev.validate_batch([raw("a"), raw("b")]), max_queue=2)
-    with pytest.raises(ev.QueueFull):
-        store.store(ev.validate_batch([raw("c")]), max_queue=2)
-    assert store.store(ev.validate_batch([raw("a")]), max_queue=2) == (0, 1)
+    store.store(receiver.validate_batch([raw("a"), raw("b")]), max_queue=2)
+    with pytest.raises(queue.QueueFull):
+        store.store(receiver.validate_batch([raw("c")]), max_queue=2)
+    assert store.store(receiver.validate_batch([raw("a")]), max_queue=2) == (0, 1)
     assert "c" not in statuses(store)
 
 
@@ -101,16 +102,16 @@ def test_locked_state_file_raises_quickly(store, tmp_path):
     try:
         start = time.monotonic()
         with pytest.raises(sqlite3.OperationalError):
-            store.store(ev.validate_batch([raw("a")]), max_queue=10)
+            store.store(receiver.validate_batch([raw("a")]), max_queue=10)
         assert time.monotonic() - start < 2
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert store.store(ev.validate_batch([raw("a")]), max_queue=10) == (1, 0)
+    assert store.store(receiver.validate_batch([raw("a")]), max_queue=10) == (1, 0)
 
 
 def test_defer_backoff_and_give_up(store, monkeypatch):
-    store.store(ev.validate_batch([raw("a"), raw("b")]), max_queue=10)
+    store.store(receiver.validate_batch([raw("a"), raw("b")]), max_queue=10)
     now = time.time()
     store.defer({"a": "locked"}, 2.0, now=now)
     store.defer({"b": "run failed"}, None, now=now)
@@ -119,13 +120,13 @@ def test_defer_backoff_and_give_up(store, monkeypatch):
     assert [e.event_id for e in store.due(now=now + 5.1)] == ["a", "b"]
     rows = {r[0]: r[1] for r in store._conn().execute("SELECT event_id, attempts FROM events")}
     assert rows == {"a": 0, "b": 1}
-    monkeypatch.setattr(ev, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(queue, "MAX_ATTEMPTS", 2)
     assert store.defer({"b": "run failed"}, None, now=now) == ["b"]
     assert statuses(store)["b"] == "failed"
 
 
 def test_purge_keeps_queued_and_recent(store):
-    store.store(ev.validate_batch([raw("old"), raw("new"), raw("waiting")]), max_queue=10, now=1000.0)
+    store.store(receiver.validate_batch([raw("old"), raw("new"), raw("waiting")]), max_queue=10, now=1000.0)
     store.finish({"old": None}, "processed", now=1000.0)
     store.finish({"new": None}, "processed", now=time.time())
     assert store.purge() == 1
@@ -139,7 +140,7 @@ def pushed(increment_id, skus, status="pushed"):
 
 def test_burst_of_stock_events_is_one_targeted_run():
     events = [queued(f"t{n}", "warehouse-transaction", warehouse_id=1, skus=[f"SKU-{n % 3}"]) for n in range(25)]
-    plan = ev.plan_drain(events, ev.Facts(), {"1": "default"})
+    plan = event_plan.plan_drain(events, event_plan.Facts(), {"1": "default"})
     assert [(r.job, r.options) for r in plan.runs] == [("sync-stock", {"skus": ["SKU-0", "SKU-1", "SKU-2"]})]
     assert len(plan.runs[0].event_ids) == 25 and not plan.ignored
 
@@ -149,22 +150,22 @@ def test_skus_from_the_transaction_or_an_incremental_run():
         queued("a", "warehouse-transaction", warehouse_id=1, warehouse_transaction_id=5),
         queued("b", "warehouse-transaction", warehouse_id=2, skus=["X"]),  # warehouse 2 is not mapped
     ]
-    plan = ev.plan_drain(events, ev.Facts(transactions={"5": ["A", "B"]}), {"1": "default"})
+    plan = event_plan.plan_drain(events, event_plan.Facts(transactions={"5": ["A", "B"]}), {"1": "default"})
     assert [(r.job, r.options, r.event_ids) for r in plan.runs] == [("sync-stock", {"skus": ["A", "B"]}, ["a"])]
     assert "not mapped" in plan.ignored["b"]
     # Transaction unreadable: an incremental run (no skus option) for everything.
-    plan = ev.plan_drain([events[0], queued("c", "warehouse-transaction", skus=["C"])], ev.Facts(), {"1": "x"})
+    plan = event_plan.plan_drain([events[0], queued("c", "warehouse-transaction", skus=["C"])], event_plan.Facts(), {"1": "x"})
     assert [(r.job, r.options, r.event_ids) for r in plan.runs] == [("sync-stock", {}, ["a", "c"])]
 
 
 def test_too_many_skus_become_an_incremental_run(monkeypatch):
-    monkeypatch.setattr(ev, "MAX_TARGETED_SKUS", 2)
+    monkeypatch.setattr(event_plan, "MAX_TARGETED_SKUS", 2)
     events = [queued(str(n), "warehouse-transaction", skus=[f"S{n}"]) for n in range(3)]
-    assert ev.plan_drain(events, ev.Facts(), {"1": "d"}).runs[0].options == {}
+    assert event_plan.plan_drain(events, event_plan.Facts(), {"1": "d"}).runs[0].options == {}
 
 
 def test_order_events_route_to_fulfilment_returns_or_nothing():
-    facts = ev.Facts(
+    facts = event_plan.Facts(
         pushed={"100": pushed("000000042", ["WEB-1"]), "101": pushed("000000043", ["WEB-2"]),
                 "102": pushed("000000044", [], status="done")},
         orders={"200": {"orderid": 200, "creditorderid": 100}, "201": {"orderid": 201, "creditorderid": None},
@@ -182,7 +183,7 @@ def test_order_events_route_to_fulfilment_returns_or_nothing():
         queued("s1", "order-delivery", order_id=300),  # a POS sale's delivery
         queued("w1", "warehouse-transaction", skus=["POS-1"]),
     ]
-    plan = ev.plan_drain(events, facts, {"1": "default"})
+    plan = event_plan.plan_drain(events, facts, {"1": "default"})
     runs = {r.job: r for r in plan.runs}
     assert [r.job for r in plan.runs] == ["sync-returns", "sync-fulfilment", "sync-stock"]
     assert runs["sync-returns"].event_ids == ["r1"] and runs["sync-returns"].options == {}
@@ -195,8 +196,8 @@ def test_order_events_route_to_fulfilment_returns_or_nothing():
 
 
 def test_event_whose_facts_could_not_be_read_waits():
-    facts = ev.Facts(unavailable={"a": "Sitoo down"})
-    plan = ev.plan_drain([queued("a", "order", order_id=5, order_event_type="add")], facts, {})
+    facts = event_plan.Facts(unavailable={"a": "Sitoo down"})
+    plan = event_plan.plan_drain([queued("a", "order", order_id=5, order_event_type="add")], facts, {})
     assert plan.waiting == {"a": "Sitoo down"} and not plan.runs
 
 
@@ -231,11 +232,11 @@ def test_gather_facts_reads_new_orders_in_one_call_and_transactions(tmp_path):
         queued("c", "order", order_id=100, order_event_type="add"),  # ours: no read needed
         queued("d", "warehouse-transaction", warehouse_id=1, warehouse_transaction_id=9),
     ]
-    facts = ev.gather_facts(events, state, sitoo)
+    facts = drain.gather_facts(events, state, sitoo)
     assert sitoo.order_calls == [[200, 201]]
     assert set(facts.pushed) == {"100"} and set(facts.orders) == {"200", "201"}
     assert facts.transactions == {"9": ["T1", "T2"]}
-    facts = ev.gather_facts(events, state, FakeSitoo(fail=True))
+    facts = drain.gather_facts(events, state, FakeSitoo(fail=True))
     assert set(facts.unavailable) == {"a", "b"} and facts.transactions == {}
     state.close()
 
@@ -263,7 +264,7 @@ class Runs:
 
 
 def fill(store, *events):
-    store.store(ev.validate_batch(list(events)), max_queue=1000)
+    store.store(receiver.validate_batch(list(events)), max_queue=1000)
 
 
 def test_drain_coalesces_and_marks_processed_with_lag(tmp_path, store):
@@ -271,29 +272,29 @@ def test_drain_coalesces_and_marks_processed_with_lag(tmp_path, store):
     fill(store, *[raw(f"t{n}", skus=[f"S{n % 2}"], warehouse_id=1) for n in range(10)])
     fill(store, *[raw(f"u{n}", skus=["S1", "S9"], warehouse_id=1) for n in range(10)])
     runs = Runs()
-    report = ev.drain(config, store, sitoo=FakeSitoo(), run=runs)
+    report = drain.drain(config, store, sitoo=FakeSitoo(), run=runs)
     assert runs.calls == [("sync-stock", {"skus": ["S0", "S1", "S9"]})]
     assert report.processed == 20 and report.clean
     assert set(statuses(store).values()) == {"processed"}
-    stats = ev.event_stats(store._conn())
+    stats = queue.event_stats(store._conn())
     assert stats["queued"] == 0 and stats["processed_last_hour"] == 20 and stats["max_lag_seconds"] >= 0
-    assert ev.drain(config, store, sitoo=FakeSitoo(), run=runs).read == 0 and len(runs.calls) == 1
+    assert drain.drain(config, store, sitoo=FakeSitoo(), run=runs).read == 0 and len(runs.calls) == 1
 
 
 def test_locked_job_leaves_events_queued_and_failed_run_backs_off(tmp_path, store):
     config = config_for(tmp_path)
     fill(store, raw("a", skus=["A"]))
-    report = ev.drain(config, store, sitoo=FakeSitoo(), run=Runs({"sync-stock": LockedError("held by cron")}))
+    report = drain.drain(config, store, sitoo=FakeSitoo(), run=Runs({"sync-stock": LockedError("held by cron")}))
     assert report.processed == 0 and report.deferred == 1
     assert statuses(store) == {"a": "queued"}
     assert store.due() == []  # retried after LOCKED_RETRY_SECONDS, never lost
-    assert [e.event_id for e in store.due(now=time.time() + ev.LOCKED_RETRY_SECONDS + 0.1)] == ["a"]
+    assert [e.event_id for e in store.due(now=time.time() + drain.LOCKED_RETRY_SECONDS + 0.1)] == ["a"]
     store._conn().execute("UPDATE events SET next_attempt_at = NULL")
-    ev.drain(config, store, sitoo=FakeSitoo(), run=Runs({"sync-stock": "failed"}))
+    drain.drain(config, store, sitoo=FakeSitoo(), run=Runs({"sync-stock": "failed"}))
     row = store._conn().execute("SELECT status, attempts FROM events").fetchone()
     assert tuple(row) == ("queued", 1)
     store._conn().execute("UPDATE events SET next_attempt_at = NULL")
-    report = ev.drain(config, store, sitoo=FakeSitoo(), run=Runs())
+    report = drain.drain(config, store, sitoo=FakeSitoo(), run=Runs())
     assert report.processed == 1 and statuses(store) == {"a": "processed"}
 
 
@@ -305,7 +306,7 @@ def test_partial_run_counts_as_applied_and_missing_flow_does_not_loop(tmp_path, 
     fill(store, raw("s", skus=["A"]), raw("r", "order", order_id=200, order_event_type="add"))
     sitoo = FakeSitoo(orders=[{"orderid": 200, "creditorderid": 100}])
     runs = Runs({"sync-stock": "partial", "sync-returns": ConfigError("job sync-returns: not built")})
-    ev.drain(config, store, sitoo=sitoo, run=runs)
+    drain.drain(config, store, sitoo=sitoo, run=runs)
     assert [c[0] for c in runs.calls] == ["sync-returns", "sync-stock"]
     assert statuses(store) == {"r": "queued", "s": "processed"}
 
@@ -313,14 +314,14 @@ def test_partial_run_counts_as_applied_and_missing_flow_does_not_loop(tmp_path, 
 def test_only_one_drainer(tmp_path, store):
     config = config_for(tmp_path)
     with JobLock(config.state.path, "events"), pytest.raises(LockedError):
-        ev.drain(config, store, sitoo=FakeSitoo(), run=Runs())
+        drain.drain(config, store, sitoo=FakeSitoo(), run=Runs())
 
 
 def test_dry_run_plans_without_running_or_marking(tmp_path, store):
     config = config_for(tmp_path)
     fill(store, raw("a", skus=["A"]))
     runs = Runs()
-    report = ev.drain(config, store, sitoo=FakeSitoo(), run=runs, dry_run=True)
+    report = drain.drain(config, store, sitoo=FakeSitoo(), run=runs, dry_run=True)
     assert runs.calls == [] and report.plan["runs"][0]["job"] == "sync-stock"
     assert statuses(store) == {"a": "queued"}
 
@@ -349,7 +350,7 @@ def call(app, body, auth=None, method="POST", path="/events"):
 def test_app_auth_validation_dedup_and_wakeup(store):
     woken = []
     settings = EventSettings(user="hook", password=SecretStr("pw"))
-    app = ev.make_app(settings, store, lambda: woken.append(1))
+    app = receiver.make_app(settings, store, lambda: woken.append(1))
     assert call(app, [raw("a")])[0] == 401
     status, _, headers = call(app, [raw("a")], auth=("hook", "nope"))
     assert status == 401 and "Basic" in headers["WWW-Authenticate"]
@@ -366,7 +367,7 @@ def test_app_auth_validation_dedup_and_wakeup(store):
 
 
 def test_app_answers_503_when_full_or_locked(store, tmp_path):
-    app = ev.make_app(EventSettings(max_queue=1), store)
+    app = receiver.make_app(EventSettings(max_queue=1), store)
     assert call(app, [raw("a")])[0] == 200  # no auth configured: open (e.g. behind a proxy that checks)
     status, _, headers = call(app, [raw("b")])
     assert status == 503 and "Retry-After" in headers
@@ -381,7 +382,7 @@ def test_app_answers_503_when_full_or_locked(store, tmp_path):
 
 def test_user_without_password_is_a_config_error(store):
     with pytest.raises(ConfigError, match="go together"):
-        ev.make_app(EventSettings(user="hook"), store)
+        receiver.make_app(EventSettings(user="hook"), store)
 
 
 # -- the systemd unit -----------------------------------------------------------------------------

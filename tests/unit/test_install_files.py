@@ -56,7 +56,7 @@ def fire_minutes(spec: str, days: int = 3) -> set[datetime]:
 
 
 def test_no_two_schedules_of_one_job_fire_in_the_same_minute():
-    from magsit.events import JOB as EVENTS_JOB
+    from magsit.events.drain import JOB as EVENTS_JOB
     from magsit.jobs import REGISTRY
 
     by_job: dict[str, list[str]] = {}

@@ -151,12 +151,12 @@ def test_prometheus_file_without_daemon_or_runs(config_path, tmp_path):
 
 
 def test_prometheus_events_gauges_once_events_arrive(config_path, tmp_path):
-    from magsit import events as ev
+    from magsit.events import queue
 
     config = load_config(config_path)
-    store = ev.EventStore(config.state.path)
+    store = queue.EventStore(config.state.path)
     received = now_utc().timestamp() - 30
-    batch = [ev.Event(f"e{n}", "warehouse-transaction", 1, "1", {"sku": "A"}) for n in range(2)]
+    batch = [queue.Event(f"e{n}", "warehouse-transaction", 1, "1", {"sku": "A"}) for n in range(2)]
     store.store(batch, max_queue=100, now=received)
     store.close()
     target = tmp_path / "m.prom"
