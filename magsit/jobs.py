@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from magsit.errors import ConfigError
 from magsit.flow import is_sync_flow
@@ -74,18 +73,20 @@ class JobSpec:
 
 
 def _parse_line(command: click.Command, name: str, args: list[str]) -> dict[str, Any]:
+    # The global options (--dry-run, --config, -v ...) that the CLI also accepts after a command are
+    # the daemon's own, not a job's: a scheduled `sync-stock --dry-run` would run for real. So the
+    # line is parsed with the job's own options only (and no --help, which would print and exit).
+    own = [param for param in command.params if param.expose_value]
+    global_flags = {flag for param in command.params if not param.expose_value for flag in param.opts}
+    parser = click.Command(name, params=own, add_help_option=False)
     try:
-        ctx = command.make_context(name, list(args))
-    except click.exceptions.Exit:  # --help
-        raise ValueError(f"{' '.join(args)!r}: a schedule line takes the job's options, not --help") from None
+        return parser.make_context(name, list(args)).params
+    except click.NoSuchOption as exc:
+        if exc.option_name in global_flags:
+            raise ValueError(f"{exc.option_name} is a global option of magsit, not an option of the job {name}") from None
+        raise ValueError(exc.format_message()) from None
     except click.ClickException as exc:
         raise ValueError(exc.format_message()) from None
-    # The global options (--dry-run, --config, -v ...) that the CLI also accepts after a command are
-    # the daemon's own, not a job's: a scheduled `sync-stock --dry-run` would run for real.
-    for param in command.params:
-        if not param.expose_value and ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
-            raise ValueError(f"{param.opts[-1]} is a global option of magsit, not an option of the job {name}")
-    return ctx.params
 
 
 REGISTRY: dict[str, JobSpec] = {

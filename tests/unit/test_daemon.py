@@ -152,6 +152,10 @@ def test_a_schedule_line_accepts_what_the_command_accepts_and_nothing_else(regis
     # The global options the CLI takes after a command are not job options on a schedule.
     with pytest.raises(ConfigError, match="--dry-run is a global option"):
         resolve_entry("sync-stock --dry-run")
+    with pytest.raises(ConfigError, match="-v is a global option"):
+        resolve_entry("sync-stock -v")
+    with pytest.raises(ConfigError, match="No such option '--help'"):  # not printed help and a silent exit
+        resolve_entry("push-orders --help")
     with pytest.raises(ConfigError, match="--json is for a run by hand"):
         resolve_entry("reconcile --month 2024-05 --json")
     assert resolve_entry("reconcile --month 2024-05 --no-stock").options["no_stock"] is True
