@@ -26,7 +26,7 @@ from magsit.runner import JobContext, JobResult
 from magsit.state.store import iso
 from magsit.sync import calls as api
 from magsit.sync import cancellations, reservations
-from magsit.sync.orders import _lines_from_sitoo
+from magsit.sync.ordermapping import lines_from_sitoo as _lines_from_sitoo
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.fulfilment")

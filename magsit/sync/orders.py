@@ -23,16 +23,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from magsit.config import OrderSettings
+from magsit.config import Config, OrderSettings
 from magsit.errors import ApiError, RecordError
+from magsit.flow import Preview
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.sync import calls as api
-from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
-from magsit.sync.orderpayload import OrderPlan, build_order, is_pickup
+from magsit.sync.keyset import Position, key_of, keyset_scan, magento_ts, read_start, save_cursor
+from magsit.sync.ordermapping import lines_from_sitoo
+from magsit.sync.orderpayload import OrderPlan, build_order, is_pickup, sanitise_externalid
 from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users, spellings_of
 from magsit.testing.crashpoints import crashpoint
-from magsit.values import additional_data
 
 log = logging.getLogger("magsit.orders")
 
@@ -56,6 +57,8 @@ class Snapshot:
     known_skus: set[str] | None = None
     sitoo_prices: dict[str, Decimal] = field(default_factory=dict)
     warehouse_externalids: dict[int, str] = field(default_factory=dict)  # read only when a pickup order is in
+    # Retry-queue entries push drops: the order is in Sitoo already, no longer pushable, or ignored.
+    dequeue: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -80,79 +83,97 @@ class Action:
         return out
 
 
+@dataclass
+class OrdersPlan:
+    """What push-orders does with one run's orders, and where its cursor goes afterwards."""
+
+    actions: list[Action]
+    skipped: dict[str, str]  # increment_id -> why (not examined)
+    dequeue: set[str]
+    examined: int
+    cursor: Position | None = None
+    seen: list[Position] = field(default_factory=list)
+    start: str | None = None
+
+    def problems(self) -> list[RecordError]:
+        return [RecordError(a.error.kind, a.error.owner, a.increment_id, a.error.message, a.error.payload)
+                for a in self.actions if a.kind == "fail" and a.error is not None]  # fmt: skip
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [a.describe() for a in self.actions] + [
+            {"action": "skip", "increment_id": key, "reason": why} for key, why in sorted(self.skipped.items())
+        ]
+
+    def summary(self) -> list[str]:
+        return [f"{self.examined} order(s) to examine, {len(self.skipped)} skipped"]
+
+    def preview(self) -> Preview:
+        return Preview(self.rows(), self.summary(), self.problems())
+
+
 # -- plan (pure) ---------------------------------------------------------------------------------
-def plan(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Action]:
+def plan(snapshot: Snapshot, config: Config, now: datetime) -> OrdersPlan:
+    return OrdersPlan(plan_actions(snapshot, config.orders, now), dict(snapshot.skipped), set(snapshot.dequeue),
+                      len(snapshot.orders), snapshot.cursor, list(snapshot.seen), snapshot.start)  # fmt: skip
+
+
+def plan_actions(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Action]:
+    """Per examined order (in keyset order): adopt (already in Sitoo), create, fail or skip."""
     actions: list[Action] = []
     for entity_id in sorted(snapshot.orders, key=lambda e: key_of(snapshot.orders[e])):
-        order = snapshot.orders[entity_id]
-        increment_id = str(order["increment_id"])
-        if order.get("status") not in settings.statuses and _in_sitoo(snapshot, settings, increment_id) is None:
-            actions.append(Action("skip", increment_id, entity_id))
-            continue
+        actions.append(_plan_order(snapshot, settings, now, entity_id))
+    return actions
+
+
+def _plan_order(snapshot: Snapshot, settings: OrderSettings, now: datetime, entity_id: int) -> Action:
+    order = snapshot.orders[entity_id]
+    increment_id = str(order["increment_id"])
+    if order.get("status") not in settings.statuses and _in_sitoo(snapshot, settings, increment_id) is None:
+        return Action("skip", increment_id, entity_id)
+    try:
         try:
-            try:
-                built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices,
-                                    warehouse_externalids=snapshot.warehouse_externalids)
-            except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
-                # Garbage in one order (a field of the wrong type, a missing price) fails that order only.
-                raise RecordError("bad_order_data", "ecommerce", increment_id,
-                                  f"order {increment_id} has data magsit cannot read ({type(exc).__name__}: "
-                                  f"{str(exc)[:200]}); check the order in Magento") from None  # fmt: skip
-        except RecordError as error:
-            existing = _in_sitoo(snapshot, settings, increment_id)
-            if existing is not None:  # it is in Sitoo already (an earlier attempt): adopt, whatever changed
-                actions.append(Action("adopt", increment_id, entity_id, sitoo_order=existing))
-            else:
-                actions.append(Action("fail", increment_id, entity_id, error=error))
-            continue
-        existing = snapshot.in_sitoo.get(built.externalid)
-        if existing is not None:
-            actions.append(Action("adopt", increment_id, entity_id, plan=built, sitoo_order=existing))
-            continue
-        if snapshot.known_skus is not None:
-            unknown = sorted({line.sku for line in built.product_lines} - snapshot.known_skus)
-            if unknown:
-                actions.append(
-                    Action(
-                        "fail",
-                        increment_id,
-                        entity_id,
-                        error=RecordError(
-                            "unknown_sku",
-                            "ecommerce",
-                            increment_id,
-                            f"order {increment_id} has SKU {', '.join(unknown)} which does not exist in Sitoo; "
-                            "create the product in Sitoo (or fix the SKU in Magento) — the order is retried "
-                            "automatically",
-                            {"unknown_skus": unknown},
-                        ),
-                    )
-                )
-                continue
-        if snapshot.known_skus is not None and settings.shipping_sku not in snapshot.known_skus:
+            built = build_order(order, settings, now=now, sitoo_prices=snapshot.sitoo_prices,
+                                warehouse_externalids=snapshot.warehouse_externalids)
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+            # Garbage in one order (a field of the wrong type, a missing price) fails that order only.
+            raise RecordError("bad_order_data", "ecommerce", increment_id,
+                              f"order {increment_id} has data magsit cannot read ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); check the order in Magento") from None  # fmt: skip
+    except RecordError as error:
+        existing = _in_sitoo(snapshot, settings, increment_id)
+        if existing is not None:  # it is in Sitoo already (an earlier attempt): adopt, whatever changed
+            return Action("adopt", increment_id, entity_id, sitoo_order=existing)
+        return Action("fail", increment_id, entity_id, error=error)
+    existing = snapshot.in_sitoo.get(built.externalid)
+    if existing is not None:
+        return Action("adopt", increment_id, entity_id, plan=built, sitoo_order=existing)
+    if snapshot.known_skus is not None:
+        unknown = sorted({line.sku for line in built.product_lines} - snapshot.known_skus)
+        if unknown:
+            return Action("fail", increment_id, entity_id, error=RecordError(
+                "unknown_sku", "ecommerce", increment_id,
+                f"order {increment_id} has SKU {', '.join(unknown)} which does not exist in Sitoo; create the "
+                "product in Sitoo (or fix the SKU in Magento) — the order is retried automatically",
+                {"unknown_skus": unknown},
+            ))  # fmt: skip
+        if settings.shipping_sku not in snapshot.known_skus:
             # No service product for shipping in Sitoo: keep the money on a line without a SKU
             # rather than have Sitoo refuse the whole order.
             for item in built.payload["orderitems"]:
                 if item.get("additionaldata", {}).get("web-line") == "shipping":
                     item.pop("sku", None)
-        actions.append(Action("create", increment_id, entity_id, plan=built))
-    return actions
+    return Action("create", increment_id, entity_id, plan=built)
 
 
 def _in_sitoo(snapshot: Snapshot, settings: OrderSettings, increment_id: str) -> dict[str, Any] | None:
-    from magsit.sync.orderpayload import sanitise_externalid
-
     return snapshot.in_sitoo.get(sanitise_externalid(settings.externalid_prefix, increment_id))
 
 
-# -- pull ----------------------------------------------------------------------------------------
+# -- pull (reads only) ---------------------------------------------------------------------------
 def pull(ctx: JobContext) -> Snapshot:
-    settings = ctx.config.orders
-    options = ctx.options
-    run_start = ctx.started_at
-    targeted = [str(i) for i in options.get("orders") or ()]
+    targeted = [str(i) for i in ctx.options.get("orders") or ()]
     cursor = Position.from_value(ctx.state.get_cursor(JOB, STREAM))
-    snap = Snapshot(run_start=run_start, cursor=cursor, targeted=bool(targeted))
+    snap = Snapshot(run_start=ctx.started_at, cursor=cursor, targeted=bool(targeted))
     rows: dict[int, dict[str, Any]] = {}
     forced: set[int] = set()
     if targeted:
@@ -163,38 +184,7 @@ def pull(ctx: JobContext) -> Snapshot:
         for increment_id in sorted(missing):
             snap.skipped[increment_id] = "not found in Magento"
     else:
-        start = snap.start = read_start(
-            cursor,
-            run_start=run_start,
-            lookback=timedelta(seconds=settings.lookback_seconds),
-            initial_lookback=timedelta(hours=settings.initial_lookback_hours),
-            since=options.get("since"),
-        )
-        until = None
-        if settings.delay_minutes:
-            from magsit.sync.keyset import magento_ts
-
-            until = magento_ts(run_start - timedelta(minutes=settings.delay_minutes))
-        status_filter = ("status", ",".join(settings.statuses), "in")
-        for row in keyset_scan(
-            lambda filters, size: api.magento_search_orders(ctx, [*filters, status_filter], size),
-            start,
-            ctx.config.magento.page_size,
-            until=until,
-        ):
-            snap.seen.append(key_of(row))
-            rows[int(row["entity_id"])] = row
-        # The retry queue: failed orders are re-read although the cursor moved past them.
-        queued = {int(m["other_id"]): m for m in ctx.state.mappings(RETRY_ENTITY) if m.get("other_id")}
-        ignored = {r["record_key"] for r in ctx.state.exceptions(status="ignored", job=JOB)}
-        for entity_id, entry in list(queued.items()):
-            if entry["external_id"] in ignored:
-                _dequeue(ctx, entry["external_id"])
-                queued.pop(entity_id)
-        wanted = [str(e) for e in queued if e not in rows]
-        if wanted:
-            for row in api.magento_orders_by(ctx, "entity_id", wanted):
-                rows[int(row["entity_id"])] = row
+        _read_changed(ctx, snap, rows)
     # Pending creates (unknown outcome in an earlier run) are always re-examined.
     pending = {m["external_id"]: m for m in ctx.state.mappings("order", status="pending")}
     pending_wanted = [str(m["data"].get("entity_id")) for m in pending.values()
@@ -203,7 +193,49 @@ def pull(ctx: JobContext) -> Snapshot:
         for row in api.magento_orders_by(ctx, "entity_id", pending_wanted):
             rows[int(row["entity_id"])] = row
             forced.add(int(row["entity_id"]))
+    candidates = _candidates(ctx, snap, rows, forced, set(pending))
+    if candidates:
+        _read_details(ctx, snap, candidates)
+    return snap
 
+
+def _read_changed(ctx: JobContext, snap: Snapshot, rows: dict[int, dict[str, Any]]) -> None:
+    """Orders changed since the cursor (keyset), and the retry queue the cursor moved past."""
+    settings = ctx.config.orders
+    start = snap.start = read_start(
+        snap.cursor,
+        run_start=snap.run_start,
+        lookback=timedelta(seconds=settings.lookback_seconds),
+        initial_lookback=timedelta(hours=settings.initial_lookback_hours),
+        since=ctx.options.get("since"),
+    )
+    until = magento_ts(snap.run_start - timedelta(minutes=settings.delay_minutes)) if settings.delay_minutes else None
+    status_filter = ("status", ",".join(settings.statuses), "in")
+    for row in keyset_scan(
+        lambda filters, size: api.magento_search_orders(ctx, [*filters, status_filter], size),
+        start,
+        ctx.config.magento.page_size,
+        until=until,
+    ):
+        snap.seen.append(key_of(row))
+        rows[int(row["entity_id"])] = row
+    # The retry queue: failed orders are re-read although the cursor moved past them.
+    queued = {int(m["other_id"]): m for m in ctx.state.mappings(RETRY_ENTITY) if m.get("other_id")}
+    ignored = {r["record_key"] for r in ctx.state.exceptions(status="ignored", job=JOB)}
+    for entity_id, entry in list(queued.items()):
+        if entry["external_id"] in ignored:
+            snap.dequeue.add(entry["external_id"])
+            queued.pop(entity_id)
+    wanted = [str(e) for e in queued if e not in rows]
+    if wanted:
+        for row in api.magento_orders_by(ctx, "entity_id", wanted):
+            rows[int(row["entity_id"])] = row
+
+
+def _candidates(ctx: JobContext, snap: Snapshot, rows: dict[int, dict[str, Any]], forced: set[int],
+                pending: set[str]) -> list[dict[str, Any]]:
+    """The rows this run examines; the others go to ``snap.skipped`` with the reason."""
+    settings = ctx.config.orders
     candidates: list[dict[str, Any]] = []
     for entity_id, row in rows.items():
         increment_id = str(row["increment_id"])
@@ -211,23 +243,25 @@ def pull(ctx: JobContext) -> Snapshot:
         if mapping is not None and mapping["status"] in DONE_STATUSES:
             # P9: our own writes bump updated_at; a pushed order is never pushed again.
             snap.skipped[increment_id] = f"already in Sitoo (order {mapping['other_id']})"
-            _dequeue(ctx, increment_id)
+            snap.dequeue.add(increment_id)
             continue
-        if row.get("status") not in settings.statuses and increment_id not in pending and not targeted:
+        if row.get("status") not in settings.statuses and increment_id not in pending and not snap.targeted:
             snap.skipped[increment_id] = f"status '{row.get('status')}' is not in [orders].statuses"
-            _dequeue(ctx, increment_id)
+            snap.dequeue.add(increment_id)
             continue
-        if entity_id not in forced and not targeted and not ctx.is_due(increment_id):
+        if entity_id not in forced and not snap.targeted and not ctx.is_due(increment_id):
             snap.skipped[increment_id] = ctx.not_due_reason(increment_id)
             continue
         candidates.append(row)
-    if not candidates:
-        return snap
+    return candidates
+
+
+def _read_details(ctx: JobContext, snap: Snapshot, candidates: list[dict[str, Any]]) -> None:
+    """Detail GET per candidate, then their externalids, SKUs and prices in Sitoo (batched)."""
+    settings = ctx.config.orders
     details = parallel_map(lambda r: api.magento_order(ctx, int(r["entity_id"])), candidates, ctx.config.magento.concurrency)
     for detail in details:
         snap.orders[int(detail["entity_id"])] = detail
-    from magsit.sync.orderpayload import sanitise_externalid
-
     externalids = [sanitise_externalid(settings.externalid_prefix, str(o["increment_id"])) for o in snap.orders.values()]
     snap.in_sitoo = {str(o.get("externalid")): o for o in api.sitoo_orders_by(ctx, "externalid", externalids)}
     skus = sorted({str(item.get("sku")) for o in snap.orders.values() for item in o.get("items") or [] if item.get("sku")}
@@ -241,16 +275,24 @@ def pull(ctx: JobContext) -> Snapshot:
         snap.warehouse_externalids = {int(w["warehouseid"]): str(w["externalid"])
                                       for w in ctx.sitoo.list_warehouses(fields=("warehouseid", "externalid"))
                                       if w.get("externalid")}  # fmt: skip
-    return snap
 
 
-def _dequeue(ctx: JobContext, increment_id: str) -> None:
-    if not ctx.dry_run:
+# -- push (the only writer) ----------------------------------------------------------------------
+def push(ctx: JobContext, plan_: OrdersPlan) -> JobResult:
+    settings = ctx.config.orders
+    for increment_id in sorted(plan_.dequeue):
         ctx.state.delete_mapping(RETRY_ENTITY, "magento", increment_id)
+    push_actions(ctx, plan_.actions)
+    if plan_.start is not None:
+        save_cursor(ctx, JOB, STREAM, plan_.cursor, plan_.seen, start=plan_.start,
+                    lookback=timedelta(seconds=settings.lookback_seconds),
+                    initial_lookback=timedelta(hours=settings.initial_lookback_hours))  # fmt: skip
+    ctx.counts["skipped"] += len(plan_.skipped)
+    return JobResult(plan=plan_.rows(), summary=plan_.summary(), details={"skipped": plan_.skipped})
 
 
-# -- push ----------------------------------------------------------------------------------------
-def push(actions: list[Action], ctx: JobContext) -> list[str]:
+def push_actions(ctx: JobContext, actions: list[Action]) -> list[str]:
+    """Carry out the actions; returns the increment ids now in Sitoo (created or adopted after a POST)."""
     settings = ctx.config.orders
     backoff = timedelta(minutes=settings.retry_backoff_minutes) or None
     users = resolve_users(ctx, [a.plan for a in actions if a.kind == "create" and a.plan is not None])
@@ -295,22 +337,6 @@ def _fail(ctx: JobContext, action: Action, error: RecordError, backoff: timedelt
         ctx.state.delete_mapping("order", "magento", action.increment_id)
 
 
-def _lines_from_sitoo(data: dict[str, Any], sitoo_order: dict[str, Any]) -> dict[str, Any]:
-    """Fill ``sitoo_orderitemid`` per line from the Sitoo order's items (by web-itemid, else position)."""
-    items = sitoo_order.get("orderitems") or []
-    by_web = {}
-    for item in items:
-        web = additional_data(item).get("web-itemid")
-        if web is not None and item.get("orderitemid") is not None:
-            by_web[str(web)] = item["orderitemid"]
-    for index, line in enumerate(data.get("lines") or []):
-        if str(line["item_id"]) in by_web:
-            line["sitoo_orderitemid"] = by_web[str(line["item_id"])]
-        elif line.get("sitoo_orderitemid") is None:
-            line["sitoo_orderitemid"] = line.get("position", index)
-    return data
-
-
 def _adopt(ctx: JobContext, action: Action) -> None:
     sitoo_order = action.sitoo_order or {}
     mapping = ctx.state.get_mapping("order", "magento", action.increment_id)
@@ -323,7 +349,7 @@ def _adopt(ctx: JobContext, action: Action) -> None:
     data.pop("planned_lines", None)
     if "lines" not in data and mapping and mapping["data"].get("planned_lines"):
         data["lines"] = mapping["data"]["planned_lines"]
-    data = _lines_from_sitoo(data, sitoo_order)
+    data = lines_from_sitoo(data, sitoo_order)
     data["adopted"] = True
     with ctx.state.transaction():
         ctx.state.put_mapping("order", "magento", action.increment_id, str(sitoo_order["orderid"]), data, "pushed")
@@ -479,7 +505,7 @@ def _fill_orderitem_ids(ctx: JobContext, increment_ids: list[str]) -> None:
         log.warning("could not read back Sitoo order items (%s); positions are used", error)
         orders = {}
     for mapping in mappings:
-        data = _lines_from_sitoo(mapping["data"], orders.get(str(mapping["other_id"]), {}))
+        data = lines_from_sitoo(mapping["data"], orders.get(str(mapping["other_id"]), {}))
         ctx.state.put_mapping("order", "magento", mapping["external_id"], mapping["other_id"], data, mapping["status"])
 
 
@@ -513,7 +539,7 @@ def resolve_users(ctx: JobContext, plans: Iterable[OrderPlan | None]) -> dict[st
             userid = str(users[0]["userid"])
             found[email] = userid
             ctx.state.put_mapping("customer", "email", email, userid, {"sitoo_userid": userid})
-        if missing and not ctx.dry_run:
+        if missing:
             _create_users(ctx, {email: by_email[email] for email in missing}, found)
     return found
 
@@ -543,26 +569,3 @@ def _create_users(ctx: JobContext, plans: dict[str, OrderPlan], found: dict[str,
             forget_refused(ctx, email)
             ctx.counts["customer_link_failed"] += 1
             log.warning("Sitoo refused customer %s: %s", email, result.get("error"))
-
-
-# -- run -----------------------------------------------------------------------------------------
-def run(ctx: JobContext) -> JobResult:
-    settings = ctx.config.orders
-    snap = pull(ctx)
-    actions = plan(snap, settings, ctx.started_at)
-    summary = [f"{len(snap.orders)} order(s) to examine, {len(snap.skipped)} skipped"]
-    plan_view = [a.describe() for a in actions] + [
-        {"action": "skip", "increment_id": key, "reason": why} for key, why in sorted(snap.skipped.items())
-    ]
-    if ctx.dry_run:
-        for action in actions:
-            if action.kind == "fail" and action.error is not None:
-                ctx.fail(action.error.kind, action.error.owner, action.increment_id, action.error.message)
-        return JobResult(counts={"planned": len(actions)}, plan=plan_view, summary=summary)
-    push(actions, ctx)
-    if snap.start is not None:
-        save_cursor(ctx, JOB, STREAM, snap.cursor, snap.seen, start=snap.start,
-                    lookback=timedelta(seconds=settings.lookback_seconds),
-                    initial_lookback=timedelta(hours=settings.initial_lookback_hours))  # fmt: skip
-    ctx.counts["skipped"] += len(snap.skipped)
-    return JobResult(plan=plan_view, summary=summary, details={"skipped": snap.skipped})

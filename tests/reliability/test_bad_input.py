@@ -116,7 +116,7 @@ def hostile_order(draw: Any) -> dict[str, Any]:
 def test_order_plan_gives_an_exception_row_or_a_sane_order(order: dict[str, Any]) -> None:
     """Through the flow's pure plan (what push-orders runs): garbage fails that order only."""
     snapshot = orders_flow.Snapshot(run_start=datetime.now(UTC), cursor=None, targeted=False, orders={1: order})
-    [action] = orders_flow.plan(snapshot, OrderSettings(), datetime.now(UTC))
+    [action] = orders_flow.plan_actions(snapshot, OrderSettings(), datetime.now(UTC))
     if action.kind == "fail":
         error = action.error
         assert error is not None and error.kind and error.owner in ("ops", "ecommerce", "finance") and error.message

@@ -189,7 +189,7 @@ def test_overlapping_runs_duplicate_only_without_the_lock(
 
     def one() -> None:
         try:
-            outcomes.append(magsit.runner.run_job(config, "push-orders", orders_flow.run).exit_code)
+            outcomes.append(magsit.runner.run_job(config, "push-orders", orders_flow).exit_code)
         except LockedError:
             outcomes.append(4)
         except BaseException as exc:  # surfaced by the assertions below
@@ -255,7 +255,7 @@ def test_sync_customers_links_a_customer_push_orders_created_after_it_looked(
 
     def pull_then_push_orders(ctx: Any) -> Any:
         snapshot = real_pull(ctx)
-        assert magsit.runner.run_job(config, "push-orders", orders_flow.run).exit_code == 0
+        assert magsit.runner.run_job(config, "push-orders", orders_flow).exit_code == 0
         return snapshot
 
     monkeypatch.setattr(customers_flow, "pull", pull_then_push_orders)
@@ -299,7 +299,7 @@ def test_push_orders_and_sync_customers_creating_the_same_customer_at_once(
         return found
 
     monkeypatch.setattr(calls, "sitoo_users_by_emails", lookup_while_customers_runs)
-    assert magsit.runner.run_job(config, "push-orders", orders_flow.run).exit_code == 0
+    assert magsit.runner.run_job(config, "push-orders", orders_flow).exit_code == 0
     other[0].join(timeout=30)
     assert outcomes == [0]
     dupes = {**SCENARIOS["orders"].dupes(sandbox), **SCENARIOS["customers"].dupes(sandbox)}

@@ -174,7 +174,7 @@ def make_config(tmp_path, **orders_extra):
 
 
 def push(config, **options):
-    return run_job(config, "push-orders", orders.run, options=options)
+    return run_job(config, "push-orders", orders, options=options)
 
 
 def sync(config):
@@ -359,7 +359,7 @@ def test_stop_mid_push_does_not_move_the_cursor_past_unhandled_orders(world, tmp
         return create(ctx, payload)
 
     calls.sitoo_create_order = create_then_stop
-    run_job(config, "push-orders", orders.run, stop_event=stop)
+    run_job(config, "push-orders", orders, stop_event=stop)
     assert world.posts == 1
     calls.sitoo_create_order = create
     assert push(config).exit_code == 0
