@@ -1,9 +1,9 @@
 """Magento cancellations of pushed web orders -> Sitoo (issue 16 §2, pitfalls P19).
 
-Run by ``sync-fulfilment`` (one call in its ``run``), which already reads the Sitoo order and the
-deliveries of every open pushed order; this adds one batched Magento read of those orders'
-states (``entity_id in (…)``, paged) and takes the orders cancelled in Magento out of the
-fulfilment plan.
+A sub-step of ``sync-fulfilment``, split like it: ``pull`` is called from its pull (which already
+reads the Sitoo order and the deliveries of every open pushed order) and adds one batched Magento
+read of those orders' states (``entity_id in (…)``, paged); ``plan`` from its plan, which takes
+the orders cancelled in Magento out of the fulfilment plan; ``push`` from its push.
 
 plan  — pure: an open pushed order whose Magento state is ``canceled`` (cancelled, or the
         original of an "edit order", which Magento cancels when it places ``<increment>-1``) or
@@ -25,9 +25,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from magsit.errors import ApiError
+from magsit.errors import ApiError, RecordError
 from magsit.runner import JobContext
 from magsit.sync import calls as api
 from magsit.testing.crashpoints import crashpoint
@@ -56,6 +56,37 @@ class Decision:
         if self.action == "delivered":
             out.update(delivered=self.delivered, ordered=self.ordered)
         return out
+
+    def problem(self) -> RecordError:
+        """The exception a ``delivered`` decision raises: the store delivered, a person decides."""
+        what = "cancelled" if self.magento_state == "canceled" else "closed (fully refunded)"
+        refs = f" (tracking {', '.join(self.refs[:5])})" if self.refs else ""
+        return RecordError(
+            "cancelled_after_delivery", "ops", self.increment_id,
+            f"order {self.increment_id} was {what} in Magento, but the store already delivered "
+            f"{self.delivered} of {self.ordered} unit(s) of Sitoo order {self.sitoo_orderid}{refs}. "
+            "magsit cancelled nothing in Sitoo. Stop the parcel if it has not left (and cancel what is left of "
+            "the order in Sitoo), make sure the customer is refunded in Magento for what they will not keep, "
+            "then resolve this exception",
+            {"sitoo_orderid": self.sitoo_orderid, "delivered": self.delivered, "refs": self.refs[:5]},
+        )
+
+
+class _Order(Protocol):
+    mapping: dict[str, Any]
+    sitoo: dict[str, Any]
+    deliveries: list[dict[str, Any]]
+
+
+def open_orders(orders: Iterable[_Order]) -> list[_Order]:
+    """Only open pushed orders: shipped ones that sync-fulfilment still watches are done for Sitoo."""
+    return [o for o in orders if o.mapping.get("status") == "pushed"]
+
+
+def pull(ctx: JobContext, orders: Iterable[_Order]) -> dict[int, str]:
+    """entity_id -> Magento state of the open pushed orders among sync-fulfilment's ``orders``."""
+    entity_ids = sorted({str(o.mapping["data"]["entity_id"]) for o in open_orders(orders) if o.mapping["data"].get("entity_id")})
+    return api.magento_order_states(ctx, entity_ids) if entity_ids else {}
 
 
 def delivered_units(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, list[str]]:
@@ -145,44 +176,19 @@ def _cancel(ctx: JobContext, decision: Decision, backoff: timedelta | None) -> N
 
 
 def _delivered(ctx: JobContext, decision: Decision) -> None:
-    what = "cancelled" if decision.magento_state == "canceled" else "closed (fully refunded)"
-    refs = f" (tracking {', '.join(decision.refs[:5])})" if decision.refs else ""
     with ctx.state.transaction():
         _finish(ctx, decision, "delivered_before_cancel")
-        ctx.fail(
-            "cancelled_after_delivery", "ops", decision.increment_id,
-            f"order {decision.increment_id} was {what} in Magento, but the store already delivered "
-            f"{decision.delivered} of {decision.ordered} unit(s) of Sitoo order {decision.sitoo_orderid}{refs}. "
-            "magsit cancelled nothing in Sitoo. Stop the parcel if it has not left (and cancel what is left of "
-            "the order in Sitoo), make sure the customer is refunded in Magento for what they will not keep, "
-            "then resolve this exception",
-            {"sitoo_orderid": decision.sitoo_orderid, "delivered": decision.delivered, "refs": decision.refs[:5]},
-        )
+        ctx.fail_record(decision.problem())
     ctx.counts["cancelled_after_delivery"] += 1
 
 
 def push(ctx: JobContext, decisions: list[Decision]) -> None:
+    """``decisions`` as planned: the cancels whose exception is not due are already left out."""
     backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
     for decision in decisions:
         if ctx.should_stop():
             break
         if decision.action == "delivered":
             _delivered(ctx, decision)
-        elif ctx.is_due(decision.increment_id):
+        else:
             _cancel(ctx, decision, backoff)
-
-
-def run(ctx: JobContext, orders: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """sync-fulfilment's hook. ``orders``: its OrderState list (``mapping``, ``sitoo``,
-    ``deliveries``). Returns (the orders fulfilment still handles, plan rows for --dry-run/--json)."""
-    # Only open pushed orders: shipped ones that sync-fulfilment still watches are done for Sitoo.
-    pending = [o for o in orders if o.mapping.get("status") == "pushed"]
-    entity_ids = sorted({str(o.mapping["data"]["entity_id"]) for o in pending if o.mapping["data"].get("entity_id")})
-    if not entity_ids:
-        return orders, []
-    states = api.magento_order_states(ctx, entity_ids)
-    decisions = plan(((o.mapping, o.sitoo, o.deliveries) for o in pending), states)
-    if decisions and not ctx.dry_run:
-        push(ctx, decisions)
-    gone = {d.increment_id for d in decisions}
-    return [o for o in orders if str(o.mapping["external_id"]) not in gone], [d.describe() for d in decisions]

@@ -1,32 +1,36 @@
 """sync-fulfilment: Sitoo deliveries and cancellations of pushed web orders -> Magento.
 
-pull  — the order mappings still open (status ``pushed``); their Sitoo orders in batches of
-        orderids, each one's deliveries; the Magento order (detail) of every order with news.
-plan  — pure: per new delivery one Magento shipment with explicit top-level items and the
-        remaining quantities, the tracking reference as a track, the Magento source of the
-        delivering warehouse; per Sitoo cancellation a Magento cancel; status of the mapping.
-push  — a shipment mapping (key = Sitoo orderdeliveryid) is written ``pending`` before the POST.
-        Quantities are always "cumulative delivered in Sitoo − already shipped in Magento", so a
-        shipment whose POST outcome was unknown (or that Magento refuses with "does not allow a
-        shipment") is recognised on the next run by the order's ``qty_shipped``: never twice.
+pull  — the order mappings still open (status ``pushed``, plus shipped ones still watched); their
+        Sitoo orders in batches of orderids, each one's deliveries; the Magento order (detail) of
+        every order with news; the Magento state of the open ones (``cancellations.pull``); the
+        record keys whose exception is not due.
+plan  — pure: Magento cancellations to carry to Sitoo (``cancellations.plan``), reservations to
+        renew (``reservations.renewals``), and per new delivery one Magento shipment with explicit
+        top-level items and the remaining quantities, the tracking reference as a track, the
+        Magento source of the delivering warehouse; per Sitoo cancellation a Magento cancel.
+push  — in that order. A shipment mapping (key = Sitoo orderdeliveryid) is written ``pending``
+        before the POST. Quantities are always "cumulative delivered in Sitoo − already shipped in
+        Magento", so a shipment whose POST outcome was unknown (or that Magento refuses with "does
+        not allow a shipment") is recognised on the next run by the order's ``qty_shipped``: never twice.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from magsit.config import Config
-from magsit.errors import ApiError
+from magsit.errors import ApiError, RecordError
+from magsit.flow import Preview
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import iso
 from magsit.sync import calls as api
 from magsit.sync import cancellations, reservations
-from magsit.sync.ordermapping import lines_from_sitoo as _lines_from_sitoo
+from magsit.sync.ordermapping import finished_status, lines_from_sitoo, units_left
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.fulfilment")
@@ -59,12 +63,34 @@ class ShipmentPlan:
 
 
 @dataclass
+class Pulled:
+    states: list[OrderState]
+    magento_states: dict[int, str] = field(default_factory=dict)  # entity_id -> state, of the open orders
+    waiting: set[str] = field(default_factory=set)  # record keys whose exception is not due (backoff, held)
+
+
+@dataclass
 class FulfilmentPlan:
+    checked: int = 0
+    cancellations: list[cancellations.Decision] = field(default_factory=list)  # Magento cancellations -> Sitoo
+    renewals: list[reservations.Renewal] = field(default_factory=list)
     shipments: list[ShipmentPlan] = field(default_factory=list)
     cancels: list[tuple[str, int]] = field(default_factory=list)  # (increment_id, entity_id)
-    problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # kind, owner, key, message
-    finished: dict[str, str] = field(default_factory=dict)  # increment_id -> final status
+    problems: list[RecordError] = field(default_factory=list)
     cancelled_after_ship: list[tuple[str, str]] = field(default_factory=list)  # (increment_id, delivery key) reported
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # plan rows of work left for a later run
+    touch: list[str] = field(default_factory=list)  # open orders whose mapping status is brought up to date
+
+    def rows(self) -> list[dict[str, Any]]:
+        return ([d.describe() for d in self.cancellations] + [r.describe() for r in self.renewals]
+                + [s.describe() for s in self.shipments]
+                + [{"action": "cancel", "increment_id": inc} for inc, _ in self.cancels]
+                + [{"action": "exception", "kind": p.kind, "key": p.key, "message": p.message} for p in self.problems]
+                + self.waiting)  # fmt: skip
+
+    def preview(self) -> Preview:
+        problems = [*self.problems, *(d.problem() for d in self.cancellations if d.action == "delivered")]
+        return Preview(self.rows(), [f"{self.checked} open order(s) checked"], problems)
 
 
 def _magento_items(order: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -103,7 +129,7 @@ def cancelled_after_ship(state: OrderState) -> list[str]:
             and str(d["orderdeliveryid"]) not in reported]  # fmt: skip
 
 
-def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], bool, list[tuple[str, str, str, str]]]:
+def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], bool, list[RecordError]]:
     """Shipments for one order's new deliveries (pure). Returns (shipments, cancel?, problems)."""
     mapping = state.mapping
     increment_id = str(mapping["external_id"])
@@ -116,21 +142,20 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
     delivered = [int(line.get("shipped") or 0) for line in lines]
     shipped_in_magento = {item_id: _units(item.get("qty_shipped")) for item_id, item in m_items.items()}
     shipments: list[ShipmentPlan] = []
-    problems: list[tuple[str, str, str, str]] = []
+    problems: list[RecordError] = []
     settings = config.orders
     todo = [d for d in sorted(state.deliveries, key=lambda d: int(d["orderdeliveryid"]))
             if str(d["orderdeliveryid"]) not in done and not d.get("datecancelled")]
     closed_remainder = (
         int(state.sitoo.get("orderstateid") or 0) == SITOO_CLOSED
         and not todo
-        and any(int(line["qty"]) - int(line.get("shipped") or 0) - int(line.get("canceled") or 0) > 0 for line in lines)
+        and any(units_left(line) > 0 for line in lines)
     )
     if closed_remainder:
         # Closed in Sitoo with units no delivery covers (e.g. collected in store): ship the rest.
         todo.append({"orderdeliveryid": f"order-{mapping['other_id']}", "warehouseid": data.get("warehouse_id"),
                      "orderdeliveryitems": [{"orderitemid": line.get("sitoo_orderitemid"),
-                                             "quantity": int(line["qty"]) - int(line.get("shipped") or 0)
-                                             - int(line.get("canceled") or 0)} for line in lines]})
+                                             "quantity": units_left(line)} for line in lines]})
     for delivery in todo:
         key = str(delivery["orderdeliveryid"])
         units: dict[int, int] = {}
@@ -142,9 +167,10 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
                 continue
             units[index] = units.get(index, 0) + int(item.get("quantity") or 0)
         if unknown and not units:
-            problems.append(("unmatched_delivery", "ops", f"{increment_id}/delivery-{key}",
-                             f"Sitoo delivery {key} of order {increment_id} names order lines {unknown} that magsit "
-                             "did not push; ship it by hand in Magento, then ignore this exception"))
+            problems.append(RecordError("unmatched_delivery", "ops", f"{increment_id}/delivery-{key}",
+                                        f"Sitoo delivery {key} of order {increment_id} names order lines {unknown} "
+                                        "that magsit did not push; ship it by hand in Magento, then ignore this "
+                                        "exception"))
             continue
         for index, count in units.items():
             delivered[index] += count
@@ -160,10 +186,10 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
         warehouse = delivery.get("warehouseid") or data.get("warehouse_id")
         source = config.stock.sources.get(str(warehouse))
         if source is None:
-            problems.append(("unmapped_warehouse", "ops", f"{increment_id}/delivery-{key}",
-                             f"Sitoo delivery {key} of order {increment_id} left from warehouse {warehouse}, which "
-                             "feeds no Magento source: add it to [stock].sources in magsit.toml, then "
-                             "`magsit exceptions retry`"))
+            problems.append(RecordError("unmapped_warehouse", "ops", f"{increment_id}/delivery-{key}",
+                                        f"Sitoo delivery {key} of order {increment_id} left from warehouse {warehouse}, "
+                                        "which feeds no Magento source: add it to [stock].sources in magsit.toml, then "
+                                        "`magsit exceptions retry`"))
             # Undo this delivery's effect on the running totals: it is not shipped yet.
             for index, count in units.items():
                 delivered[index] -= count
@@ -181,7 +207,7 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
         shipments.append(ShipmentPlan(increment_id, int(data["entity_id"]), key, units, body, items))
     for key in cancelled_after_ship(state):
         # Magento has no "un-ship": the shipment (and its e-mail to the customer) stands. A person decides.
-        problems.append(("delivery_cancelled_after_shipment", "ops", f"{increment_id}/delivery-{key}",
+        problems.append(RecordError("delivery_cancelled_after_shipment", "ops", f"{increment_id}/delivery-{key}",
                          f"Sitoo delivery {key} of web order {increment_id} was cancelled in Sitoo after magsit had "
                          "already shipped it in Magento (the customer got the shipping e-mail). Ask the store whether "
                          "the parcel left: if not, stop it and refund or re-ship the order in Magento; then resolve "
@@ -190,6 +216,7 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
     return shipments, cancel, problems
 
 
+# -- pull (reads only) ---------------------------------------------------------------------------
 def _watched(ctx: JobContext) -> list[dict[str, Any]]:
     """Orders shipped in full within ``[orders].watch_shipped_hours`` (or named by an event): Sitoo
     may still cancel one of their deliveries, which needs a person (no "un-ship" in Magento)."""
@@ -200,13 +227,20 @@ def _watched(ctx: JobContext) -> list[dict[str, Any]]:
             if m.get("other_id") and (m["external_id"] in wanted or (hours and str(m.get("updated_at") or "") >= since))]
 
 
-def pull(ctx: JobContext) -> list[OrderState]:
+def waiting_keys(ctx: JobContext) -> set[str]:
+    """Record keys of this job that a run must not work on now: their exception backs off, or a
+    person ignored it (or resolved it by hand)."""
+    open_keys = {row["record_key"] for row in ctx.state.exceptions(status="open", job=ctx.job)}
+    return {key for key in open_keys if not ctx.is_due(key)} | ctx.held_keys()
+
+
+def pull(ctx: JobContext) -> Pulled:
     mappings = [m for m in ctx.state.mappings("order", status="pushed") if m.get("other_id")] + _watched(ctx)
     wanted = set(ctx.options.get("orders") or ())
     if wanted:
         mappings = [m for m in mappings if m["external_id"] in wanted]
     if not mappings:
-        return []
+        return Pulled([])
     sitoo_orders = {str(o["orderid"]): o for o in api.sitoo_orders_by(ctx, "orderid", [m["other_id"] for m in mappings])}
     states = [OrderState(m, sitoo_orders.get(str(m["other_id"]), {}), []) for m in mappings]
     states = [s for s in states if s.sitoo]
@@ -217,7 +251,7 @@ def pull(ctx: JobContext) -> list[OrderState]:
 
     states = list(parallel_map(deliveries, states, ctx.config.sitoo.concurrency))
     for state in states:
-        _lines_from_sitoo(state.mapping["data"], state.sitoo)
+        lines_from_sitoo(state.mapping["data"], state.sitoo)  # the read copy only: deliveries name lines by it
     news = [s for s in states if _has_news(s)]
 
     def detail(state: OrderState) -> OrderState:
@@ -225,7 +259,7 @@ def pull(ctx: JobContext) -> list[OrderState]:
         return state
 
     list(parallel_map(detail, news, ctx.config.magento.concurrency))
-    return states
+    return Pulled(states, cancellations.pull(ctx, states), waiting_keys(ctx))
 
 
 def _open(state: OrderState) -> bool:
@@ -245,45 +279,52 @@ def _has_news(state: OrderState) -> bool:
     return sitoo_state in (SITOO_CLOSED, SITOO_CANCELLED)
 
 
-def plan(states: list[OrderState], config: Config) -> FulfilmentPlan:
-    result = FulfilmentPlan()
+# -- plan (pure) ---------------------------------------------------------------------------------
+def plan(pulled: Pulled, config: Config, now: datetime) -> FulfilmentPlan:
+    """Magento cancellations first (those orders leave the rest of the plan), then the
+    reservations of the orders still open, then deliveries and Sitoo cancellations."""
+    result = FulfilmentPlan(checked=len(pulled.states))
+    decisions = cancellations.plan(((s.mapping, s.sitoo, s.deliveries) for s in cancellations.open_orders(pulled.states)),
+                                   pulled.magento_states)  # fmt: skip
+    gone = {d.increment_id for d in decisions}
+    result.cancellations = [d for d in decisions if d.action == "delivered" or d.increment_id not in pulled.waiting]
+    states = [s for s in pulled.states if str(s.mapping["external_id"]) not in gone]
+    renewals = reservations.renewals(((s.mapping, s.sitoo) for s in states), int(now.timestamp()),
+                                     config.orders.reservation_days)  # fmt: skip
+    result.renewals = [r for r in renewals if r.key not in pulled.waiting]
+    blocked: set[str] = set()  # orders with a delivery waiting: later ones build on its quantities
     for state in states:
         if state.magento is None:
             continue
-        if not _open(state):
-            result.problems.extend(p for p in plan_order(state, config)[2] if p[0] == "delivery_cancelled_after_shipment")
-            result.cancelled_after_ship.extend((str(state.mapping["external_id"]), k) for k in cancelled_after_ship(state))
-            continue
+        increment_id = str(state.mapping["external_id"])
+        result.cancelled_after_ship.extend((increment_id, key) for key in cancelled_after_ship(state))
         shipments, cancel, problems = plan_order(state, config)
-        result.shipments.extend(shipments)
+        if not _open(state):
+            result.problems.extend(p for p in problems if p.kind == "delivery_cancelled_after_shipment")
+            continue
         result.problems.extend(problems)
-        result.cancelled_after_ship.extend((str(state.mapping["external_id"]), key) for key in cancelled_after_ship(state))
-        if cancel:
-            result.cancels.append((str(state.mapping["external_id"]), int(state.mapping["data"]["entity_id"])))
+        result.touch.append(increment_id)
+        for shipment in shipments:
+            record = f"{increment_id}/delivery-{shipment.key}"
+            if increment_id in blocked or record in pulled.waiting:
+                blocked.add(increment_id)
+                result.waiting.append({"action": "wait", "increment_id": increment_id, "delivery": shipment.key})
+                continue
+            result.shipments.append(shipment)
+        if cancel and increment_id not in blocked and increment_id not in pulled.waiting:
+            result.cancels.append((increment_id, int(state.mapping["data"]["entity_id"])))
     return result
 
 
+# -- push (the only writer) ----------------------------------------------------------------------
 def _save(ctx: JobContext, increment_id: str, mutate: Any) -> dict[str, Any]:
     mapping = ctx.state.get_mapping("order", "magento", increment_id)
     assert mapping is not None
     data = mapping["data"]
     mutate(data)
-    status = _status(data) if mapping["status"] == "pushed" else mapping["status"]
+    status = finished_status(data) if mapping["status"] == "pushed" else mapping["status"]
     ctx.state.put_mapping("order", "magento", increment_id, mapping["other_id"], data, status)
     return data
-
-
-def _status(data: dict[str, Any]) -> str:
-    lines = data.get("lines") or []
-    if any(int(line["qty"]) - int(line.get("shipped") or 0) - int(line.get("canceled") or 0) > 0 for line in lines):
-        return "pushed"
-    shipped = sum(int(line.get("shipped") or 0) for line in lines)
-    canceled = sum(int(line.get("canceled") or 0) for line in lines)
-    if canceled and not shipped:
-        return "canceled"
-    if shipped and not canceled:
-        return "shipped"
-    return "closed"
 
 
 def ship_parts(items: dict[int, int], limit: int) -> list[dict[int, int]]:
@@ -441,36 +482,23 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
     )
 
 
-def run(ctx: JobContext) -> JobResult:
-    states = pull(ctx)
-    checked = len(states)
-    # Magento-side cancellations reach Sitoo first (those orders leave this run's plan), then the
-    # reservations of the orders still open are renewed before they lapse (issue 16 §2, §3).
-    states, upkeep = cancellations.run(ctx, states)
-    upkeep += reservations.renew(ctx, states)
-    result = plan(states, ctx.config)
-    view = upkeep + [s.describe() for s in result.shipments] + [
-        {"action": "cancel", "increment_id": inc} for inc, _ in result.cancels
-    ] + [{"action": "exception", "kind": k, "key": key, "message": m} for k, _, key, m in result.problems]
-    if ctx.dry_run:
-        return JobResult(counts={"orders": checked}, plan=view)
+def push(ctx: JobContext, plan_: FulfilmentPlan) -> JobResult:
     backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
-    for kind, owner, key, message in result.problems:
-        ctx.fail(kind, owner, key, message, retry_after=backoff)
-    for increment_id, key in result.cancelled_after_ship:
+    cancellations.push(ctx, plan_.cancellations)
+    reservations.push_renewals(ctx, plan_.renewals, backoff)
+    for problem in plan_.problems:
+        ctx.fail_record(problem, backoff)
+    for increment_id, key in plan_.cancelled_after_ship:
         # Reported once: the exception row is the person's task; later runs do not raise it again.
         with ctx.state.transaction():
             _save(ctx, increment_id, lambda d, k=key: d.setdefault("cancelled_deliveries_reported", []).append(k))
     failed_orders: set[str] = set()
     shipped: list[str] = []
-    for shipment in result.shipments:
+    for shipment in plan_.shipments:
         if ctx.should_stop():
             break
         if shipment.increment_id in failed_orders:
             continue  # a later delivery of an order whose earlier one failed waits: quantities build on it
-        if not ctx.is_due(f"{shipment.increment_id}/delivery-{shipment.key}"):
-            failed_orders.add(shipment.increment_id)
-            continue
         before = len(ctx.failures)
         push_shipment(ctx, shipment, backoff)
         if len(ctx.failures) > before:
@@ -478,19 +506,17 @@ def run(ctx: JobContext) -> JobResult:
         elif shipment.increment_id not in shipped:
             shipped.append(shipment.increment_id)
             log.info("order %s: delivery %s shipped in Magento", shipment.increment_id, shipment.key)
-    for increment_id, entity_id in result.cancels:
+    for increment_id, entity_id in plan_.cancels:
         if ctx.should_stop():
             break
-        if increment_id in failed_orders or not ctx.is_due(increment_id):
-            continue
-        push_cancel(ctx, increment_id, entity_id, backoff)
+        if increment_id not in failed_orders:
+            push_cancel(ctx, increment_id, entity_id, backoff)
     # Orders that finished with nothing left to do (e.g. closed after their last delivery).
-    for state in states:
-        if state.magento is not None and _open(state):
-            with ctx.state.transaction():
-                _save(ctx, str(state.mapping["external_id"]), lambda d: None)
-    ctx.counts["orders_checked"] += checked
-    summary = [f"{checked} open order(s) checked"]
+    for increment_id in plan_.touch:
+        with ctx.state.transaction():
+            _save(ctx, increment_id, lambda d: None)
+    ctx.counts["orders_checked"] += plan_.checked
+    summary = [f"{plan_.checked} open order(s) checked"]
     if shipped:
         summary.append(f"shipped in Magento: {', '.join(shipped[:20])}" + (f" and {len(shipped) - 20} more" if len(shipped) > 20 else ""))
-    return JobResult(plan=view, summary=summary)
+    return JobResult(plan=plan_.rows(), summary=summary)

@@ -5,8 +5,8 @@ sitoo-api.md §5 "Reservations": ``datereserved`` is "the date that a warehouse 
 is valid until"; nothing public says more (whether Sitoo reserves for API-created orders, whether
 a PUT of a later ``datereserved`` renews a reservation). magsit's answer (docs/reliability.md):
 
-* ``renewals`` (run by sync-fulfilment, which reads the Sitoo orders of the open pushed orders
-  anyway): an open Sitoo order whose ``datereserved`` is less than half of
+* ``renewals`` (planned by sync-fulfilment, which reads the Sitoo orders of the open pushed orders
+  anyway; ``push_renewals`` in its push): an open Sitoo order whose ``datereserved`` is less than half of
   ``[orders].reservation_days`` away (or past) gets ``datereserved`` = now + reservation_days.
 * Whatever Sitoo does with that, sync-stock never adds back more in-flight units than Sitoo shows
   reserved (``stockplan.unheld``), so a lapsed or missing reservation costs at most a transient
@@ -57,6 +57,11 @@ class Renewal:
     until: int  # new datereserved (epoch seconds)
     was: int
 
+    @property
+    def key(self) -> str:
+        """Its exception's record key."""
+        return f"{self.increment_id}/reservation"
+
     def describe(self) -> dict[str, Any]:
         return {"action": "renew_reservation", "increment_id": self.increment_id, "sitoo_orderid": self.sitoo_orderid,
                 "datereserved": self.until, "was": self.was}
@@ -77,24 +82,16 @@ def renewals(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], now:
     return out
 
 
-def renew(ctx: JobContext, orders: list[Any]) -> list[dict[str, Any]]:
-    """sync-fulfilment's hook: renew the reservations of its open orders (OrderState list)."""
-    now = int(ctx.started_at.timestamp())
-    todo = renewals(((o.mapping, o.sitoo) for o in orders), now, ctx.config.orders.reservation_days)
-    if ctx.dry_run:
-        return [r.describe() for r in todo]
-    backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
+def push_renewals(ctx: JobContext, todo: list[Renewal], backoff: timedelta | None) -> None:
+    """sync-fulfilment's push: the planned renewals (those whose exception is not due are left out)."""
     for renewal in todo:
-        key = f"{renewal.increment_id}/reservation"
         if ctx.should_stop():
             break
-        if not ctx.is_due(key):
-            continue
         try:
             api.sitoo_update_order(ctx, int(renewal.sitoo_orderid), {"datereserved": renewal.until})
         except ApiError as error:
             ctx.fail(
-                "reservation_renewal_failed", "ops", key,
+                "reservation_renewal_failed", "ops", renewal.key,
                 f"the Sitoo reservation of order {renewal.increment_id} (Sitoo order {renewal.sitoo_orderid}) ends "
                 f"{datetime.fromtimestamp(renewal.was, tz=ctx.started_at.tzinfo):%Y-%m-%d %H:%M} UTC and could not be "
                 f"renewed: {error.message}. After that the store can sell the units at the till. magsit tries again; "
@@ -102,9 +99,8 @@ def renew(ctx: JobContext, orders: list[Any]) -> list[dict[str, Any]]:
                 {"sitoo_orderid": renewal.sitoo_orderid, "datereserved": renewal.was}, retry_after=backoff,
             )
             continue
-        ctx.succeeded(key)
+        ctx.succeeded(renewal.key)
         ctx.counts["reservations_renewed"] += 1
-    return [r.describe() for r in todo]
 
 
 # -- does Sitoo hold what magsit pushed? ------------------------------------------------------------

@@ -178,7 +178,7 @@ def push(config, **options):
 
 
 def sync(config):
-    return run_job(config, "sync-fulfilment", fulfilment.run)
+    return run_job(config, "sync-fulfilment", fulfilment)
 
 
 def test_push_creates_once_and_links_customer(world, tmp_path):
