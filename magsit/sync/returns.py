@@ -11,6 +11,7 @@ Sitoo -> Magento
           assigned when the backend stores the order, so an offline till that syncs late still gets
           a higher id than the cursor (the ``orderdate`` would be in the past, P11). On the first run
           the sweep starts at the lowest pushed Sitoo orderid: no return can be older than its sale.
+          With ``[returns].refund_shipping`` the order's shipping not refunded yet (a detail GET).
   plan  — ``returnplan.plan_creditmemo``: Sitoo orderitemid -> Magento parent item_id via the order
           mapping; shipping 0 unless ``[returns].refund_shipping``.
   push  — per return: a ``pending`` mapping (entity ``refund``) BEFORE the POST, the credit memo id
@@ -22,18 +23,25 @@ Magento -> Sitoo
   through Sitoo become refund orders (``creditorderid`` = the Sitoo order, externalid ``CM-<incr>``),
   except the ones magsit created itself (mapping + comment marker, P49). Pending creates are
   resolved by looking the externalid up first.
+
+One run: ``pull`` reads both directions, ``plan`` (pure) plans both, ``push`` writes the store
+returns first and then the exports. A credit memo this run's push creates is not in this run's
+scan; the next run's scan reads it mapped already (the cursor stays ``lookback`` behind the run
+start), so it is never exported back to Sitoo (P49).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from magsit.config import Config
 from magsit.errors import ApiError, RecordError
+from magsit.flow import Preview
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
@@ -70,17 +78,78 @@ def _memo_key(increment: Any) -> str:
     return f"creditmemo-{increment}"
 
 
-def _pushed_orders(ctx: JobContext) -> dict[str, tuple[str, dict[str, Any]]]:
+Pushed = dict[str, tuple[str, dict[str, Any]]]  # Sitoo orderid -> (increment_id, order mapping data)
+
+
+@dataclass
+class Pulled:
+    pushed: Pushed
+    # Sitoo -> Magento: store returns of pushed orders not refunded yet and due, and where the sweep got to.
+    returns: list[dict[str, Any]] = field(default_factory=list)
+    highest: int | None = None
+    shipping_left: dict[int, Decimal] = field(default_factory=dict)  # order entity_id -> shipping not refunded
+    # Magento -> Sitoo (None: [returns].magento_to_sitoo is off).
+    memos: MemoScan | None = None
+
+
+@dataclass
+class MemoScan:
+    memos: list[dict[str, Any]]
+    cursor: Position | None
+    seen: list[Position]
+    start: str
+    exported: set[str]  # credit memo entity ids whose mapping is done
+    in_flight: dict[str, set[str]]  # order increment id -> its store returns with a credit memo not confirmed yet
+
+
+@dataclass
+class ReturnsPlan:
+    watched: int
+    creditmemos: list[CreditMemoPlan | RecordError] = field(default_factory=list)
+    nothing_to_refund: list[int] = field(default_factory=list)  # store returns Magento has nothing to refund for
+    highest: int | None = None
+    exports: list[SitooRefundPlan | RecordError] = field(default_factory=list)
+    failed_memo_ids: dict[str, str] = field(default_factory=dict)  # exception key of a refused export -> memo entity id
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # (memo entity id, memo increment id)
+    memo_scan: MemoScan | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        view = [p.describe() if isinstance(p, CreditMemoPlan) else _error_view(p) for p in self.creditmemos]
+        view += [p.describe() if isinstance(p, SitooRefundPlan) else _error_view(p) for p in self.exports]
+        view += [{"action": "skip", "sitoo_refund_orderid": refund, "reason": "nothing Magento refunds for it "
+                  "(a service line; shipping only with [returns].refund_shipping)"} for refund in self.nothing_to_refund]
+        return view + [{"action": "wait", "creditmemo": inc, "reason": "a store return of its order has a credit "
+                        "memo not confirmed yet; exported once that is settled"} for _, inc in self.deferred]  # fmt: skip
+
+    def summary(self) -> list[str]:
+        todo = len(self.creditmemos) + len(self.exports)
+        return [f"{self.watched} pushed web order(s) watched; {todo} return(s)/credit memo(s) to handle"]
+
+    def preview(self) -> Preview:
+        problems = [p for p in (*self.creditmemos, *self.exports) if isinstance(p, RecordError)]
+        return Preview(self.rows(), self.summary(), problems)
+
+
+def _pushed_orders(ctx: JobContext) -> Pushed:
     """Sitoo orderid -> (increment_id, order mapping data) of every web order magsit pushed."""
-    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    out: Pushed = {}
     for mapping in ctx.state.mappings("order"):
         if mapping.get("other_id") and mapping["data"].get("lines") is not None:
             out[str(mapping["other_id"])] = (str(mapping["external_id"]), mapping["data"])
     return out
 
 
-# -- Sitoo -> Magento ------------------------------------------------------------------------------
-def pull_store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, Any]]]) -> tuple[list[dict[str, Any]], int | None]:
+# -- pull (reads only) ---------------------------------------------------------------------------
+def pull(ctx: JobContext) -> Pulled:
+    pulled = Pulled(_pushed_orders(ctx))
+    pull_store_returns(ctx, pulled)
+    if ctx.config.returns.magento_to_sitoo:
+        pulled.memos = pull_creditmemos(ctx)
+    return pulled
+
+
+def pull_store_returns(ctx: JobContext, pulled: Pulled) -> None:
+    pushed = pulled.pushed
     cursor = ctx.state.get_cursor(JOB, SITOO_STREAM)
     if cursor is None:
         start = min((int(k) for k in pushed), default=None)
@@ -109,7 +178,17 @@ def pull_store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, A
     wanted = [int(m["external_id"]) for m in queued if m["external_id"] not in seen and ctx.is_due(_refund_key(m["external_id"]))]
     if wanted:
         rows.extend(ctx.sitoo.get_orders(wanted, fields=SWEEP_FIELDS))
-    return rows, highest
+    pulled.highest = highest
+    for row in rows:
+        if not is_store_return(row) or str(original_orderid(row)) not in pushed:
+            continue  # a return of a POS sale, not of a web order: Magento has nothing to refund
+        mapping = ctx.state.get_mapping("refund", "sitoo", str(row["orderid"]))
+        if (mapping and mapping["status"] == "done") or not ctx.is_due(_refund_key(row["orderid"])):
+            continue  # done, or a failed return waiting for its backoff (`magsit exceptions retry` skips it)
+        pulled.returns.append(row)
+    if ctx.config.returns.refund_shipping:
+        entity_ids = {int(pushed[str(original_orderid(row))][1]["entity_id"]) for row in pulled.returns}
+        pulled.shipping_left = {entity_id: _shipping_left(ctx, entity_id) for entity_id in sorted(entity_ids)}
 
 
 def _shipping_left(ctx: JobContext, entity_id: int) -> Decimal:
@@ -124,27 +203,104 @@ def _shipping_left(ctx: JobContext, entity_id: int) -> Decimal:
     return max(Decimal(0), left)
 
 
-def plan_store_returns(
-    ctx: JobContext, rows: list[dict[str, Any]], pushed: dict[str, tuple[str, dict[str, Any]]]
-) -> list[CreditMemoPlan | RecordError]:
-    plans: list[CreditMemoPlan | RecordError] = []
-    for row in rows:
-        if not is_store_return(row):
+def pull_creditmemos(ctx: JobContext) -> MemoScan:
+    settings = ctx.config.orders
+    cursor = Position.from_value(ctx.state.get_cursor(JOB, MEMO_STREAM))
+    start = read_start(cursor, run_start=ctx.started_at, lookback=timedelta(seconds=settings.lookback_seconds),
+                       initial_lookback=timedelta(hours=settings.initial_lookback_hours),
+                       since=ctx.options.get("since"))  # fmt: skip
+
+    def fetch(filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
+        return ctx.magento.search_page("/creditmemos", keyset_criteria(filters, page_size))
+
+    memos = list(keyset_scan(fetch, start, ctx.magento.page_size))
+    seen = [key_of(m) for m in memos]
+    have = {str(m["entity_id"]) for m in memos}
+    exported: set[str] = set()
+    for mapping in ctx.state.mappings("creditmemo"):
+        if mapping["status"] == "done":
+            exported.add(str(mapping["external_id"]))
+        due = ctx.is_due(_memo_key(mapping["data"].get("increment_id") or mapping["external_id"]))
+        if mapping["status"] in ("pending", "retry") and mapping["external_id"] not in have and due:
+            memos.append(ctx.magento.get_creditmemo(int(mapping["external_id"])))
+    return MemoScan(memos, cursor, seen, start, exported, _refunds_in_flight(ctx))
+
+
+def _refunds_in_flight(ctx: JobContext) -> dict[str, set[str]]:
+    """Order increment id -> its store returns whose credit memo is not confirmed yet (pending)."""
+    out: dict[str, set[str]] = {}
+    for mapping in ctx.state.mappings("refund", status="pending"):
+        out.setdefault(str(mapping["data"].get("increment_id")), set()).add(str(mapping["external_id"]))
+    return out
+
+
+# -- plan (pure) ---------------------------------------------------------------------------------
+def plan(pulled: Pulled, config: Config, now: datetime) -> ReturnsPlan:
+    result = ReturnsPlan(len(pulled.pushed), highest=pulled.highest)
+    refund_shipping = config.returns.refund_shipping
+    for row in pulled.returns:
+        increment_id, data = pulled.pushed[str(original_orderid(row))]
+        shipping = pulled.shipping_left.get(int(data["entity_id"]), Decimal(0)) if refund_shipping else None
+        planned = plan_creditmemo(row, increment_id, data, shipping_sku=config.orders.shipping_sku, shipping_left=shipping)
+        if planned is None:
+            result.nothing_to_refund.append(int(row["orderid"]))
+        else:
+            result.creditmemos.append(planned)
+    if pulled.memos is not None:
+        plan_creditmemo_exports(result, pulled.memos, pulled.pushed, config)
+    return result
+
+
+def plan_creditmemo_exports(result: ReturnsPlan, scan: MemoScan, pushed: Pushed, config: Config) -> None:
+    by_entity = {str(data.get("entity_id")): (sitoo_id, inc, data) for sitoo_id, (inc, data) in pushed.items()}
+    result.memo_scan = scan
+    # Store returns this run settles before the exports (push re-checks what is still unconfirmed then).
+    settling = {str(p.refund_orderid) for p in result.creditmemos if isinstance(p, CreditMemoPlan)}
+    for memo in scan.memos:
+        if str(memo["entity_id"]) in scan.exported or is_magsit_memo(memo):
+            continue  # exported already, or created by magsit from a store return (P49)
+        target = by_entity.get(str(memo.get("order_id")))
+        if target is None:
+            continue  # the order was not fulfilled through Sitoo
+        sitoo_id, increment_id, data = target
+        if scan.in_flight.get(increment_id, set()) - settling:
+            # A store return of this order has an unconfirmed credit memo: this may be it (its list
+            # row may lack the comment marker). Wait until that is settled rather than echo it.
+            result.deferred.append((str(memo["entity_id"]), str(memo.get("increment_id"))))
             continue
-        original = pushed.get(str(original_orderid(row)))
-        if original is None:
-            continue  # a return of a POS sale, not of a web order: Magento has nothing to refund
-        mapping = ctx.state.get_mapping("refund", "sitoo", str(row["orderid"]))
-        if (mapping and mapping["status"] == "done") or not ctx.is_due(_refund_key(row["orderid"])):
-            continue  # done, or a failed return waiting for its backoff (`magsit exceptions retry` skips it)
-        increment_id, data = original
-        shipping = _shipping_left(ctx, int(data["entity_id"])) if ctx.config.returns.refund_shipping else None
-        result = plan_creditmemo(row, increment_id, data, shipping_sku=ctx.config.orders.shipping_sku, shipping_left=shipping)
-        if result is None:
-            ctx.state.put_mapping("refund", "sitoo", str(row["orderid"]), None, {"note": "nothing to refund"}, "done")
+        planned = plan_sitoo_refund(memo, increment_id, int(sitoo_id), data,
+                                    externalid_prefix=config.orders.externalid_prefix,
+                                    return_to_stock=config.returns.return_to_stock)  # fmt: skip
+        if isinstance(planned, RecordError):
+            result.failed_memo_ids[planned.key] = str(memo["entity_id"])
+        result.exports.append(planned)
+
+
+# -- push (the only writer) ----------------------------------------------------------------------
+def push(ctx: JobContext, plan_: ReturnsPlan) -> JobResult:
+    # Store returns first: a credit memo adopted here is mapped before the exports below (P49).
+    if push_store_returns(ctx, plan_) and plan_.memo_scan is not None:
+        push_exports(ctx, plan_, plan_.memo_scan)
+    return JobResult(plan=plan_.rows(), summary=plan_.summary())
+
+
+def push_store_returns(ctx: JobContext, plan_: ReturnsPlan) -> bool:
+    """False when the run was asked to stop (the cursor stays)."""
+    for refund_orderid in plan_.nothing_to_refund:
+        ctx.state.put_mapping("refund", "sitoo", str(refund_orderid), None, {"note": "nothing to refund"}, "done")
+    for planned in plan_.creditmemos:
+        if ctx.should_stop():
+            return False
+        if isinstance(planned, RecordError):
+            ctx.state.put_mapping("refund", "sitoo", planned.key.removeprefix("sitoo-refund-"), None,
+                                  {"error": planned.kind}, "retry")  # fmt: skip
+            ctx.fail_record(planned, RETRY)
             continue
-        plans.append(result)
-    return plans
+        push_creditmemo(ctx, planned)
+    if plan_.highest is not None:
+        with ctx.state.transaction():
+            ctx.state.set_cursor(JOB, SITOO_STREAM, plan_.highest)
+    return True
 
 
 def _existing_memo(ctx: JobContext, plan: CreditMemoPlan, skip: Collection[str] = ()) -> dict[str, Any] | None:
@@ -258,73 +414,6 @@ def push_creditmemo(ctx: JobContext, plan: CreditMemoPlan) -> None:
     _record_memo(ctx, plan, done, adopted)
 
 
-def store_returns(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    rows, highest = pull_store_returns(ctx, pushed)
-    plans = plan_store_returns(ctx, rows, pushed)
-    view = [p.describe() if isinstance(p, CreditMemoPlan) else _error_view(p) for p in plans]
-    if ctx.dry_run:
-        return view
-    for plan in plans:
-        if ctx.should_stop():
-            return view
-        if isinstance(plan, RecordError):
-            ctx.state.put_mapping("refund", "sitoo", plan.key.removeprefix("sitoo-refund-"), None, {"error": plan.kind}, "retry")
-            ctx.fail_record(plan, RETRY)
-            continue
-        push_creditmemo(ctx, plan)
-    if highest is not None:
-        with ctx.state.transaction():
-            ctx.state.set_cursor(JOB, SITOO_STREAM, highest)
-    return view
-
-
-# -- Magento -> Sitoo ------------------------------------------------------------------------------
-def pull_creditmemos(ctx: JobContext) -> tuple[list[dict[str, Any]], Position | None, list[Position], str]:
-    settings = ctx.config.orders
-    cursor = Position.from_value(ctx.state.get_cursor(JOB, MEMO_STREAM))
-    start = read_start(cursor, run_start=ctx.started_at, lookback=timedelta(seconds=settings.lookback_seconds),
-                       initial_lookback=timedelta(hours=settings.initial_lookback_hours),
-                       since=ctx.options.get("since"))  # fmt: skip
-
-    def fetch(filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
-        return ctx.magento.search_page("/creditmemos", keyset_criteria(filters, page_size))
-
-    memos = list(keyset_scan(fetch, start, ctx.magento.page_size))
-    seen = [key_of(m) for m in memos]
-    have = {str(m["entity_id"]) for m in memos}
-    for mapping in ctx.state.mappings("creditmemo"):
-        due = ctx.is_due(_memo_key(mapping["data"].get("increment_id") or mapping["external_id"]))
-        if mapping["status"] in ("pending", "retry") and mapping["external_id"] not in have and due:
-            memos.append(ctx.magento.get_creditmemo(int(mapping["external_id"])))
-    return memos, cursor, seen, start
-
-
-def plan_creditmemo_exports(
-    ctx: JobContext, memos: list[dict[str, Any]], pushed: dict[str, tuple[str, dict[str, Any]]]
-) -> list[SitooRefundPlan | RecordError]:
-    by_entity = {str(data.get("entity_id")): (sitoo_id, inc, data) for sitoo_id, (inc, data) in pushed.items()}
-    in_flight = {str(m["data"].get("entity_id")) for m in ctx.state.mappings("refund", status="pending")}
-    plans: list[SitooRefundPlan | RecordError] = []
-    for memo in memos:
-        mapping = ctx.state.get_mapping("creditmemo", "magento", str(memo["entity_id"]))
-        if (mapping and mapping["status"] == "done") or is_magsit_memo(memo):
-            continue  # exported already, or created by magsit from a store return (P49)
-        target = by_entity.get(str(memo.get("order_id")))
-        if target is None:
-            continue  # the order was not fulfilled through Sitoo
-        sitoo_id, increment_id, data = target
-        if str(memo.get("order_id")) in in_flight:
-            # A store return of this order has an unconfirmed credit memo: this may be it (its list
-            # row may lack the comment marker). Wait until that is settled rather than echo it.
-            ctx.state.put_mapping("creditmemo", "magento", str(memo["entity_id"]), None,
-                                  {"increment_id": memo.get("increment_id"), "deferred": True}, "retry")  # fmt: skip
-            continue
-        plans.append(plan_sitoo_refund(memo, increment_id, int(sitoo_id), data,
-                                       externalid_prefix=ctx.config.orders.externalid_prefix,
-                                       return_to_stock=ctx.config.returns.return_to_stock))  # fmt: skip
-    return plans
-
-
 def _finish_export(ctx: JobContext, plan: SitooRefundPlan, orderid: int, adopted: bool) -> None:
     if plan.deliver:
         _deliver_back(ctx, plan, orderid)
@@ -349,9 +438,43 @@ def _deliver_back(ctx: JobContext, plan: SitooRefundPlan, orderid: int) -> None:
         ctx.sitoo.add_delivery(orderid, int(warehouse), lines, ref=plan.externalid)
 
 
+def _defer(ctx: JobContext, memo_id: str, increment: str) -> None:
+    """The memo waits in the retry queue until the store returns of its order are settled."""
+    if (ctx.state.get_mapping("creditmemo", "magento", memo_id) or {}).get("status") != "done":  # not adopted just now
+        ctx.state.put_mapping("creditmemo", "magento", memo_id, None,
+                              {"increment_id": increment, "deferred": True}, "retry")  # fmt: skip
+
+
+def push_exports(ctx: JobContext, plan_: ReturnsPlan, scan: MemoScan) -> None:
+    for memo_id, increment in plan_.deferred:
+        _defer(ctx, memo_id, increment)
+    in_flight = _refunds_in_flight(ctx)  # after this run's store returns: what they left unconfirmed
+    for planned in plan_.exports:
+        if ctx.should_stop():
+            return
+        if isinstance(planned, SitooRefundPlan) and in_flight.get(planned.increment_id):
+            # A store return of this order is still unconfirmed: this memo may be its credit memo.
+            _defer(ctx, str(planned.creditmemo_id), planned.creditmemo_increment)
+            continue
+        if isinstance(planned, RecordError):
+            memo_id = plan_.failed_memo_ids.get(planned.key)
+            if memo_id:
+                ctx.state.put_mapping("creditmemo", "magento", memo_id, None,
+                                      {"increment_id": planned.key.removeprefix("creditmemo-"), "error": planned.kind},
+                                      "retry")  # fmt: skip
+            ctx.fail_record(planned, RETRY)
+            continue
+        push_export(ctx, planned)
+    save_cursor(ctx, JOB, MEMO_STREAM, scan.cursor, scan.seen, start=scan.start,
+                lookback=timedelta(seconds=ctx.config.orders.lookback_seconds),
+                initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours))  # fmt: skip
+
+
 def push_export(ctx: JobContext, plan: SitooRefundPlan) -> None:
     key = _memo_key(plan.creditmemo_increment)
     mapping = ctx.state.get_mapping("creditmemo", "magento", str(plan.creditmemo_id))
+    if mapping and mapping["status"] == "done":
+        return  # recorded meanwhile (this run's store returns adopted it)
     if mapping and mapping["status"] == "pending":
         found = ctx.sitoo.find_orders_by_externalid([plan.externalid], fields=("orderid", "externalid"))
         if found:
@@ -383,43 +506,14 @@ def push_export(ctx: JobContext, plan: SitooRefundPlan) -> None:
     _finish_export(ctx, plan, int(orderid), adopted=False)
 
 
-def creditmemo_exports(ctx: JobContext, pushed: dict[str, tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    memos, cursor, seen, start = pull_creditmemos(ctx)
-    plans = plan_creditmemo_exports(ctx, memos, pushed)
-    view = [p.describe() if isinstance(p, SitooRefundPlan) else _error_view(p) for p in plans]
-    if ctx.dry_run:
-        return view
-    for plan in plans:
-        if ctx.should_stop():
-            return view
-        if isinstance(plan, RecordError):
-            memo_id = next((str(m["entity_id"]) for m in memos if _memo_key(m.get("increment_id")) == plan.key), None)
-            if memo_id:
-                ctx.state.put_mapping("creditmemo", "magento", memo_id, None,
-                                      {"increment_id": plan.key.removeprefix("creditmemo-"), "error": plan.kind}, "retry")  # fmt: skip
-            ctx.fail_record(plan, RETRY)
-            continue
-        push_export(ctx, plan)
-    save_cursor(ctx, JOB, MEMO_STREAM, cursor, seen, start=start,
-                lookback=timedelta(seconds=ctx.config.orders.lookback_seconds),
-                initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours))  # fmt: skip
-    return view
-
-
 def _error_view(error: RecordError) -> dict[str, Any]:
     return {"action": "fail", "key": error.key, "exception": error.kind, "owner": error.owner, "message": error.message}
 
 
+# -- until the runner calls pull/plan/push itself ------------------------------------------------
 def run(ctx: JobContext) -> JobResult:
-    pushed = _pushed_orders(ctx)
-    # Store returns first: a credit memo created (or adopted) here is mapped before the Magento
-    # scan below sees it, so it is never exported back to Sitoo (P49).
-    view = store_returns(ctx, pushed)
-    if ctx.config.returns.magento_to_sitoo:
-        view += creditmemo_exports(ctx, pushed)
-    if ctx.dry_run:
-        for entry in view:
-            if entry.get("action") == "fail":
-                ctx.fail(entry["exception"], entry["owner"], entry["key"], entry["message"])
-    summary = [f"{len(pushed)} pushed web order(s) watched; {len(view)} return(s)/credit memo(s) to handle"]
-    return JobResult(plan=view, summary=summary)
+    import sys
+
+    from magsit.flow import run_legacy
+
+    return run_legacy(sys.modules[__name__], ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,37 +11,47 @@ from magsit.state.store import StateStore
 from tests.e2e.conftest import Env
 
 
-def pushed_order(env: Env, *, invoice: bool = True, shipping_amount: float = 0) -> dict[str, Any]:
-    """A Magento order with two lines that magsit pushed to Sitoo (the Sitoo order plus the mapping
-    push-orders leaves behind), and a store with a till that can take returns."""
+def old(minutes: int = 10) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+def web_shop(env: Env, skus: dict[str, int]) -> int:
+    """Products (SKU -> Magento net price) on both sides and a Sitoo store with a till whose
+    warehouse fulfils web orders; returns that warehouse."""
     m, s = env.magento.state, env.sitoo.state
-    m.add_product("SHIRT", "Shirt", 100)
-    m.add_product("CAP", "Cap", 40)
-    order = m.place_order([("SHIRT", 1), ("CAP", 2)], customer_email="anna@example.com", invoice=invoice,
-                          status="processing" if invoice else "pending", shipping_amount=shipping_amount)  # fmt: skip
     store = s.add_store("City")
     warehouse = s.add_warehouse("City", storeid=store)
     s.add_register(store, warehouse, "Till 1")
-    for sku in ("SHIRT", "CAP"):
-        s.add_product(sku, sku.title(), "125.00")
-        s.set_stock(warehouse, sku, 10)
-    tops = [i for i in order["items"] if not i.get("parent_item_id")]
-    orderid = s.create_order({
-        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
-        "email": "anna@example.com", "additionaldata": {"weborder": "true"},
-        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": int(i["qty_ordered"]),
-                        "moneyrowprice": f"{i['row_total_incl_tax']:.2f}", "vatvalue": 25,
-                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
-    })  # fmt: skip
-    s.deliver(orderid)
-    lines = [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"],
-              "qty": int(i["qty_ordered"]), "sitoo_orderitemid": n, "shipped": 0, "canceled": 0}
-             for n, i in enumerate(tops)]  # fmt: skip
-    state = StateStore(env.state_path)
-    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
-                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
-                       "email": "anna@example.com", "lines": lines}, "pushed")  # fmt: skip
-    state.close()
+    for sku, price in skus.items():
+        m.add_product(sku, sku.title(), price)
+        m.set_source_item(sku, "default", 50)
+        s.add_product(sku, sku.title(), f"{price * 1.25:.2f}")  # the Magento price incl. 25 % VAT
+        s.set_stock(warehouse, sku, 50)
+    # pending too: a shop that hands unpaid (not invoiced) orders to the store as well
+    env.configure(orders={"warehouse_id": warehouse, "statuses": ["processing", "pending"], "retry_backoff_minutes": 0},
+                  stock={"sources": {str(warehouse): "default"}})  # fmt: skip
+    return warehouse
+
+
+def push_and_deliver(env: Env, order: dict[str, Any]) -> int:
+    """push-orders sends the web order to Sitoo, the store delivers it, sync-fulfilment ships it in
+    Magento: the order mapping sync-returns reads is the one these flows leave. Returns the Sitoo orderid."""
+    env.run("push-orders", check_code=0)
+    [sitoo] = [o for o in env.sitoo.state.orders.values() if o["externalid"] == order["increment_id"]]
+    env.sitoo.state.deliver(sitoo["orderid"])
+    env.run("sync-fulfilment", check_code=0)
+    return int(sitoo["orderid"])
+
+
+def pushed_order(env: Env, *, invoice: bool = True, shipping_amount: float = 0) -> dict[str, Any]:
+    """A Magento order with two lines that magsit pushed to Sitoo and shipped after the store's
+    delivery, and a store with a till that can take returns."""
+    warehouse = web_shop(env, {"SHIRT": 100, "CAP": 40})
+    order = env.magento.state.place_order([("SHIRT", 1), ("CAP", 2)], customer_email="anna@example.com",
+                                          invoice=invoice, status="processing" if invoice else "pending",
+                                          shipping_amount=shipping_amount, created_at=old())  # fmt: skip
+    orderid = push_and_deliver(env, order)
+    tops = [i for i in env.magento.state.orders[order["entity_id"]]["items"] if not i.get("parent_item_id")]
     return {"order": order, "sitoo_orderid": orderid, "warehouse": warehouse, "items": {i["sku"]: i for i in tops}}
 
 
@@ -128,40 +139,37 @@ def test_magento_creditmemo_appears_once_in_sitoo(sandbox: Env) -> None:
 
 
 def test_crash_after_refund_post_is_adopted_not_refunded_again(sandbox: Env) -> None:
+    import signal
+
+    from tests.reliability.conftest import run_proc
+
     web = pushed_order(sandbox)
-    refund_id = sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 2}])
-    cap = web["items"]["CAP"]
-    # The state of a run killed right after Magento stored the memo: the intent is written, the outcome is not.
-    state = StateStore(sandbox.state_path)
-    state.put_mapping("refund", "sitoo", str(refund_id), None, {"items": {str(cap["item_id"]): 2}}, "pending")
-    state.close()
-    sandbox.magento.state.refund_order(web["order"]["entity_id"], [{"order_item_id": cap["item_id"], "qty": 2}],
-                                       shipping_amount=0, comment=f"Returned in store. magsit: Sitoo refund order {refund_id}")  # fmt: skip
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 2}])
+    # The run is killed right after Magento stored the memo: the intent is written, the outcome is not.
+    killed = run_proc(sandbox, "sync-returns", crash_at="returns.after_refund")
+    assert killed.returncode == -signal.SIGKILL
+    assert len(refund_posts(sandbox)) == 1
     out = sandbox.run_json("sync-returns", check_code=0)
     assert out["counts"].get("adopted") == 1
-    assert refund_posts(sandbox) == []
+    assert len(refund_posts(sandbox)) == 1  # looked up, not posted again
     assert len(memos_of(sandbox, web["order"]["entity_id"])) == 1
-    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 1  # and the adopted memo is not echoed
+    sandbox.run("sync-returns", check_code=0)
+    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 1  # the till return; the adopted memo is not echoed
 
 
 def test_return_of_an_order_whose_push_is_unconfirmed_is_not_swept_past(sandbox: Env) -> None:
     first = pushed_order(sandbox)  # a confirmed push: the sweep has a starting point
     m, s = sandbox.magento.state, sandbox.sitoo.state
-    order = m.place_order([("SHIRT", 1)], customer_email="anna@example.com")
+    order = m.place_order([("SHIRT", 1)], customer_email="anna@example.com", created_at=old())
     top = next(i for i in order["items"] if not i.get("parent_item_id"))
-    orderid = s.create_order({
-        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": first["warehouse"], "paymentstateid": 20,
-        "additionaldata": {"weborder": "true"},
-        "orderitems": [{"productname": "Shirt", "sku": "SHIRT", "quantity": 1, "moneyrowprice": "125.00", "vatvalue": 25}],
-    })  # fmt: skip
+    # push-orders sends the order and Sitoo stores it, but the answer is lost and so is the lookup
+    # by externalid after it: the order mapping stays pending, with no Sitoo orderid.
+    sandbox.sitoo.control.add_fault("500_after", method="POST", path=r"/orders\.json$")
+    sandbox.sitoo.control.add_fault("500", method="GET", path=r"/orders\.json$", after=1, times=10)
+    assert sandbox.run_json("push-orders", check_code=3)["failures"][0]["kind"] == "sitoo_unavailable"
+    sandbox.sitoo.control.clear_faults()
+    [orderid] = [o["orderid"] for o in s.orders.values() if o["externalid"] == order["increment_id"]]
     s.deliver(orderid)
-    line = {"item_id": top["item_id"], "ship_item_id": top["item_id"], "per_parent": 1, "sku": "SHIRT", "qty": 1,
-            "sitoo_orderitemid": 0, "shipped": 0, "canceled": 0}  # fmt: skip
-    data = {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": first["warehouse"]}
-    state = StateStore(sandbox.state_path)
-    # push-orders sent the order, but its answer was lost: the mapping is still pending, with no Sitoo id.
-    state.put_mapping("order", "magento", order["increment_id"], None, {**data, "planned_lines": [line]}, "pending")
-    state.close()
     s.store_return(orderid, [{"orderitemid": 0, "quantity": 1}])
     register = next(iter(s.registers))
     for _ in range(60):  # more new Sitoo orders than the sweep's re-read overlap
@@ -169,12 +177,11 @@ def test_return_of_an_order_whose_push_is_unconfirmed_is_not_swept_past(sandbox:
     sandbox.run("sync-returns", check_code=0)
     assert memos_of(sandbox, order["entity_id"]) == []
     # The next push-orders run adopts the Sitoo order; the return is still found afterwards.
-    state = StateStore(sandbox.state_path)
-    state.put_mapping("order", "magento", order["increment_id"], str(orderid), {**data, "lines": [line]}, "pushed")
-    state.close()
+    assert sandbox.run_json("push-orders", check_code=0)["counts"].get("adopted") == 1
     sandbox.run("sync-returns", check_code=0)
     [memo] = memos_of(sandbox, order["entity_id"])
     assert [(i["order_item_id"], i["qty"]) for i in memo["items"]] == [(top["item_id"], 1)]
+    assert first["sitoo_orderid"] != orderid
 
 
 def _shipping_findings(env: Env) -> list[dict[str, Any]]:
@@ -213,35 +220,14 @@ def test_audit_says_which_shipping_setting_the_shop_needs(sandbox: Env) -> None:
 
 
 def big_web_order(env: Env, lines: int) -> dict[str, Any]:
-    """A pushed, shipped web order of ``lines`` lines (shipping 40.00 net), as sync-returns finds it."""
-    m, s = env.magento.state, env.sitoo.state
+    """A pushed, shipped web order of ``lines`` lines (shipping 40.00 net), returned in full at the till."""
     skus = [f"R-{n:02d}" for n in range(lines)]
-    for sku in skus:
-        m.add_product(sku, sku, 100)
-    order = m.place_order([(sku, 1) for sku in skus], customer_email="big@example.com", shipping_amount=40)
-    store = s.add_store("City")
-    warehouse = s.add_warehouse("City", storeid=store)
-    s.add_register(store, warehouse, "Till 1")
-    for sku in skus:
-        s.add_product(sku, sku, "125.00")
-    tops = [i for i in order["items"] if not i.get("parent_item_id")]
-    orderid = s.create_order({
-        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
-        "email": "big@example.com", "additionaldata": {"weborder": "true"},
-        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": 1, "moneyrowprice": "125.00", "vatvalue": 25,
-                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
-    })  # fmt: skip
-    s.deliver(orderid)
-    state = StateStore(env.state_path)
-    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
-                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
-                       "email": "big@example.com",
-                       "lines": [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"],
-                                  "qty": 1, "sitoo_orderitemid": n, "shipped": 1, "canceled": 0}
-                                 for n, i in enumerate(tops)]}, "shipped")  # fmt: skip
-    state.close()
+    web_shop(env, dict.fromkeys(skus, 100))
+    order = env.magento.state.place_order([(sku, 1) for sku in skus], customer_email="big@example.com",
+                                          shipping_amount=40, created_at=old())  # fmt: skip
+    orderid = push_and_deliver(env, order)
     env.configure(returns={"refund_shipping": True})
-    s.store_return(orderid, [{"orderitemid": n, "quantity": 1} for n in range(lines)])
+    env.sitoo.state.store_return(orderid, [{"orderitemid": n, "quantity": 1} for n in range(lines)])
     return order
 
 
@@ -272,3 +258,49 @@ def test_a_shop_with_a_lower_limit_gets_memos_of_its_size(sandbox: Env) -> None:
     sandbox.run("sync-returns", check_code=0)
     assert sorted(len(c["items"]) for c in memos_of(sandbox, order["entity_id"])) == [1, 3, 3]
     assert len(refund_posts(sandbox)) == 4  # the 7-item memo refused as a whole, then three parts
+
+
+def state_rows(env: Env) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the state file but the run records (which a dry run writes, on purpose)."""
+    import sqlite3
+
+    conn = sqlite3.connect(env.state_path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables if t != "runs"}
+    finally:
+        conn.close()
+
+
+def test_dry_run_changes_nothing_and_the_real_run_does_the_work(sandbox: Env) -> None:
+    sandbox.sitoo.state.add_product("SHIPPING", "Shipping", "50.00")  # the shipping line gets this SKU
+    web = pushed_order(sandbox, shipping_amount=40)
+    cap = web["items"]["CAP"]
+    # A store return whose credit memo POST failed without an answer: its refund stays pending
+    # (and waits for its retry time).
+    first = sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 0, "quantity": 1}])
+    sandbox.magento.control.add_fault("500", method="POST", path=r"/refund$", times=1)
+    assert sandbox.run_json("sync-returns", check_code=3)["failures"][0]["kind"] == "refund_outcome_unknown"
+    # Meanwhile: a credit memo made in the Magento admin (Magento -> Sitoo waits until the pending
+    # one is settled: it might be that one), a till return of a cap, and one of the shipping line
+    # only (nothing Magento refunds for it with [returns].refund_shipping off).
+    sandbox.magento.state.refund_order(web["order"]["entity_id"], [{"order_item_id": cap["item_id"], "qty": 1}],
+                                       shipping_amount=0)  # fmt: skip
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 1}])
+    sandbox.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 2, "quantity": 1}])
+    before = state_rows(sandbox)
+    writes = len(sandbox.magento.control.writes()) + len(sandbox.sitoo.control.writes())
+    dry = sandbox.run_json("--dry-run", "sync-returns", check_code=0)
+    assert sorted(p["action"] for p in dry["plan"]) == ["creditmemo", "skip", "wait"]
+    assert state_rows(sandbox) == before
+    assert len(sandbox.magento.control.writes()) + len(sandbox.sitoo.control.writes()) == writes
+    sandbox.run("sync-returns", check_code=0)
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 2  # the cap's and the admin's
+    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 3  # the till returns; the admin's memo waits
+    sandbox.run("exceptions", "retry", f"sitoo-refund-{first}", check_code=0)
+    sandbox.run("sync-returns", check_code=0)
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 3  # + the shirt's
+    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 4  # + the admin's memo, exported
+    sandbox.run("sync-returns", check_code=0)
+    assert len(memos_of(sandbox, web["order"]["entity_id"])) == 3
+    assert len(sitoo_refunds(sandbox, web["sitoo_orderid"])) == 4

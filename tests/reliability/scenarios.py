@@ -277,36 +277,20 @@ def seed_ship_parts(env: Env) -> None:
 # returns: a pushed web order; a store return of one line (-> Magento credit memo) and a Magento
 # credit memo of the other line (-> Sitoo refund order)
 def seed_returns(env: Env) -> None:
+    from tests.e2e.test_returns import web_shop
+
     m, s = env.magento.state, env.sitoo.state
-    m.add_product("SHIRT", "Shirt", 100)
-    m.add_product("CAP", "Cap", 40)
+    web_shop(env, {"SHIRT": 100, "CAP": 40})
     order = m.place_order([("SHIRT", 1), ("CAP", 2)], customer_email="anna@example.com", created_at=old())
-    store = s.add_store("City")
-    warehouse = s.add_warehouse("City", storeid=store)
-    s.add_register(store, warehouse, "Till 1")
-    for sku in ("SHIRT", "CAP"):
-        s.add_product(sku, sku.title(), "125.00")
-        s.set_stock(warehouse, sku, 10)
-    tops = [i for i in order["items"] if not i.get("parent_item_id")]
-    orderid = s.create_order({
-        "ordertypeid": 10, "externalid": order["increment_id"], "warehouseid": warehouse, "paymentstateid": 20,
-        "email": "anna@example.com", "additionaldata": {"weborder": "true"},
-        "orderitems": [{"productname": i["name"], "sku": i["sku"], "quantity": int(i["qty_ordered"]),
-                        "moneyrowprice": f"{i['row_total_incl_tax']:.2f}", "vatvalue": 25,
-                        "additionaldata": {"web-itemid": str(i["item_id"])}} for i in tops],
-    })  # fmt: skip
+    assert run_here(env, "push-orders").code == 0  # the order mapping is the one the flows leave
+    [orderid] = [o["orderid"] for o in s.orders.values() if o["externalid"] == order["increment_id"]]
     s.deliver(orderid)
-    lines = [{"item_id": i["item_id"], "ship_item_id": i["item_id"], "per_parent": 1, "sku": i["sku"],
-              "qty": int(i["qty_ordered"]), "sitoo_orderitemid": n, "shipped": int(i["qty_ordered"]), "canceled": 0}
-             for n, i in enumerate(tops)]  # fmt: skip
-    state = StateStore(env.state_path)
-    state.put_mapping("order", "magento", order["increment_id"], str(orderid),
-                      {"entity_id": order["entity_id"], "externalid": order["increment_id"], "warehouse_id": warehouse,
-                       "email": "anna@example.com", "lines": lines}, "shipped")  # fmt: skip
-    state.close()
+    assert run_here(env, "sync-fulfilment").code == 0
     s.store_return(orderid, [{"orderitemid": 0, "quantity": 1}])  # the shirt comes back to the store
-    cap = next(i for i in tops if i["sku"] == "CAP")
+    cap = next(i for i in order["items"] if i["sku"] == "CAP")
     m.refund_order(order["entity_id"], [{"order_item_id": cap["item_id"], "qty": 1}], shipping_amount=0)
+    env.sitoo.control.clear_log()
+    env.magento.control.clear_log()
 
 
 # return parts: a pushed web order of 5 lines returned in full at one till, a shop limiting body
