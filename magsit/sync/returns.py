@@ -508,12 +508,3 @@ def push_export(ctx: JobContext, plan: SitooRefundPlan) -> None:
 
 def _error_view(error: RecordError) -> dict[str, Any]:
     return {"action": "fail", "key": error.key, "exception": error.kind, "owner": error.owner, "message": error.message}
-
-
-# -- until the runner calls pull/plan/push itself ------------------------------------------------
-def run(ctx: JobContext) -> JobResult:
-    import sys
-
-    from magsit.flow import run_legacy
-
-    return run_legacy(sys.modules[__name__], ctx)
