@@ -35,6 +35,10 @@ class Preview:
     summary: list[str] = field(default_factory=list)
     problems: list[RecordError] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # e.g. read / to_write, shown like a real run's
+    # Report-like flows (reconcile, audit): their plan is the report, so the dry run returns what a
+    # real run does, without the writes: the details their commands render, and the findings (exit 3).
+    details: dict[str, Any] = field(default_factory=dict)
+    findings: int = 0
 
 
 class Plan(Protocol):

@@ -294,7 +294,7 @@ def _call_flow(ctx: JobContext, flow: Flow) -> JobResult:
         for problem in preview.problems:
             ctx.fail_record(problem)  # listed, never recorded (and held records stay quiet)
         ctx.counts.update(preview.counts)
-        return JobResult(plan=preview.rows, summary=list(preview.summary))
+        return JobResult(plan=preview.rows, summary=list(preview.summary), details=dict(preview.details), findings=preview.findings)
     run = getattr(flow, "run", flow)
     return run(ctx)  # type: ignore[no-any-return]
 
