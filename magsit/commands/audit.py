@@ -115,7 +115,7 @@ def command(app: App, csv_dir: Path | None, html_file: Path | None) -> int:
     """
     from magsit.sync import audit
 
-    outcome = run_job(app.config, audit.JOB, audit.run, dry_run=app.dry_run, lock_wait=app.wait_lock)
+    outcome = run_job(app.config, audit.JOB, audit, dry_run=app.dry_run, lock_wait=app.wait_lock)
     if outcome.status != "failed":
         parts = sections(outcome)
         if csv_dir is not None:

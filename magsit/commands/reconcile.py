@@ -36,7 +36,7 @@ def command(app: App, as_json: bool, **params: Any) -> int:
     options = job_options(**params)
     # Bad periods and timezones are usage errors (exit 2) before any call or lock.
     reconcile.period_from_options(app.config, options)
-    outcome = run_job(app.config, reconcile.JOB, reconcile.run, dry_run=app.dry_run, options=options, lock_wait=app.wait_lock)
+    outcome = run_job(app.config, reconcile.JOB, reconcile, dry_run=app.dry_run, options=options, lock_wait=app.wait_lock)
     report = outcome.result.details.get("report")
     if app.json or as_json:
         data = outcome.as_dict()

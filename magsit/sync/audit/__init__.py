@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from magsit.config import Config
+from magsit.flow import Preview
 from magsit.runner import JobContext, JobResult
 from magsit.sync.audit.compute import audit, summarise
 from magsit.sync.audit.fetch import fetch
@@ -56,6 +57,11 @@ class AuditPlan:
             findings=found,
         )
 
+    def preview(self) -> Preview:
+        """A dry run shows every finding, as a real run does (an audit writes nothing either way)."""
+        result = self.result()
+        return Preview(rows={}, summary=result.summary, counts=result.counts, details=result.details, findings=result.findings)
+
 
 def pull(ctx: JobContext) -> AuditSnapshot:
     return fetch(ctx)
@@ -69,10 +75,5 @@ def plan(pulled: AuditSnapshot, config: Config, now: datetime) -> AuditPlan:
 
 def push(ctx: JobContext, plan: AuditPlan) -> JobResult:
     return plan.result()
-
-
-def run(ctx: JobContext) -> JobResult:
-    """The legacy entry (until the runner drives pull/plan/push itself)."""
-    return push(ctx, plan(pull(ctx), ctx.config, ctx.started_at))
 
 

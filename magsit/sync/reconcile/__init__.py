@@ -32,10 +32,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from magsit.config import Config
+from magsit.flow import Preview
 from magsit.runner import JobContext, JobResult
 from magsit.sync.reconcile.compute import reconcile
 from magsit.sync.reconcile.fetch import fetch
@@ -57,7 +57,7 @@ class ReconcilePlan:
     csv_dir: str | None = None
     html_path: str | None = None
 
-    def result(self, written: list[Path]) -> JobResult:
+    def result(self, exports: list[str]) -> JobResult:
         report = self.report
         period = report.period
         summary = [
@@ -65,10 +65,16 @@ class ReconcilePlan:
             + ("" if period["final"] else f" — not final until {period['final_after'][:10]}"),
             f"{report.matched} web orders matched, {len(report.variances)} variance(s) beyond {report.tolerance}",
             *report_notes(report.as_dict()),  # the "not final" note is the line above
-            *(f"wrote {path}" for path in written),
+            *exports,
         ]
         counts = {"variances": len(report.variances), "matched": report.matched}
         return JobResult(counts=counts, summary=summary, details={"report": report.as_dict()}, findings=len(report.variances))
+
+    def preview(self) -> Preview:
+        """A dry run shows the whole report, as a real run does; it writes no file."""
+        targets = [f"would write {where}" for where in (self.csv_dir and f"CSV files into {self.csv_dir}", self.html_path) if where]
+        result = self.result(targets)
+        return Preview(rows={}, summary=result.summary, counts=result.counts, details=result.details, findings=result.findings)
 
 
 @dataclass
@@ -88,9 +94,5 @@ def plan(pulled: Pulled, config: Config, now: datetime) -> ReconcilePlan:
 
 
 def push(ctx: JobContext, plan: ReconcilePlan) -> JobResult:
-    return plan.result(write_exports(plan.report, csv_dir=plan.csv_dir, html_path=plan.html_path))
-
-
-def run(ctx: JobContext) -> JobResult:
-    """The legacy entry (until the runner drives pull/plan/push itself)."""
-    return push(ctx, plan(pull(ctx), ctx.config, ctx.started_at))
+    written = write_exports(plan.report, csv_dir=plan.csv_dir, html_path=plan.html_path)
+    return plan.result([f"wrote {path}" for path in written])
