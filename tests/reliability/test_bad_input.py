@@ -222,7 +222,7 @@ pytestmark_e2e = pytest.mark.e2e
 def test_garbage_quantity_and_null_price_become_exception_rows_and_the_rest_lands(
     sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from magsit.sandbox import sitoo as sitoo_emulator
+    from magsit.sandbox.sitoo import formats as sitoo_formats
     from tests.reliability.conftest import run_here
     from tests.reliability.scenarios import seed_orders
 
@@ -232,8 +232,8 @@ def test_garbage_quantity_and_null_price_become_exception_rows_and_the_rest_land
         s.add_product(sku, sku, "10.00")
         s.set_stock(1, sku, qty)
         m.add_product(sku, sku, 10)
-    real = sitoo_emulator._ITEM_VIEW["decimalavailable"]
-    monkeypatch.setitem(sitoo_emulator._ITEM_VIEW, "decimalavailable",
+    real = sitoo_formats._ITEM_VIEW["decimalavailable"]
+    monkeypatch.setitem(sitoo_formats._ITEM_VIEW, "decimalavailable",
                         lambda it: "12abc" if it["sku"] == "BAD-QTY" else real(it))  # fmt: skip
     broken = m.orders[2]  # the guest order: its price arrives as null
     for item in broken["items"]:
