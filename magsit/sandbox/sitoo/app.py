@@ -10,7 +10,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from magsit.sandbox.common import Control, ControlledApp
-from magsit.sandbox.sitoo import auth
+from magsit.sandbox.sitoo.auth import check as check_auth
 from magsit.sandbox.sitoo.errors import ApiError, error_body
 from magsit.sandbox.sitoo.routes import account, orders, products, transactions, users, warehouses
 from magsit.sandbox.sitoo.routes.control import control_routes, scenario_routes
@@ -44,7 +44,7 @@ def create_app(state: SitooState, control: Control) -> ControlledApp:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _crash)
-    app.before_request(partial(auth.check, state))
+    app.before_request(partial(check_auth, state))
     for module in API_ROUTES:
         module.routes.bind(app, state)
     control_routes.bind(app, control)
