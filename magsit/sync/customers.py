@@ -22,10 +22,13 @@ an explicit decision (or disable the new-account e-mail in the shop first). See 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from magsit.errors import ApiError
+from magsit.config import Config
+from magsit.errors import ApiError, RecordError
+from magsit.flow import Preview
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
@@ -68,7 +71,35 @@ def _magento_by_email(ctx: JobContext, emails: list[str]) -> list[dict[str, Any]
     return found
 
 
-def pull(ctx: JobContext) -> dict[str, Any]:
+@dataclass
+class Pulled:
+    magento: list[dict[str, Any]]  # changed Magento customers plus those looked up by e-mail
+    sitoo: list[dict[str, Any]]  # Sitoo users to compare (all on a full scan, else the changed e-mails')
+    known: set[str]  # linked, unchanged e-mails whose Magento side was not read
+    cursor: Position | None
+    seen: list[Position]
+    start: str
+    held: set[str] = field(default_factory=set)  # e-mails with an ignored exception
+
+
+@dataclass
+class Plan:
+    actions: list[CustomerAction]
+    magento: list[dict[str, Any]]  # what push needs to name the customers it writes
+    cursor: Position | None
+    seen: list[Position]
+    start: str
+    summary: list[str]
+    counts: dict[str, int]
+
+    def preview(self) -> Preview:
+        problems = [RecordError(a.error_kind or "customer_rejected", "ecommerce", a.email, a.message)
+                    for a in self.actions if a.kind == "fail"]  # fmt: skip
+        return Preview([a.describe() for a in self.actions], list(self.summary), problems,
+                       {**self.counts, "planned": len(self.actions)})
+
+
+def pull(ctx: JobContext) -> Pulled:
     settings = ctx.config.customers
     website = ctx.config.magento.website_id
     lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
@@ -116,8 +147,20 @@ def pull(ctx: JobContext) -> dict[str, Any]:
         magento += _magento_by_email(ctx, list(dict.fromkeys(ask)))
         # Linked customers whose Magento side was not read stay out of the plan unless changed.
         sitoo = [u for u in sitoo if normalise_email(u.get("email")) not in known]
-    return {"magento": magento, "sitoo": sitoo, "known": known, "cursor": cursor, "seen": seen, "start": start,
-            "mappings": mappings}
+    return Pulled(magento, sitoo, known, cursor, seen, start, held=ctx.held_keys())
+
+
+def plan(pulled: Pulled, config: Config, now: datetime) -> Plan:
+    settings = config.customers
+    actions = plan_customers(pulled.magento, pulled.sitoo, master=settings.master,
+                             create_in_magento=settings.create_in_magento, magento_known=pulled.known)  # fmt: skip
+    counts: dict[str, int] = {}
+    if pulled.held:  # no write until `exceptions retry`
+        counts["held"] = sum(1 for a in actions if a.email in pulled.held)
+        actions = [a for a in actions if a.email not in pulled.held]
+    summary = [f"{len(pulled.seen)} Magento customer(s) new or edited since the last run, "
+               f"{len(pulled.sitoo)} Sitoo customer(s) compared"]  # fmt: skip
+    return Plan(actions, pulled.magento, pulled.cursor, pulled.seen, pulled.start, summary, counts)
 
 
 def _remember(ctx: JobContext, email: str, magento_id: int | None, userid: str | None, first: str, last: str) -> None:
@@ -126,13 +169,13 @@ def _remember(ctx: JobContext, email: str, magento_id: int | None, userid: str |
     ctx.succeeded(email)
 
 
-def _names(action: CustomerAction, snapshot: dict[str, Any]) -> tuple[str, str]:
+def _names(action: CustomerAction, magento: list[dict[str, Any]]) -> tuple[str, str]:
     """The names both sides hold after the action (what the next run compares against)."""
     if action.magento:
         return str(action.magento.get("firstname", "")), str(action.magento.get("lastname", ""))
     if "namefirst" in action.sitoo:
         return str(action.sitoo["namefirst"]), str(action.sitoo.get("namelast", ""))
-    for customer in snapshot["magento"]:
+    for customer in magento:
         if normalise_email(customer.get("email")) == action.email:
             return names_of(customer, "magento")
     return "", ""
@@ -151,11 +194,11 @@ def _unanswered(ctx: JobContext, action: CustomerAction, system: str, error: Api
              UNANSWERED_RETRY)  # fmt: skip
 
 
-def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any]) -> None:
+def _write(ctx: JobContext, actions: list[CustomerAction], magento: list[dict[str, Any]]) -> None:
     settings = ctx.config.customers
     creates = [a for a in actions if a.kind == "create_sitoo"]
     if creates:
-        actions = [a for a in actions if a.kind != "create_sitoo"] + _create_in_sitoo(ctx, creates, snapshot)
+        actions = [a for a in actions if a.kind != "create_sitoo"] + _create_in_sitoo(ctx, creates, magento)
     unanswered = 0
     for action in actions:
         if ctx.should_stop():
@@ -163,7 +206,7 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
         if action.kind == "fail":
             ctx.fail(action.error_kind or "customer_rejected", "ecommerce", action.email, action.message, action.describe())
         elif action.kind == "link":
-            _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, snapshot))
+            _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, magento))
             ctx.counts["linked"] += 1
         elif action.kind == "update":
             try:
@@ -186,7 +229,7 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
                 _rejected(ctx, action, system, error)
                 continue
             unanswered = 0
-            _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, snapshot))
+            _remember(ctx, action.email, action.magento_id, action.userid, *_names(action, magento))
             ctx.counts["updated"] += 1
         elif action.kind == "create_magento":
             if not settings.send_welcome_email:
@@ -195,17 +238,17 @@ def push(ctx: JobContext, actions: list[CustomerAction], snapshot: dict[str, Any
             _create_in_magento(ctx, action)
 
 
-def _create_in_sitoo(ctx: JobContext, creates: list[CustomerAction], snapshot: dict[str, Any]) -> list[CustomerAction]:
+def _create_in_sitoo(ctx: JobContext, creates: list[CustomerAction], magento_read: list[dict[str, Any]]) -> list[CustomerAction]:
     """Creates the Sitoo users still missing; returns the plan for those another run (push-orders
     linking an order's customer, say) created since this run looked."""
     settings = ctx.config.customers
     with creating_users(ctx):
-        raw = [c.get("email") for c in snapshot["magento"] if normalise_email(c.get("email")) in {a.email for a in creates}]
+        raw = [c.get("email") for c in magento_read if normalise_email(c.get("email")) in {a.email for a in creates}]
         existing, fresh = settle_new_users(ctx, [a.email for a in creates], ctx.sitoo.find_users_by_email, searched=True,
                                            spellings=spellings_of(raw))  # fmt: skip
         replanned: list[CustomerAction] = []
         if existing:
-            magento = [c for c in snapshot["magento"] if normalise_email(c.get("email")) in existing]
+            magento = [c for c in magento_read if normalise_email(c.get("email")) in existing]
             sitoo = [user for users in existing.values() for user in users]
             replanned = plan_customers(magento, sitoo, master=settings.master, create_in_magento=False)
         creates = [a for a in creates if a.email in fresh]
@@ -250,24 +293,10 @@ def _create_in_magento(ctx: JobContext, action: CustomerAction) -> None:
     ctx.counts["magento_created"] += 1
 
 
-def run(ctx: JobContext) -> JobResult:
-    settings = ctx.config.customers
-    snapshot = pull(ctx)
-    actions = plan_customers(snapshot["magento"], snapshot["sitoo"], master=settings.master,
-                             create_in_magento=settings.create_in_magento, magento_known=snapshot["known"])  # fmt: skip
-    held = ctx.held_keys()  # e-mails with an ignored exception: no write until `exceptions retry`
-    if held:
-        ctx.counts["held"] += sum(1 for a in actions if a.email in held)
-        actions = [a for a in actions if a.email not in held]
-    view = [a.describe() for a in actions]
-    summary = [f"{len(snapshot['seen'])} Magento customer(s) new or edited since the last run, "
-               f"{len(snapshot['sitoo'])} Sitoo customer(s) compared"]  # fmt: skip
-    if ctx.dry_run:
-        for action in actions:
-            if action.kind == "fail":
-                ctx.fail(action.error_kind or "customer_rejected", "ecommerce", action.email, action.message)
-        return JobResult(counts={"planned": len(actions)}, plan=view, summary=summary)
-    push(ctx, actions, snapshot)
+def push(ctx: JobContext, planned: Plan) -> JobResult:
+    ctx.counts.update(planned.counts)
+    _write(ctx, planned.actions, planned.magento)
+    summary = list(planned.summary)
     changed = sum(ctx.counts.get(k, 0) for k in ("linked", "updated", "sitoo_created", "magento_created"))
     summary.append(f"{changed} customer(s) changed (linked, updated or created)")
     waiting = ctx.counts.get("magento_create_skipped", 0)
@@ -276,7 +305,7 @@ def run(ctx: JobContext) -> JobResult:
             f"{waiting} POS customer(s) have no Magento account and were not created: Magento's REST API always sends "
             "the welcome e-mail, and [customers].send_welcome_email is false"
         )
-    save_cursor(ctx, JOB, STREAM, snapshot["cursor"], snapshot["seen"], start=snapshot["start"],
+    save_cursor(ctx, JOB, STREAM, planned.cursor, planned.seen, start=planned.start,
                 lookback=timedelta(seconds=ctx.config.orders.lookback_seconds),
                 initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours))  # fmt: skip
-    return JobResult(plan=view, summary=summary)
+    return JobResult(plan=[a.describe() for a in planned.actions], summary=summary)

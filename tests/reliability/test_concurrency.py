@@ -261,7 +261,7 @@ def test_sync_customers_links_a_customer_push_orders_created_after_it_looked(
     monkeypatch.setattr(customers_flow, "pull", pull_then_push_orders)
     if not guarded:
         monkeypatch.setattr(customers_flow, "settle_new_users", _NoCheck.settle)
-    code = magsit.runner.run_job(config, "sync-customers", customers_flow.run).exit_code
+    code = magsit.runner.run_job(config, "sync-customers", customers_flow).exit_code
     dupes = {**SCENARIOS["orders"].dupes(sandbox), **SCENARIOS["customers"].dupes(sandbox)}
     if not guarded:  # the create is sent again (and refused: a false exception for e-commerce)
         assert dupes and code == 3
@@ -292,7 +292,7 @@ def test_push_orders_and_sync_customers_creating_the_same_customer_at_once(
         found = real_lookup(ctx, emails)
         if not other:
             other.append(threading.Thread(target=lambda: outcomes.append(
-                magsit.runner.run_job(config, "sync-customers", customers_flow.run).exit_code)))  # fmt: skip
+                magsit.runner.run_job(config, "sync-customers", customers_flow).exit_code)))  # fmt: skip
             other[0].start()
             # Unguarded it runs to the end here; guarded it queues for the lock this run holds.
             other[0].join(timeout=1.0 if guarded else 30)
