@@ -1,0 +1,213 @@
+"""--dry-run writes nothing, for every flow (issue 18 §1): with work waiting in the sandbox, the real
+CLI with --dry-run sends no request but GET to either emulator and leaves the state file as it
+was apart from its run record; the real run afterwards does all the work the dry run planned."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magsit.state import StateStore
+from tests.e2e import (
+    test_audit,
+    test_customers,
+    test_fulfilment,
+    test_orders,
+    test_products,
+    test_reconcile,
+    test_returns,
+    test_stock,
+)
+from tests.e2e.conftest import Env
+
+pytestmark = pytest.mark.e2e
+
+
+def dump(path: Path) -> dict[str, Any]:
+    """Every table but ``runs`` (rows sorted), and the schema version, read without writing."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        out: dict[str, Any] = {"user_version": conn.execute("PRAGMA user_version").fetchone()[0]}
+        for table in tables:
+            if table != "runs":
+                out[table] = sorted(map(repr, conn.execute(f'SELECT * FROM "{table}"')))
+        return out
+    finally:
+        conn.close()
+
+
+def dry_runs(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM runs WHERE dry_run = 1").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def non_get(env: Env) -> list[str]:
+    return [f"{r.method} {r.path}" for control in (env.magento.control, env.sitoo.control) for r in control.calls()
+            if r.method != "GET"]  # fmt: skip
+
+
+def new_state(env: Env) -> None:
+    StateStore(env.state_path).close()  # an existing (empty) state file, as after any earlier run
+
+
+# -- one case per flow: work waiting, and what the real run must then have done -------------------
+def stock_setup(env: Env) -> Any:
+    test_stock.seed(env, {"A": 3, "B": 5})
+    env.run("sync-stock", check_code=0)
+    env.sitoo.state.set_stock(1, "A", 7)
+    env.sitoo.state.set_stock(1, "B", 0)
+
+
+def stock_done(env: Env, _: Any, out: dict[str, Any]) -> None:
+    assert (test_stock.source_item(env, "A"), test_stock.source_item(env, "B")) == ((7.0, 1), (0.0, 0))
+
+
+def products_setup(env: Env) -> Any:
+    test_products.seed(env, ["P-1", "P-2"])
+    env.configure(products={"tax_classes": {"2": 2}})
+    env.run("sync-products", check_code=0)
+    test_products.edit(env, "P-1", title="Shirt blue", moneyprice="129.00")
+
+
+def products_done(env: Env, _: Any, out: dict[str, Any]) -> None:
+    product = env.magento.state.find_product("P-1")
+    assert (product["name"], product["price"]) == ("Shirt blue", 103.2)
+
+
+def orders_setup(env: Env) -> Any:
+    test_orders.seed(env)
+    new_state(env)
+    return env.magento.state.place_order([("TENT-1", 2)], customer_email="new.buyer@example.com", created_at=test_orders.old())
+
+
+def orders_done(env: Env, order: Any, out: dict[str, Any]) -> None:
+    assert test_orders.by_externalid(env, order["increment_id"])["orderitems"]
+    assert any(u["email"] == "new.buyer@example.com" for u in env.sitoo.state.users.values())
+
+
+def fulfilment_setup(env: Env) -> Any:
+    order, sitoo = test_fulfilment.pushed(env, [("TENT-1", 2)])
+    env.sitoo.state.deliver(sitoo["orderid"], ref="PN-1")
+    return order
+
+
+def fulfilment_done(env: Env, order: Any, out: dict[str, Any]) -> None:
+    assert len(test_fulfilment.shipments(env, order)) == 1
+
+
+def customers_setup(env: Env) -> Any:
+    env.magento.state.add_customer("nils@example.com", "Nils", "Ny")
+    new_state(env)
+
+
+def customers_done(env: Env, _: Any, out: dict[str, Any]) -> None:
+    assert [u["email"] for u in test_customers.users(env)] == ["nils@example.com"]
+
+
+def returns_setup(env: Env) -> Any:
+    web = test_returns.pushed_order(env)
+    env.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 1, "quantity": 1}])
+    return web
+
+
+def returns_done(env: Env, web: Any, out: dict[str, Any]) -> None:
+    assert len(test_returns.memos_of(env, web["order"]["entity_id"])) == 1
+
+
+def returns_deferred_setup(env: Env) -> Any:
+    """A credit memo made in Magento for an order whose store-return memo is still unconfirmed (a
+    pending refund mapping): the export waits for that to settle, recorded as a ``retry`` mapping."""
+    web = test_returns.pushed_order(env)
+    memo = env.magento.state.refund_order(web["order"]["entity_id"], shipping_amount=0)  # its id
+    state = StateStore(env.state_path)
+    state.put_mapping("refund", "sitoo", "999", None, {"entity_id": web["order"]["entity_id"]}, "pending")
+    state.close()
+    return memo
+
+
+def returns_deferred_done(env: Env, memo: Any, out: dict[str, Any]) -> None:
+    state = StateStore(env.state_path)
+    try:
+        assert state.get_mapping("creditmemo", "magento", str(memo))["status"] == "retry"
+    finally:
+        state.close()
+
+
+def reconcile_setup(env: Env) -> Any:
+    test_reconcile.seed_month(env)
+
+
+def reconcile_done(env: Env, _: Any, out: dict[str, Any]) -> None:
+    assert out["report"]["variance_count"] == 3  # the dry run's report is the same
+
+
+def planned(env: Env, _: Any, out: dict[str, Any]) -> None:
+    assert out["plan"], "the dry run planned nothing: the case has no work waiting"
+
+
+def audit_setup(env: Env) -> Any:
+    test_audit.clean_shop(env)
+    env.magento.state.add_product("ONLY-WEB", "Web only", 10)
+
+
+def audit_done(env: Env, _: Any, out: dict[str, Any]) -> None:
+    assert [f["key"] for f in out["findings"]] == ["ONLY-WEB"]
+
+
+@dataclass
+class Case:
+    argv: tuple[str, ...]
+    setup: Callable[[Env], Any]
+    done: Callable[[Env, Any, dict[str, Any]], None]
+    code: int = 0  # the real run's exit code
+    preview: Callable[[Env, Any, dict[str, Any]], None] = planned  # what the dry run must show
+
+
+CASES = {
+    "sync-stock": Case(("sync-stock",), stock_setup, stock_done),
+    "sync-products": Case(("sync-products",), products_setup, products_done),
+    "push-orders": Case(("push-orders",), orders_setup, orders_done),
+    "sync-fulfilment": Case(("sync-fulfilment",), fulfilment_setup, fulfilment_done),
+    "sync-customers": Case(("sync-customers",), customers_setup, customers_done),
+    "sync-returns": Case(("sync-returns",), returns_setup, returns_done),
+    "sync-returns-deferred-memo": Case(("sync-returns",), returns_deferred_setup, returns_deferred_done),
+    # report-like flows: the dry run shows the same report the real run does
+    "reconcile": Case(("reconcile", "--month", test_reconcile.MONTH), reconcile_setup, reconcile_done, code=3,
+                      preview=reconcile_done),
+    "audit": Case(("audit",), audit_setup, audit_done, code=3, preview=audit_done),
+}
+# Known: plan_creditmemo_exports writes the `retry` mapping while planning (issue 18 §1); p2 converts
+# sync-returns to pull/plan/push and removes this mark.
+XFAIL: dict[str, str] = {"sync-returns-deferred-memo": "converted by p2: plan_creditmemo_exports writes in a dry run"}
+
+
+@pytest.mark.parametrize(
+    "job", [pytest.param(job, marks=pytest.mark.xfail(strict=True, reason=XFAIL[job])) if job in XFAIL else job
+            for job in CASES],  # fmt: skip
+)
+def test_dry_run_writes_nothing_and_the_real_run_does_the_work(sandbox: Env, job: str) -> None:
+    case = CASES[job]
+    context = case.setup(sandbox)
+    before, dry_before = dump(sandbox.state_path), dry_runs(sandbox.state_path)
+    for control in (sandbox.magento.control, sandbox.sitoo.control):
+        control.clear_log()
+
+    dry = sandbox.run("--json", "--dry-run", *case.argv)
+    assert dry.returncode in (0, 3), dry.stdout + dry.stderr  # a refused write would be exit 1
+    assert non_get(sandbox) == []
+    assert dump(sandbox.state_path) == before
+    assert dry_runs(sandbox.state_path) == dry_before + 1  # the run record is the one thing written
+    case.preview(sandbox, context, json.loads(dry.stdout))
+
+    out = sandbox.run_json(*case.argv, check_code=case.code)
+    case.done(sandbox, context, out)
