@@ -126,13 +126,13 @@ def returns_done(env: Env, web: Any, out: dict[str, Any]) -> None:
 
 def returns_deferred_setup(env: Env) -> Any:
     """A credit memo made in Magento for an order whose store-return memo is still unconfirmed (a
-    pending refund mapping): the export waits for that to settle, recorded as a ``retry`` mapping."""
+    pending refund mapping, left by a refund POST that got no answer): the export waits for that to
+    settle, recorded as a ``retry`` mapping."""
     web = test_returns.pushed_order(env)
-    memo = env.magento.state.refund_order(web["order"]["entity_id"], shipping_amount=0)  # its id
-    state = StateStore(env.state_path)
-    state.put_mapping("refund", "sitoo", "999", None, {"entity_id": web["order"]["entity_id"]}, "pending")
-    state.close()
-    return memo
+    env.sitoo.state.store_return(web["sitoo_orderid"], [{"orderitemid": 0, "quantity": 1}])
+    env.magento.control.add_fault("500", method="POST", path=r"/refund$", times=1)
+    env.run("sync-returns", check_code=3)  # refund_outcome_unknown: pending, waiting for its retry time
+    return env.magento.state.refund_order(web["order"]["entity_id"], shipping_amount=0)  # its id
 
 
 def returns_deferred_done(env: Env, memo: Any, out: dict[str, Any]) -> None:
@@ -186,9 +186,8 @@ CASES = {
                       preview=reconcile_done),
     "audit": Case(("audit",), audit_setup, audit_done, code=3, preview=audit_done),
 }
-# Known: plan_creditmemo_exports writes the `retry` mapping while planning (issue 18 §1); p2 converts
-# sync-returns to pull/plan/push and removes this mark.
-XFAIL: dict[str, str] = {"sync-returns-deferred-memo": "converted by p2: plan_creditmemo_exports writes in a dry run"}
+# Flows whose dry run is known to write (none now): strict xfail until converted.
+XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
