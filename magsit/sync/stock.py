@@ -132,118 +132,44 @@ def pull(ctx: JobContext) -> Pulled:
         log.info("sync-stock: %s", NO_BASELINE)
     pulled.full = full
     snap = pulled.snapshot
-    run_start = int(ctx.started_at.timestamp())
-    lookback = settings.lookback_seconds
-
-    # warehouse -> sku -> raw decimalavailable, for everything read this run
-    read: dict[str, dict[str, Any]] = {w: {} for w in sources}
     # Per warehouse: Sitoo's available there already excludes what it holds for these orders.
-    in_flight = in_flight_by_source(pulled.orders, sources)
-    snap.in_flight = in_flight
+    in_flight = snap.in_flight = in_flight_by_source(pulled.orders, sources)
     flying = {(sku, w) for (sku, _), per in in_flight.items() for w in per}
     # (sku, warehouse) -> (raw decimalreserved, datelastmodified), kept only where magsit has units in flight
     reserved: dict[tuple[str, str], tuple[Any, Any]] = {}
-    requested: set[str] = set()  # SKUs read by name: included only where there is evidence for them
+    requested: set[str] = set(chosen)  # SKUs read by name: included only where there is evidence for them
 
     # On --full, Magento's own source items are read while the Sitoo warehouses are (other host).
-    magento_rows: Future[list[dict[str, Any]]] | None = None
+    magento_rows: Future[dict[Key, tuple[Decimal, int]]] | None = None
     side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="magsit-stock") if full and not chosen else None
     if side is not None:
         magento_rows = side.submit(_magento_levels, ctx, sorted(by_source))
-
-    def read_warehouse(job: tuple[str, Any]) -> tuple[str, Any, int | None, dict[str, Any]]:
-        warehouse, since = job
-        levels: dict[str, Any] = {}
-        max_seen = None
-        for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since, fields=ITEM_FIELDS):
-            levels[item.get("sku")] = item.get("decimalavailable")
-            seen = item.get("datelastmodified")
-            if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
-                seen = as_int(seen)
-            if seen is not None and (max_seen is None or seen > max_seen):
-                max_seen = seen
-        return warehouse, since, max_seen, levels
-
-    if chosen:
-        requested.update(chosen)
-    else:
-        jobs = [(w, None if full else ctx.state.get_cursor(JOB, f"warehouse:{w}")) for w in sources]
+    # warehouse -> sku -> raw decimalavailable, for everything read this run
+    read: dict[str, dict[str, Any]] = {w: {} for w in sources}
+    if not chosen:
         try:
-            answers = list(parallel_map(read_warehouse, jobs, ctx.config.sitoo.concurrency))
+            read = _read_changed(ctx, pulled, sources, full)
         except BaseException:
             if side is not None:
                 side.shutdown(wait=True, cancel_futures=True)
             raise
-        for warehouse, since, max_seen, levels in answers:
-            stream = f"warehouse:{warehouse}"
-            read[warehouse] = levels
-            bookmark = since
-            if max_seen is not None:
-                bookmark = max(since or 0, min(max_seen, run_start - lookback))
-            elif full or since is None:
-                bookmark = max(since or 0, run_start - lookback)
-            if bookmark is not None:
-                pulled.cursors[stream] = bookmark
         if not full:
             requested |= _due_retries(ctx)
             requested |= _skus_of_recent_orders(ctx, pulled.orders)
 
     # Which SKUs each source needs, then fill the gaps in its sibling warehouses by SKU.
-    needed: dict[str, set[str]] = {}
-    for source, warehouses in by_source.items():
-        changed = {sku for w in warehouses for sku in read[w]}
-        needed[source] = changed | requested
-    for source, warehouses in by_source.items():
-        for warehouse in warehouses:
-            if full:
-                continue  # a full read already has every item of every warehouse
-            missing = sorted(s for s in needed[source] - set(read[warehouse]) if isinstance(s, str))
-            if not missing:
-                continue
-            wanted = set(missing)  # the client sends them in full `sku` filter batches
-            for item in ctx.sitoo.warehouse_items(int(warehouse), skus=missing, fields=ITEM_FIELDS):
-                if item.get("sku") in wanted:
-                    read[warehouse][item.get("sku")] = item.get("decimalavailable")
+    needed = {source: {sku for w in warehouses for sku in read[w]} | requested for source, warehouses in by_source.items()}
+    if not full:  # a full read already has every item of every warehouse
+        _read_siblings(ctx, by_source, needed, read)
     _read_reserved(ctx, flying, needed, by_source, read, reserved)
-
     if full or chosen:
-        snap.magento = {}
-        rows: Iterable[dict[str, Any]]
-        if magento_rows is not None and side is not None:
-            try:
-                rows = magento_rows.result()
-            finally:
-                side.shutdown(wait=True)
-        elif full:
-            rows = ctx.magento.source_items(source_codes=sorted(by_source))
-        else:
-            rows = []
-            for chunk in chunked(sorted(requested), SKU_CHUNK):
-                rows.extend(ctx.magento.source_items(source_codes=sorted(by_source), skus=chunk))
-        if isinstance(rows, dict):
-            snap.magento = rows
-        else:
-            snap.magento = _levels_of(rows)
+        snap.magento = _magento_snapshot(ctx, magento_rows, side, sorted(by_source), full, requested)
 
     # A small incremental run loads the baseline of the SKUs it looks at, not the whole table.
     few = set() if full else {sku for skus in needed.values() for sku in skus if isinstance(sku, str)}
     small = not full and len(few) <= 5000 and all(isinstance(s, str) for skus in needed.values() for s in skus)
-    baseline = pulled.baseline = ctx.state.pushed_stock(few) if small else ctx.state.pushed_stock()
-    for source, warehouses in by_source.items():
-        if not requested and len(warehouses) == 1:
-            # One warehouse, nothing asked for by name (a --full read): every item read is a row.
-            (only,) = warehouses
-            snap.items.update(((sku, source), {only: raw}) for sku, raw in read[only].items())
-            continue
-        for sku in needed[source]:
-            values = {w: read[w][sku] for w in warehouses if sku in read[w]}
-            key: Key = (sku, source)
-            evidence = values or key in in_flight or key in baseline or (snap.magento is not None and key in snap.magento)
-            if sku in requested and not evidence:
-                continue  # e.g. a retried SKU that never existed at this source: do not invent a source item
-            if not values and sku not in requested:
-                continue
-            snap.items[key] = values
+    pulled.baseline = ctx.state.pushed_stock(few) if small else ctx.state.pushed_stock()
+    _snapshot_items(snap, by_source, needed, requested, read, pulled.baseline)
     snap.reserved = {}
     for (sku, source), per in in_flight.items():
         snap.reserved[(sku, source)] = {w: reserved[(sku, w)][0] for w in per if (sku, w) in reserved}
@@ -262,6 +188,103 @@ def pull(ctx: JobContext) -> Pulled:
 
 def _source_codes(ctx: JobContext) -> set[str]:
     return {str(s.get("source_code")) for s in ctx.magento.list_sources()}
+
+
+def _read_changed(ctx: JobContext, pulled: Pulled, sources: dict[str, str], full: bool) -> dict[str, dict[str, Any]]:
+    """Every warehouse's items changed since its cursor (all on --full), read in parallel; the new
+    bookmarks go into ``pulled.cursors`` (moved by push only when the run completes)."""
+    run_start = int(ctx.started_at.timestamp())
+    lookback = ctx.config.stock.lookback_seconds
+
+    def read_warehouse(job: tuple[str, Any]) -> tuple[str, Any, int | None, dict[str, Any]]:
+        warehouse, since = job
+        levels: dict[str, Any] = {}
+        max_seen = None
+        for item in ctx.sitoo.warehouse_items(int(warehouse), modified_from=since, fields=ITEM_FIELDS):
+            levels[item.get("sku")] = item.get("decimalavailable")
+            seen = item.get("datelastmodified")
+            if type(seen) is not int:  # Sitoo sends an int epoch: as_int only for anything else
+                seen = as_int(seen)
+            if seen is not None and (max_seen is None or seen > max_seen):
+                max_seen = seen
+        return warehouse, since, max_seen, levels
+
+    jobs = [(w, None if full else ctx.state.get_cursor(JOB, f"warehouse:{w}")) for w in sources]
+    read: dict[str, dict[str, Any]] = {}
+    for warehouse, since, max_seen, levels in parallel_map(read_warehouse, jobs, ctx.config.sitoo.concurrency):
+        read[warehouse] = levels
+        bookmark = since
+        if max_seen is not None:
+            bookmark = max(since or 0, min(max_seen, run_start - lookback))
+        elif full or since is None:
+            bookmark = max(since or 0, run_start - lookback)
+        if bookmark is not None:
+            pulled.cursors[f"warehouse:{warehouse}"] = bookmark
+    return read
+
+
+def _read_siblings(
+    ctx: JobContext, by_source: dict[str, list[str]], needed: dict[str, set[str]], read: dict[str, dict[str, Any]]
+) -> None:
+    """A SKU changed in one warehouse of a multi-warehouse source is read by SKU in the others, so
+    the source's sum is right."""
+    for source, warehouses in by_source.items():
+        for warehouse in warehouses:
+            missing = sorted(s for s in needed[source] - set(read[warehouse]) if isinstance(s, str))
+            if not missing:
+                continue
+            wanted = set(missing)  # the client sends them in full `sku` filter batches
+            for item in ctx.sitoo.warehouse_items(int(warehouse), skus=missing, fields=ITEM_FIELDS):
+                if item.get("sku") in wanted:
+                    read[warehouse][item.get("sku")] = item.get("decimalavailable")
+
+
+def _magento_snapshot(
+    ctx: JobContext,
+    magento_rows: Future[dict[Key, tuple[Decimal, int]]] | None,
+    side: ThreadPoolExecutor | None,
+    codes: list[str],
+    full: bool,
+    requested: set[str],
+) -> dict[Key, tuple[Decimal, int]]:
+    """Magento's own source items (--full: all, read beside the Sitoo warehouses; --sku: those SKUs)."""
+    if magento_rows is not None and side is not None:
+        try:
+            return magento_rows.result()
+        finally:
+            side.shutdown(wait=True)
+    if full:
+        return _levels_of(ctx.magento.source_items(source_codes=codes))
+    rows: list[dict[str, Any]] = []
+    for chunk in chunked(sorted(requested), SKU_CHUNK):
+        rows.extend(ctx.magento.source_items(source_codes=codes, skus=chunk))
+    return _levels_of(rows)
+
+
+def _snapshot_items(
+    snap: StockSnapshot,
+    by_source: dict[str, list[str]],
+    needed: dict[str, set[str]],
+    requested: set[str],
+    read: dict[str, dict[str, Any]],
+    baseline: dict[Key, tuple[Decimal, int]],
+) -> None:
+    """The (sku, source) rows to plan, with each warehouse's raw level."""
+    for source, warehouses in by_source.items():
+        if not requested and len(warehouses) == 1:
+            # One warehouse, nothing asked for by name (a --full read): every item read is a row.
+            (only,) = warehouses
+            snap.items.update(((sku, source), {only: raw}) for sku, raw in read[only].items())
+            continue
+        for sku in needed[source]:
+            values = {w: read[w][sku] for w in warehouses if sku in read[w]}
+            key: Key = (sku, source)
+            evidence = values or key in snap.in_flight or key in baseline or (snap.magento is not None and key in snap.magento)
+            if sku in requested and not evidence:
+                continue  # e.g. a retried SKU that never existed at this source: do not invent a source item
+            if not values and sku not in requested:
+                continue
+            snap.items[key] = values
 
 
 def _read_reserved(
