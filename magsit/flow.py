@@ -58,9 +58,5 @@ class SyncFlow(Protocol):
 
 
 def is_sync_flow(flow: object) -> bool:
-    """True for an object (normally a module) with the three protocol steps. During the
-    transition a module that still has the old ``run(ctx)`` is run the old way, whatever else it
-    has (some unconverted flows have pull/plan/push with other signatures)."""
-    if callable(getattr(flow, "run", None)):
-        return False
+    """True for an object (normally a module) with the three protocol steps."""
     return all(callable(getattr(flow, step, None)) for step in ("pull", "plan", "push"))

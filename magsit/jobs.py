@@ -1,7 +1,7 @@
 """The job registry: job name -> the flow and the Click command that parses its schedule arguments.
 
-The daemon runs a job through the same core as the CLI command (``runner.run_job`` with the flow's
-``run``), so a scheduled run and a cron/CLI run behave identically and share one lock.
+The daemon runs a job through the same core as the CLI command (``runner.run_job`` with the flow
+module), so a scheduled run and a cron/CLI run behave identically and share one lock.
 
 Flow modules are imported lazily, by name, when a job is resolved (at daemon start), so that a
 ``[schedule]`` entry for a flow that is not built yet is a config error at start-up, not a crash
@@ -50,7 +50,7 @@ class JobSpec:
         if found is None:
             raise ConfigError(f"job {self.name}: not built in this version (module {self.module} is missing)")
         module = importlib.import_module(self.module)
-        if not is_sync_flow(module) and not callable(getattr(module, "run", None)):
+        if not is_sync_flow(module):
             raise ConfigError(f"job {self.name}: not built in this version ({self.module} has no pull/plan/push)")
         return module  # type: ignore[return-value]  # a module satisfies SyncFlow structurally
 

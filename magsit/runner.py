@@ -5,8 +5,7 @@ it (locking, the run row, ``--dry-run``, turning record failures into exception 
 errors to exit codes) lives here once, so a flow module holds only its own logic. In a dry run
 the runner stops after ``plan`` and returns ``plan.preview()``; the flow's ``ctx.state`` is then a
 read-only view of the state file and its API clients refuse anything but GET, while the run
-record goes through the runner's own writable store. During the transition a flow may still be a
-plain ``run(ctx) -> JobResult`` callable (or a module with ``run``).
+record goes through the runner's own writable store.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from magsit.config import Config
 from magsit.errors import ExitCode, LockedError, MagsitError, Owner, RecordError
-from magsit.flow import SyncFlow, is_sync_flow
+from magsit.flow import SyncFlow
 from magsit.logs import log_context
 from magsit.state.lock import JobLock
 from magsit.state.store import StateStore, now_utc
@@ -214,8 +213,7 @@ class JobContext:
         return values
 
 
-LegacyFlow = Callable[[JobContext], JobResult]  # the old ``run(ctx)``: goes when every flow is converted
-Flow = SyncFlow | LegacyFlow
+Flow = SyncFlow
 AfterRunHook = Callable[[Config, StateStore, RunOutcome], None]
 after_run_hooks: list[AfterRunHook] = []
 
@@ -284,19 +282,15 @@ def _run_locked(
 
 
 def _call_flow(ctx: JobContext, flow: Flow) -> JobResult:
-    """pull -> plan -> (dry run: preview | push); or the legacy ``run(ctx)``."""
-    if is_sync_flow(flow):
-        steps: SyncFlow = flow  # type: ignore[assignment]
-        plan = steps.plan(steps.pull(ctx), ctx.config, ctx.started_at)
-        if not ctx.dry_run:
-            return steps.push(ctx, plan)
-        preview = plan.preview()
-        for problem in preview.problems:
-            ctx.fail_record(problem)  # listed, never recorded (and held records stay quiet)
-        ctx.counts.update(preview.counts)
-        return JobResult(plan=preview.rows, summary=list(preview.summary), details=dict(preview.details), findings=preview.findings)
-    run = getattr(flow, "run", flow)
-    return run(ctx)  # type: ignore[no-any-return]
+    """pull -> plan -> (dry run: the plan's preview | push)."""
+    plan = flow.plan(flow.pull(ctx), ctx.config, ctx.started_at)
+    if not ctx.dry_run:
+        return flow.push(ctx, plan)
+    preview = plan.preview()
+    for problem in preview.problems:
+        ctx.fail_record(problem)  # listed, never recorded (and held records stay quiet)
+    ctx.counts.update(preview.counts)
+    return JobResult(plan=preview.rows, summary=list(preview.summary), details=dict(preview.details), findings=preview.findings)
 
 
 class _CyclicGcPause:

@@ -144,12 +144,12 @@ def save_cursor(
 ) -> None:
     """Advance the ``(job, stream)`` cursor after a run that read from ``start`` and handled every row in ``seen``.
 
-    The one place the Magento-keyset flows move their cursor. It stays put when the run stopped
+    The one place the Magento-keyset flows move their cursor (from their push step). It stays put when the run stopped
     early (SIGTERM: rows after the one in hand were read but not handled) and when ``--since``
     began the read later than the cursor would have (the gap in between was never read); either
     way the next run reads those rows again instead of skipping them.
     """
-    if ctx.dry_run or ctx.should_stop():
+    if ctx.should_stop():
         return
     usual = read_start(previous, run_start=ctx.started_at, lookback=lookback, initial_lookback=initial_lookback)
     if start > usual:  # fixed-width UTC text: compares as time

@@ -32,9 +32,7 @@ CREATING = "creating"
 
 @contextmanager
 def creating_users(ctx: JobContext, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
-    if ctx.dry_run:
-        yield
-        return
+    """Called from push steps only (a dry run never gets there)."""
     try:
         lock = JobLock(ctx.config.state.path, USERS_LOCK, wait_seconds).acquire()
     except LockedError as exc:
@@ -105,7 +103,7 @@ def settle_new_users(
             ask.append(email)
     existing = users_by_email(lookup, ask, spellings)
     fresh = [email for email in emails if email not in existing]
-    if fresh and not ctx.dry_run:
+    if fresh:
         with ctx.state.transaction():
             for email in fresh:
                 ctx.state.put_mapping("customer", "email", email, None, {"created_by": ctx.job}, CREATING)

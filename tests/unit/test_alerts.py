@@ -7,15 +7,18 @@ import socket
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
 from magsit import alerts
 from magsit.config import parse_config
-from magsit.errors import ApiError
+from magsit.errors import ApiError, RecordError
+from magsit.flow import Preview
 from magsit.runner import JobResult, after_run_hooks, run_job
 from magsit.state import StateStore
 from magsit.state.store import iso, now_utc
+from tests.flows import pull_only, push_only
 
 
 class Hook:
@@ -77,12 +80,16 @@ def make_config(tmp_path, **alert_settings):
 
 
 def failing(*records):
-    def flow(ctx):
-        for kind, owner, key, message in records:
-            ctx.fail(kind, owner, key, message)
+    """A flow whose plan has these record problems: listed by a dry run, recorded by push."""
+    errors = [RecordError(*record) for record in records]
+    plan = SimpleNamespace(preview=lambda: Preview([], problems=errors))
+
+    def push(ctx, _plan):
+        for error in errors:
+            ctx.fail_record(error)
         return JobResult()
 
-    return flow
+    return SimpleNamespace(JOB="test", pull=lambda ctx: None, plan=lambda pulled, config, now: plan, push=push)
 
 
 RECORDS = [
@@ -126,7 +133,7 @@ def test_repeat_after_repeat_hours(tmp_path, hook):
 def test_resolved_then_failing_again_alerts_again(tmp_path, hook):
     config = make_config(tmp_path, webhook_url=hook.url)
     run_job(config, "sync-stock", failing(RECORDS[0]))
-    run_job(config, "sync-stock", lambda ctx: (ctx.succeeded("SKU-1"), JobResult())[1])
+    run_job(config, "sync-stock", push_only(lambda ctx: (ctx.succeeded("SKU-1"), JobResult())[1]))
     hook.bodies.clear()
     run_job(config, "sync-stock", failing(RECORDS[0]))
     assert len(hook.bodies) == 1
@@ -160,16 +167,16 @@ def test_run_failure_goes_to_ops_once_per_streak_then_recovery(tmp_path, hook):
     def broken(ctx):
         raise ApiError("sitoo: cannot reach the API (connection refused)", system="sitoo")
 
-    assert run_job(config, "push-orders", broken).exit_code == 1
+    assert run_job(config, "push-orders", push_only(broken)).exit_code == 1
     ops = hook.by_owner()["ops"]
     assert ops["items"][0]["kind"] == "run_failed" and "cannot reach" in ops["items"][0]["message"]
     hook.bodies.clear()
-    run_job(config, "push-orders", broken)
+    run_job(config, "push-orders", push_only(broken))
     assert hook.bodies == []  # same failure streak
-    run_job(config, "push-orders", lambda ctx: JobResult())
+    run_job(config, "push-orders", push_only(lambda ctx: JobResult()))
     assert len(hook.bodies) == 1 and "recovered" in hook.bodies[0]["text"]
     hook.bodies.clear()
-    run_job(config, "push-orders", lambda ctx: JobResult())
+    run_job(config, "push-orders", push_only(lambda ctx: JobResult()))
     assert hook.bodies == []
 
 
@@ -180,7 +187,7 @@ def test_secrets_never_in_payloads(tmp_path, hook):
         ctx.fail("auth", "ops", "call", "rejected password sitoo-pass-123 and token magento-token-xyz")
         raise ApiError(f"posting to {hook.url} failed", system="sitoo")
 
-    run_job(config, "sync-stock", leaky)
+    run_job(config, "sync-stock", push_only(leaky))
     raw = json.dumps(hook.bodies)
     assert hook.bodies and "sitoo-pass-123" not in raw and "magento-token-xyz" not in raw and "SECRETPATH" not in raw
     assert "***" in raw
@@ -189,7 +196,7 @@ def test_secrets_never_in_payloads(tmp_path, hook):
 def test_dry_run_sends_nothing(tmp_path, hook):
     config = make_config(tmp_path, webhook_url=hook.url)
     run_job(config, "sync-stock", failing(RECORDS[0]), dry_run=True)
-    run_job(config, "sync-stock", lambda ctx: (_ for _ in ()).throw(ApiError("down", system="sitoo")), dry_run=True)
+    run_job(config, "sync-stock", pull_only(lambda ctx: (_ for _ in ()).throw(ApiError("down", system="sitoo"))), dry_run=True)
     assert hook.bodies == []
 
 
@@ -263,8 +270,8 @@ def test_stale_job_alerts_ops_once(tmp_path, hook):
     config.alerts.stale_minutes = 10
     config.schedule = {"sync-stock": "every 1m", "push-orders": "every 1m"}
     state = StateStore(config.state.path)
-    run_job(config, "sync-stock", lambda ctx: JobResult(), state=state)
-    run_job(config, "push-orders", lambda ctx: JobResult(), state=state)
+    run_job(config, "sync-stock", push_only(lambda ctx: JobResult()), state=state)
+    run_job(config, "push-orders", push_only(lambda ctx: JobResult()), state=state)
     old = iso(now_utc() - timedelta(minutes=30))
     state.db.execute("UPDATE runs SET started_at = ?, finished_at = ? WHERE job = 'sync-stock'", [old, old])
     hook.bodies.clear()

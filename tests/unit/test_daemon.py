@@ -26,6 +26,7 @@ from magsit.jobs import REGISTRY, JobSpec, register, resolve_entry
 from magsit.runner import JobResult
 from magsit.schedule import _cron_dow, parse_trigger, period_seconds
 from magsit.state import StateStore
+from tests.flows import push_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,7 +131,7 @@ def test_unknown_and_not_built_jobs_fail_at_start(tmp_path, registry):
 
 def test_schedule_args_become_options(registry):
     rec = Recorder(0)
-    register(JobSpec("sync-x", flow=rec.flow, command=click.Command(
+    register(JobSpec("sync-x", flow=push_only(rec.flow), command=click.Command(
         "sync-x", params=[click.Option(["--full"], is_flag=True), click.Option(["--sku", "skus"], multiple=True)])))  # fmt: skip
     assert resolve_entry("sync-x --full --sku A --sku=B").options == {"full": True, "skus": ("A", "B")}
     # The real registry parses with the job's own CLI command: the keys the flows read from ctx.options.
@@ -200,8 +201,8 @@ def run_daemon_for(daemon: Daemon, seconds: float) -> None:
 
 def test_two_jobs_run_on_schedule_and_never_overlap_themselves(tmp_path, registry):
     rec = Recorder(1.3)  # longer than the 1 s interval: the next slot finds the previous run still busy
-    register(JobSpec("job-a", flow=rec.flow, command=FULL))
-    register(JobSpec("job-b", flow=rec.flow))
+    register(JobSpec("job-a", flow=push_only(rec.flow), command=FULL))
+    register(JobSpec("job-b", flow=push_only(rec.flow)))
     config = make_config(tmp_path, {"job-a --full": "every 1s", "job-b": "every 1s"})
     daemon = Daemon(config, heartbeat_seconds=0.2)
     run_daemon_for(daemon, 4.5)
@@ -219,7 +220,7 @@ def test_two_jobs_run_on_schedule_and_never_overlap_themselves(tmp_path, registr
 
 def test_two_entries_of_one_job_share_its_lock(tmp_path, registry):
     rec = Recorder(0.8)
-    register(JobSpec("job-a", flow=rec.flow, command=FULL))
+    register(JobSpec("job-a", flow=push_only(rec.flow), command=FULL))
     config = make_config(tmp_path, {"job-a": "every 1s", "job-a --full": "every 1s"})
     run_daemon_for(Daemon(config, heartbeat_seconds=0.5), 3.5)
     assert len(rec.spans["job-a"]) >= 2
@@ -228,8 +229,8 @@ def test_two_entries_of_one_job_share_its_lock(tmp_path, registry):
 
 def test_lock_held_by_another_process_skips_the_run(tmp_path, registry, caplog):
     rec = Recorder(0.1)
-    register(JobSpec("job-a", flow=rec.flow))
-    register(JobSpec("job-b", flow=rec.flow))
+    register(JobSpec("job-a", flow=push_only(rec.flow)))
+    register(JobSpec("job-b", flow=push_only(rec.flow)))
     config = make_config(tmp_path, {"job-a": "every 1s", "job-b": "every 1s"})
     holder = subprocess.Popen(
         [
@@ -255,6 +256,7 @@ def test_lock_held_by_another_process_skips_the_run(tmp_path, registry, caplog):
 
 SITECUSTOMIZE = """
 import json, os, time
+from types import SimpleNamespace
 from pathlib import Path
 from magsit.jobs import JobSpec, register
 from magsit.runner import JobResult
@@ -273,7 +275,15 @@ def slow(ctx):
     return JobResult(counts={"done": 1})
 
 
-register(JobSpec("test-slow", flow=slow))
+class _Nothing:
+    def preview(self):
+        from magsit.flow import Preview
+
+        return Preview([])
+
+
+register(JobSpec("test-slow", flow=SimpleNamespace(JOB="test-slow", pull=lambda ctx: None,
+                                                   plan=lambda pulled, config, now: _Nothing(), push=lambda ctx, plan: slow(ctx))))
 """
 
 
@@ -342,7 +352,7 @@ def test_scheduled_run_waits_for_its_lock_instead_of_being_skipped(tmp_path, reg
     from magsit.state.lock import JobLock
 
     rec = Recorder(0.05)
-    register(JobSpec("job-a", flow=rec.flow, command=FULL))
+    register(JobSpec("job-a", flow=push_only(rec.flow), command=FULL))
     config = make_config(tmp_path, {"job-a": "every 5m", "job-a --full": "0 2 * * *"})
     daemon = Daemon(config, heartbeat_seconds=0.5)
     [(full, _trigger, period)] = [j for j in daemon.jobs if j[0].entry == "job-a --full"]

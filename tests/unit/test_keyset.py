@@ -96,6 +96,7 @@ def test_rows_out_of_order_fail_the_run_with_a_message_not_an_internal_error(tmp
     from magsit.config import parse_config
     from magsit.errors import ApiError, PagingError
     from magsit.runner import JobResult, run_job
+    from tests.flows import push_only
 
     def repeating(filters, page_size):  # Magento answering the same row again: a possible gap behind it
         return [{"entity_id": 2, "updated_at": ts(1)}, {"entity_id": 1, "updated_at": ts(1)}], 5
@@ -111,6 +112,6 @@ def test_rows_out_of_order_fail_the_run_with_a_message_not_an_internal_error(tmp
         "sitoo": {"base_url": "http://127.0.0.1:9/v2/accounts/1", "api_id": "1-1", "password": "p"},
         "state": {"path": str(tmp_path / "s.db")},
     })  # fmt: skip
-    outcome = run_job(config, "push-orders", lambda ctx: (list(keyset_scan(repeating, ts(0), 2)), JobResult())[1])
+    outcome = run_job(config, "push-orders", push_only(lambda ctx: (list(keyset_scan(repeating, ts(0), 2)), JobResult())[1]))
     assert outcome.exit_code == 1 and outcome.error.startswith("magento: rows out of order")
     assert "internal error" not in outcome.error

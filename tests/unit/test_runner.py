@@ -4,6 +4,7 @@ from magsit.config import parse_config
 from magsit.errors import ApiError, LockedError
 from magsit.runner import JobResult, run_job
 from magsit.state import JobLock, StateStore
+from tests.flows import push_only
 
 
 def make_config(tmp_path):
@@ -18,7 +19,7 @@ def make_config(tmp_path):
 
 def test_clean_run_records_ok(tmp_path):
     config = make_config(tmp_path)
-    outcome = run_job(config, "sync-stock", lambda ctx: JobResult(counts={"written": 2}))
+    outcome = run_job(config, "sync-stock", push_only(lambda ctx: JobResult(counts={"written": 2})))
     assert (outcome.exit_code, outcome.status) == (0, "ok")
     store = StateStore(config.state.path)
     run = store.last_runs()[0]
@@ -33,24 +34,12 @@ def test_record_failures_give_exit_3_and_rows_then_resolve(tmp_path):
         ctx.succeeded("SKU-2")
         return JobResult()
 
-    outcome = run_job(config, "sync-stock", flow)
+    outcome = run_job(config, "sync-stock", push_only(flow))
     assert outcome.exit_code == 3 and outcome.status == "partial"
     store = StateStore(config.state.path)
     assert [r["record_key"] for r in store.exceptions()] == ["SKU-1"]
-    run_job(config, "sync-stock", lambda ctx: (ctx.succeeded("SKU-1"), JobResult())[1])
+    run_job(config, "sync-stock", push_only(lambda ctx: (ctx.succeeded("SKU-1"), JobResult())[1]))
     assert store.exceptions() == []
-
-
-def test_dry_run_writes_no_exception_rows(tmp_path):
-    config = make_config(tmp_path)
-
-    def flow(ctx):
-        ctx.fail("unknown_sku", "ecommerce", "SKU-1", "m")
-        return JobResult(plan=[{"sku": "SKU-1"}])
-
-    outcome = run_job(config, "sync-stock", flow, dry_run=True)
-    assert outcome.exit_code == 3 and outcome.result.plan == [{"sku": "SKU-1"}]
-    assert StateStore(config.state.path).exceptions() == []
 
 
 def test_api_error_fails_the_run_with_exit_1(tmp_path):
@@ -59,7 +48,7 @@ def test_api_error_fails_the_run_with_exit_1(tmp_path):
     def flow(ctx):
         raise ApiError("sitoo: cannot reach http://127.0.0.1:9", system="sitoo")
 
-    outcome = run_job(config, "sync-stock", flow)
+    outcome = run_job(config, "sync-stock", push_only(flow))
     assert outcome.exit_code == 1 and outcome.status == "failed"
     assert "cannot reach" in StateStore(config.state.path).last_runs()[0]["message"]
 
@@ -67,7 +56,7 @@ def test_api_error_fails_the_run_with_exit_1(tmp_path):
 def test_locked_job_touches_nothing(tmp_path):
     config = make_config(tmp_path)
     with JobLock(config.state.path, "sync-stock"), pytest.raises(LockedError):
-        run_job(config, "sync-stock", lambda ctx: JobResult())
+        run_job(config, "sync-stock", push_only(lambda ctx: JobResult()))
     assert StateStore(config.state.path).runs() == []
 
 
@@ -79,7 +68,7 @@ def test_busy_state_file_is_a_clear_run_failure(tmp_path):
     def flow(ctx):
         raise sqlite3.OperationalError("database is locked")
 
-    outcome = run_job(config, "sync-stock", flow)
+    outcome = run_job(config, "sync-stock", push_only(flow))
     assert outcome.exit_code == 1
     assert "could not be written (database is locked)" in outcome.error
     assert "internal error" not in outcome.error
@@ -200,11 +189,3 @@ def test_read_only_store_never_creates_or_migrates(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="readonly"), view.transaction():
         view.set_cursor("j", "s", 1)
     assert store.get_cursor("j", "s") is None
-
-
-def test_legacy_run_callable_still_runs(tmp_path):
-    from types import SimpleNamespace
-
-    config = make_config(tmp_path)
-    module = SimpleNamespace(JOB="sync-stock", run=lambda ctx: JobResult(counts={"x": 1}), pull=None)
-    assert run_job(config, "sync-stock", module).result.counts["x"] == 1

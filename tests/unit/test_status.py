@@ -19,6 +19,7 @@ from magsit.config import load_config
 from magsit.runner import JobResult, run_job
 from magsit.state import StateStore
 from magsit.state.store import iso, now_utc
+from tests.flows import push_only
 
 REPO = Path(__file__).resolve().parents[2]
 CRON = REPO / "cron"
@@ -59,7 +60,7 @@ def config_path(tmp_path):
 def seed(config_path, stale_job_minutes=90):
     config = load_config(config_path)
     state = StateStore(config.state.path)
-    run_job(config, "sync-stock", lambda ctx: JobResult(), state=state)
+    run_job(config, "sync-stock", push_only(lambda ctx: JobResult()), state=state)
 
     def partial(ctx):
         ctx.fail("unknown_sku", "ecommerce", "SKU-1", "SKU-1 is not a Magento product")
@@ -67,7 +68,7 @@ def seed(config_path, stale_job_minutes=90):
         ctx.fail("price_mismatch", "finance", "100000042", "total differs")
         return JobResult()
 
-    run_job(config, "push-orders", partial, state=state)
+    run_job(config, "push-orders", push_only(partial), state=state)
     old = iso(now_utc() - timedelta(minutes=stale_job_minutes))
     state.db.execute("UPDATE runs SET started_at = ?, finished_at = ? WHERE job = 'push-orders'", [old, old])
     state.heartbeat("daemon", {"started_at": old})
