@@ -75,7 +75,7 @@ def _cell(value: Any) -> Text:
     return Text(str(to_jsonable(value)))
 
 
-NO_WRITE_ACTIONS = frozenset({"skip", "none", "unchanged", "exception", "fail"})
+NO_WRITE_ACTIONS = frozenset({"skip", "none", "unchanged", "exception", "fail", "wait"})  # wait: left for a later run
 
 
 def _is_write(row: dict[str, Any]) -> bool:

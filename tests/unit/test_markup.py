@@ -132,3 +132,11 @@ def test_exceptions_list_show_and_status_print_text_as_typed(tmp_path: Path, key
         if args[0] == "exceptions":
             assert_printed(key, result.output)
             assert_printed(message, result.output)
+
+
+def test_a_dry_run_counts_only_the_rows_that_write() -> None:
+    from magsit.report import plan_table
+
+    rows = [{"action": "ship", "increment_id": "1"}, {"action": "wait", "increment_id": "2", "delivery": "7"},
+            {"action": "skip", "increment_id": "3"}]  # fmt: skip
+    assert plan_table(rows, "sync-fulfilment").title == "sync-fulfilment: 1 write(s) of 3 row(s), writes first"
