@@ -107,11 +107,17 @@ def status_label(status: str, exit_code: int | None) -> str:
 def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = False) -> None:
     style = STATUS_STYLE.get(outcome.status, "")
     label = status_label(outcome.status, outcome.exit_code)
+    counts = dict(outcome.result.counts)
     if dry_run:
+        # Nothing was recorded: "failed" would send the reader to `exceptions list`, which is empty.
+        if outcome.status == "partial":
+            label = "planned, some records would fail"
+        if "failed" in counts:
+            counts["would fail"] = counts.pop("failed")
         label += " (dry run, nothing written)"
     console.print(line((outcome.job, "bold"), ": ", (label, style), f" (exit {outcome.exit_code})"))
-    if outcome.result.counts:
-        console.print("  " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.result.counts.items())), markup=False)
+    if counts:
+        console.print("  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), markup=False)
     for text in outcome.result.summary:
         console.print(f"  {text}", markup=False)
     plan = outcome.result.plan
@@ -125,7 +131,8 @@ def render_outcome(outcome: RunOutcome, console: Console, *, dry_run: bool = Fal
         console.print(
             rows_table(
                 [f.__dict__ for f in outcome.failures],
-                title="records that failed (see `magsit exceptions list`)",
+                title=("records that would fail (dry run: no exception recorded)" if dry_run
+                       else "records that failed (see `magsit exceptions list`)"),
                 columns=["id", "key", "kind", "owner", "message"] if not dry_run else ["key", "kind", "owner", "message"],
                 limit=20,
             )

@@ -90,7 +90,7 @@ def as_json(outcome: RunOutcome) -> dict[str, Any]:
 
 def render(outcome: RunOutcome, app: App) -> None:
     console = app.err if app.quiet else app.out
-    render_outcome(outcome, console)
+    render_outcome(outcome, console, dry_run=app.dry_run)
     details = outcome.result.details
     summary = details.get("summary") or {}
     if summary.get("by_kind"):
@@ -116,7 +116,12 @@ def command(app: App, csv_dir: Path | None, html_file: Path | None) -> int:
     from magsit.sync import audit
 
     outcome = run_job(app.config, audit.JOB, audit, dry_run=app.dry_run, lock_wait=app.wait_lock)
-    if outcome.status != "failed":
+    if app.dry_run:
+        # Like reconcile: a dry run writes no file, it says which it would write.
+        for target in (csv_dir and f"CSV files into {csv_dir}", html_file):
+            if target:
+                app.echo(f"dry run: would write {target}")
+    elif outcome.status != "failed":
         parts = sections(outcome)
         if csv_dir is not None:
             written = write_csv_dir(csv_dir, parts)

@@ -49,7 +49,7 @@ def command(app: App, as_json: bool, **params: Any) -> int:
     console = app.out
     if report is not None:
         render_terminal(report, console)
-    render_outcome(outcome, console if not app.quiet else app.err)
+    render_outcome(outcome, console if not app.quiet else app.err, dry_run=app.dry_run)
     return outcome.exit_code
 
 

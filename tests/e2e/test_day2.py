@@ -181,6 +181,22 @@ def test_dry_run_shows_plain_quantities_writes_first_and_their_count(sandbox):
     assert float(m.source_items[("default", "b-2")]["quantity"]) == 5  # nothing written
 
 
+def test_a_dry_run_says_what_would_fail_and_writes_no_report_file(sandbox, tmp_path):
+    sandbox.magento.state.add_product("NOPE-1", "Not in Sitoo", 10)
+    bad = sandbox.magento.state.place_order([("NOPE-1", 1)], customer_email="y@example.com", created_at=old())
+    run = sandbox.run("--dry-run", "push-orders", check_code=3)
+    # Nothing was recorded: the words must not send the reader to an empty `exceptions list`.
+    assert "push-orders: planned, some records would fail (dry run, nothing written) (exit 3)" in run.stdout
+    assert "would fail 1" in run.stdout and "records that would fail (dry run: no exception recorded)" in run.stdout
+    assert "exceptions list" not in run.stdout and bad["increment_id"] in run.stdout
+    assert sandbox.run_json("exceptions", "list", check_code=0) == []
+
+    audit = sandbox.run("--dry-run", "audit", "--csv", str(tmp_path / "csv"), "--html", str(tmp_path / "a.html"), check_code=3)
+    assert "audit: done, with findings (dry run, nothing written) (exit 3)" in audit.stdout
+    assert f"would write {tmp_path / 'a.html'}" in audit.stderr
+    assert not (tmp_path / "csv").exists() and not (tmp_path / "a.html").exists()
+
+
 def test_rejected_token_says_what_is_likely_wrong(sandbox):
     sandbox.configure(magento={"token": "revoked-token"})
     text = " ".join(sandbox.run("check", check_code=1).stdout.split())
