@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -57,24 +57,13 @@ def test_second_run_without_sitoo_change_writes_nothing(sandbox):
 
 def test_pushed_but_unshipped_web_order_is_not_subtracted_twice(sandbox):
     seed(sandbox, {"WEB-1": 5})
-    # A web order magsit pushed: Sitoo reserves 2 units, Magento still holds its own reservation.
-    orderid = sandbox.sitoo.state.create_order(
-        {
-            "ordertypeid": 10,
-            "externalid": "000000042",
-            "warehouseid": 1,
-            "datereserved": int(time.time()) + 86400,
-            "orderitems": [{"productname": "Product WEB-1", "sku": "WEB-1", "quantity": 2, "moneyrowprice": "200.00"}],
-        }
-    )
+    # A web order pushed by magsit itself (its order mapping is push-orders' own, not hand-written):
+    # Sitoo reserves 2 units, Magento still holds its own reservation until it ships.
+    order = sandbox.magento.state.place_order([{"sku": "WEB-1", "qty": 2, "price": 80}], customer_email="web@example.com",
+                                              created_at=datetime.now(UTC) - timedelta(minutes=10))  # fmt: skip
+    sandbox.run("push-orders", check_code=0)
+    assert [o["externalid"] for o in sandbox.sitoo.state.orders.values()] == [order["increment_id"]]
     assert sandbox.sitoo.state.item(1, "WEB-1")["decimalavailable"] == 3
-    state = StateStore(sandbox.state_path)
-    state.put_mapping(
-        "order", "magento", "000000042", str(orderid),
-        data={"warehouse_id": 1, "lines": [{"sku": "WEB-1", "qty": 2, "shipped": 0, "canceled": 0}], "open": True},
-        status="pushed",
-    )
-    state.close()
     sandbox.run("sync-stock", check_code=0)
     # 3 available + 2 in flight: Magento's own reservation takes the 2 off salable exactly once.
     assert source_item(sandbox, "WEB-1") == (5.0, 1)
