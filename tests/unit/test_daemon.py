@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from magsit.jobs import REGISTRY, JobSpec, register, resolve_entry
 from magsit.runner import JobResult
 from magsit.schedule import _cron_dow, parse_trigger, period_seconds
 from magsit.state import StateStore
+from tests.configs import write_minimal_config
 from tests.flows import push_only
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,24 +167,10 @@ def test_a_schedule_line_accepts_what_the_command_accepts_and_nothing_else(regis
 
 
 def test_daemon_cli_reports_bad_schedule_with_exit_2(tmp_path, capsys):
-    path = tmp_path / "magsit.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [magento]
-            base_url = "http://127.0.0.1:9"
-            token = "t"
-            [sitoo]
-            base_url = "http://127.0.0.1:9/v2/accounts/1"
-            api_id = "1-1"
-            password = "p"
-            [state]
-            path = "{tmp_path / 's.db'}"
-            [schedule]
-            "sync-stock --full" = "every fortnight"
-            """
-        )
-    )
+    path = write_minimal_config(tmp_path, '''
+        [schedule]
+        "sync-stock --full" = "every fortnight"
+        ''')
     assert cli_run(["--config", str(path), "daemon"]) == 2
     assert "sync-stock --full" in capsys.readouterr().err
 
@@ -292,24 +278,10 @@ def test_sigterm_stops_the_daemon_cleanly(tmp_path):
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(SITECUSTOMIZE)  # registers the test job in the child process
     marks = tmp_path / "marks.jsonl"
-    path = tmp_path / "magsit.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [magento]
-            base_url = "http://127.0.0.1:9"
-            token = "t"
-            [sitoo]
-            base_url = "http://127.0.0.1:9/v2/accounts/1"
-            api_id = "1-1"
-            password = "p"
-            [state]
-            path = "{tmp_path / 's.db'}"
-            [schedule]
-            test-slow = "every 1s"
-            """
-        )
-    )
+    path = write_minimal_config(tmp_path, '''
+        [schedule]
+        test-slow = "every 1s"
+        ''')
     env = {**os.environ, "PYTHONPATH": f"{plugin}{os.pathsep}{REPO}", "MAGSIT_TEST_MARKS": str(marks)}
     env.pop("MAGSIT_CONFIG", None)
     proc = subprocess.Popen(

@@ -23,6 +23,7 @@ from magsit.report import render_outcome, rows_table
 from magsit.runner import JobResult, RecordFailure, RunOutcome
 from magsit.state import StateStore
 from magsit.sync.reconcile.render import render_terminal
+from tests.configs import write_minimal_config
 
 # Printable text, weighted towards what rich would misread: tags, closing tags, escapes, emoji codes.
 TRICKY = st.sampled_from(["[", "]", "/", "\\", "b", "red", "[/b]", "[bold]", "[/]", ":smile:", "[link=x]", "@", "#", " "])
@@ -30,19 +31,6 @@ TEXT = st.lists(
     st.one_of(TRICKY, st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Co", "Cn"))), min_size=1, max_size=30
 ).map("".join).filter(lambda s: s.strip() != "")
 
-CONFIG = """
-[magento]
-base_url = "http://127.0.0.1:9"
-token = "t"
-
-[sitoo]
-base_url = "http://127.0.0.1:9/v2/accounts/1"
-api_id = "1-1"
-password = "p"
-
-[state]
-path = "{state}"
-"""
 
 
 def squash(text: str) -> str:
@@ -119,9 +107,7 @@ def test_exceptions_list_show_and_status_print_text_as_typed(tmp_path: Path, key
     """Through the real command group: an exception row with any key and message lists and shows."""
     state_path = tmp_path / "markup.db"
     state_path.unlink(missing_ok=True)
-    config = tmp_path / "magsit.toml"
-    config.write_text(CONFIG.format(state=state_path))
-    config.chmod(0o600)
+    config = write_minimal_config(tmp_path, state_path=state_path)
     state = StateStore(state_path)
     row = state.record_exception("push-orders", "unknown_sku", "ecommerce", key, message, {"sku": key})
     state.close()

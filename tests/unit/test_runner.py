@@ -1,20 +1,14 @@
 import pytest
 
-from magsit.config import parse_config
 from magsit.errors import ApiError, LockedError
 from magsit.runner import JobResult, run_job
 from magsit.state import JobLock, StateStore
+from tests.configs import minimal_config
 from tests.flows import push_only
 
 
 def make_config(tmp_path):
-    return parse_config(
-        {
-            "magento": {"base_url": "http://127.0.0.1:9", "token": "t"},
-            "sitoo": {"base_url": "http://127.0.0.1:9/v2/accounts/1", "api_id": "1-1", "password": "p"},
-            "state": {"path": str(tmp_path / "s.db")},
-        }
-    )
+    return minimal_config(tmp_path)
 
 
 def test_clean_run_records_ok(tmp_path):

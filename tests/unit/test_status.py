@@ -8,7 +8,6 @@ import logging
 import re
 import shutil
 import subprocess
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from magsit.config import load_config
 from magsit.runner import JobResult, run_job
 from magsit.state import StateStore
 from magsit.state.store import iso, now_utc
+from tests.configs import write_minimal_config
 from tests.flows import push_only
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,23 +38,7 @@ def _restore_magsit_logger():
 
 @pytest.fixture
 def config_path(tmp_path):
-    path = tmp_path / "magsit.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [magento]
-            base_url = "http://127.0.0.1:9"
-            token = "t"
-            [sitoo]
-            base_url = "http://127.0.0.1:9/v2/accounts/1"
-            api_id = "1-1"
-            password = "p"
-            [state]
-            path = "{tmp_path / 's.db'}"
-            """
-        )
-    )
-    return path
+    return write_minimal_config(tmp_path)
 
 
 def seed(config_path, stale_job_minutes=90):
