@@ -44,6 +44,7 @@ from magsit.magento.models import (
     to_number,
 )
 from magsit.magento.search import (
+    OAUTH_ARRAY_LIMIT,
     Filter,
     PageKey,
     PageSizeLimitError,
@@ -138,16 +139,51 @@ class MagentoClient:
 
         return fetch
 
+    def _signable(self, criteria: SearchCriteria) -> list[SearchCriteria]:
+        """``criteria`` as the searches to send: under OAuth 1.0a no array may reach index 10
+        (``OAUTH_ARRAY_LIMIT``), so a longer OR group becomes several searches. Bearer shops sign
+        nothing and keep one call."""
+        return criteria.split(OAUTH_ARRAY_LIMIT) if self.settings.uses_oauth else [criteria]
+
+    def _one_search(self, criteria: SearchCriteria) -> SearchCriteria:
+        """The single search a keyset or page-at-a-time reader sends: its page cannot be merged from
+        several searches, so criteria that would need splitting are a programming error."""
+        parts = self._signable(criteria)
+        if len(parts) > 1:
+            raise ValueError(f"a one-page search may hold at most {OAUTH_ARRAY_LIMIT} filters per group under OAuth")
+        return parts[0]
+
+    def _read_parts(
+        self, criteria: SearchCriteria, key: PageKey, read: Callable[[SearchCriteria], Iterable[dict[str, Any]]]
+    ) -> Iterator[dict[str, Any]]:
+        parts = self._signable(criteria)
+        if len(parts) == 1:
+            yield from read(parts[0])
+            return
+        seen: set[tuple[Any, ...]] = set()
+        for part in parts:
+            for row in read(part):
+                value = key.value(row)
+                if value in seen:  # a row matching filters of two parts
+                    continue
+                if None not in value:  # a fields= answer without the key cannot be told apart
+                    seen.add(value)
+                yield row
+
     def _search(
         self, path: str, criteria: SearchCriteria | None, key: PageKey, *, session: HttpSession | None = None
     ) -> Iterator[dict[str, Any]]:
         fetch = self._fetcher(session or self.http, path)
-        return iter_items(fetch, criteria or SearchCriteria(), key=key, page_size=self.page_size, what=path)
+        return self._read_parts(
+            criteria or SearchCriteria(), key,
+            lambda part: iter_items(fetch, part, key=key, page_size=self.page_size, what=path),
+        )  # fmt: skip
 
     def search_page(
         self, path: str, criteria: SearchCriteria, *, session: HttpSession | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         """One raw search call (criteria used as given, pageSize limit adapted once): items, total_count."""
+        criteria = self._one_search(criteria)
         fetch = self._fetcher(session or self.http, path)
         first = (criteria.current_page or 1) == 1
         if criteria.page_size is None or (first and criteria.page_size > self.page_size):
@@ -435,13 +471,7 @@ class MagentoClient:
             criteria = criteria.any_of(*in_group("source_code", codes)) if codes else criteria
         if skus is None:
             # A full read of a big catalogue: pages fetched [magento].concurrency at a time.
-            fetch = self._fetcher(self.http, "/inventory/source-items")
-            rows = list(
-                iter_items_parallel(
-                    fetch, criteria, key=SOURCE_ITEM, page_size=self.page_size,
-                    workers=self.settings.concurrency, what="/inventory/source-items",
-                )
-            )  # fmt: skip
+            rows = list(self._source_items_parallel(criteria))
         else:
             rows = self._search_in("/inventory/source-items", "sku", skus, SOURCE_ITEM, base=criteria)
         for row in rows:
@@ -457,14 +487,20 @@ class MagentoClient:
         codes = list(source_codes) if source_codes is not None else []
         if codes:
             criteria = criteria.any_of(*in_group("source_code", codes))
-        fetch = self._fetcher(self.http, "/inventory/source-items")
-        for row in iter_items_parallel(
-            fetch, criteria, key=SOURCE_ITEM, page_size=self.page_size, workers=self.settings.concurrency,
-            what="/inventory/source-items",
-        ):  # fmt: skip
+        for row in self._source_items_parallel(criteria):
             if decimals and "quantity" in row:
                 row["quantity"] = to_decimal(row["quantity"])
             yield row
+
+    def _source_items_parallel(self, criteria: SearchCriteria) -> Iterator[dict[str, Any]]:
+        fetch = self._fetcher(self.http, "/inventory/source-items")
+        return self._read_parts(
+            criteria, SOURCE_ITEM,
+            lambda part: iter_items_parallel(
+                fetch, part, key=SOURCE_ITEM, page_size=self.page_size, workers=self.settings.concurrency,
+                what="/inventory/source-items",
+            ),
+        )  # fmt: skip
 
     def source_items(self, *, source_codes: Iterable[str] | None = None, skus: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The name the stock flow calls: source items of these sources (and SKUs)."""

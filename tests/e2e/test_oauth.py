@@ -31,11 +31,6 @@ def test_stock_and_orders_run_signed(sandbox: Env) -> None:
     assert any(c.query for c in calls if c.method == "GET")  # searchCriteria queries were signed too
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync-customers ORs up to 20 e-mail filters in one group (MAGENTO_EMAIL_BATCH); filters [10]+ have no "
-    "OAuth signature every Magento 2.4 accepts (magsit/sandbox/magento/oauth.py). Fix: at most 10 per group under OAuth.",
-)
 def test_customer_batches_over_ten_emails_are_signed_validly(sandbox: Env) -> None:
     use_oauth(sandbox)
     for n in range(12):

@@ -131,6 +131,44 @@ def test_sku_filters_keep_urls_short_and_commas_out_of_in():
     assert [(f.value, f.condition_type) for f in group] == [("A,D", "in"), ("B,C", "eq")]
 
 
+def indexes(params: list[tuple[str, str]]) -> list[int]:
+    return [int(n) for name, _ in params for n in re.findall(r"\[(\d+)\]", name)]
+
+
+def test_split_cuts_or_groups_to_the_limit_and_keeps_every_combination():
+    emails = [("email", f"u{i}@example.com", "like") for i in range(23)]
+    criteria = SearchCriteria().any_of(*emails).where("website_id", 1).any_of(*in_group("sku", [f"A,{i}" for i in range(12)]))
+    parts = criteria.split(10)
+    assert [len(p.groups[0]) for p in parts] == [10, 10, 10, 10, 3, 3]  # (23 e-mails -> 10/10/3) x (12 SKUs -> 10/2)
+    assert [len(p.groups[2]) for p in parts] == [10, 2] * 3
+    assert {f.value for p in parts for f in p.groups[0]} == {f"u{i}@example.com" for i in range(23)}
+    assert all(p.groups[1] == criteria.groups[1] and max(indexes(p.to_params())) < 10 for p in parts)
+    assert SearchCriteria().split(10) == [SearchCriteria()] and criteria.split(30) == [criteria]
+    with pytest.raises(ValueError, match="11 filter groups"):
+        SearchCriteria().any_of(*[("a", i) for i in range(3)]).where("b", 1).where("c", 1).where("d", 1).where(
+            "e", 1).where("f", 1).where("g", 1).where("h", 1).where("i", 1).where("j", 1).where("k", 1).split(10)  # fmt: skip
+
+
+@responses.activate
+def test_or_groups_over_ten_are_split_under_oauth_only():
+    # Array indexes of 10+ have no OAuth signature every 2.4 shop accepts (magento-api.md §1.3):
+    # signed searches hold at most ten filters per group; Bearer shops keep one call.
+    rows = [{"id": i, "email": f"u{i}@example.com"} for i in range(1, 13)]
+    responses.add_callback(responses.GET, f"{REST}/customers/search", callback=pager(rows))
+    criteria = SearchCriteria().any_of(*[("email", f"u{i}@example.com", "like") for i in range(12)])
+    assert [r["id"] for r in client(page_size=300).search_customers(criteria)] == list(range(1, 13))
+    assert len(responses.calls) == 1
+    signing = client(page_size=300, token=None, **{k: SecretStr(v) for k, v in SECRETS.items()})
+    found = list(signing.search_customers(criteria))
+    assert [r["id"] for r in found] == list(range(1, 13))  # both parts answer every row: repeats dropped
+    signed = responses.calls[1:]
+    assert len(signed) == 2
+    for call in signed:
+        assert max(indexes(list(parse_qsl(urlsplit(call.request.url).query)))) < 10
+    with pytest.raises(ValueError, match="at most 10 filters per group"):
+        signing.search_page("/orders", criteria)
+
+
 @responses.activate
 def test_products_by_skus_chunks_so_the_url_stays_under_6kb():
     responses.add_callback(responses.GET, f"{ALL}/products", callback=pager([]))
