@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlite_utils
+from sqlite_utils.db import NotFoundError, Table
 
 from magsit.errors import ExitCode, MagsitError, Owner
 
@@ -326,22 +327,48 @@ class StateStore:
         with self._lock:
             return list(self.db.query(sql, params))
 
+    # Single-table reads and writes go through sqlite-utils' table API; plain SQL is kept only where a
+    # query is relational (joins, GROUP BY, correlated sub-selects) and says so. Every write runs
+    # inside transaction(): sqlite-utils wraps its statements in ``db.atomic()``, which inside an open
+    # transaction is a SAVEPOINT (never a COMMIT behind the caller's back; sqlite-utils 3.x used
+    # ``with conn:``, which commits: hence the >=4.0 pin), and outside one would be a deferred BEGIN
+    # whose read-then-write can fail at once with SQLITE_BUSY under WAL.
+    def _table(self, name: str) -> Table:
+        return self.db.table(name)
+
+    def _where(self, table: str, where: str | None = None, params: Any = (), **options: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._table(table).rows_where(where, list(params), **options))
+
+    def _first(self, table: str, where: str, params: Any = (), select: str = "*") -> dict[str, Any] | None:
+        rows = self._where(table, where, params, select=select, limit=1)
+        return rows[0] if rows else None
+
+    def _update(self, table: str, pk: Any, values: dict[str, Any]) -> bool:
+        """Update one row by primary key; False when there is none (as an UPDATE matching nothing)."""
+        with self.transaction():
+            try:
+                self._table(table).update(pk, values)
+            except NotFoundError:
+                return False
+            return True
+
     # -- runs ------------------------------------------------------------------------------------
     def start_run(self, job: str, dry_run: bool = False) -> int:
-        cursor = self._exec(
-            "INSERT INTO runs (job, started_at, status, pid, dry_run) VALUES (?, ?, 'running', ?, ?)",
-            (job, iso(), os.getpid(), int(dry_run)),
-        )
-        return int(cursor.lastrowid or 0)
+        with self.transaction():
+            runs = self._table("runs")
+            runs.insert({"job": job, "started_at": iso(), "status": "running", "pid": os.getpid(), "dry_run": int(dry_run)})
+            return int(runs.last_rowid or 0)
 
     def finish_run(self, run_id: int, status: str, exit_code: int, counts: dict[str, Any], message: str = "") -> None:
-        self._exec(
-            "UPDATE runs SET finished_at = ?, status = ?, exit_code = ?, counts = ?, message = ? WHERE id = ?",
-            (iso(), status, exit_code, _json(counts), message[:2000], run_id),
+        self._update(
+            "runs",
+            run_id,
+            {"finished_at": iso(), "status": status, "exit_code": exit_code, "counts": _json(counts), "message": message[:2000]},
         )
 
     def last_runs(self) -> list[dict[str, Any]]:
-        """The newest run of each job, plus its newest successful run."""
+        """The newest run of each job, plus its newest successful run (SQL: a join on a GROUP BY)."""
         rows = self._rows(
             """
             SELECT r.* FROM runs r
@@ -362,8 +389,8 @@ class StateStore:
         return rows
 
     def runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        where, params = ("WHERE job = ?", (job,)) if job else ("", ())
-        rows = self._rows(f"SELECT * FROM runs {where} ORDER BY id DESC LIMIT {int(limit)}", params)
+        where, params = ("job = ?", (job,)) if job else (None, ())
+        rows = self._where("runs", where, params, order_by="id DESC", limit=int(limit))
         for row in rows:
             row["counts"] = json.loads(row["counts"] or "{}")
         return rows
@@ -372,6 +399,7 @@ class StateStore:
         """Forget old run rows and closed exceptions; the newest run and success of each job stay.
 
         The events worker and the daemon add many runs a day; without this the file only grows.
+        SQL, not delete_where: the rows kept are picked by GROUP BY sub-selects.
         """
         cutoff = iso(now_utc() - timedelta(days=keep_days))
         with self.transaction():
@@ -390,12 +418,9 @@ class StateStore:
 
     def mark_abandoned_runs(self) -> None:
         """Runs left 'running' by a process that no longer exists (killed) are marked as such."""
-        for row in self._rows("SELECT id, pid FROM runs WHERE status = 'running'"):
+        for row in self._where("runs", "status = 'running'", select="id, pid"):
             if row["pid"] and not _pid_alive(row["pid"]):
-                self._exec(
-                    "UPDATE runs SET status = 'failed', message = 'process died during the run' WHERE id = ?",
-                    (row["id"],),
-                )
+                self._update("runs", row["id"], {"status": "failed", "message": "process died during the run"})
 
     # -- cursors ---------------------------------------------------------------------------------
     def get_cursor(self, job: str, stream: str = "default") -> Any:
@@ -411,15 +436,12 @@ class StateStore:
 
     # -- mappings --------------------------------------------------------------------------------
     def get_mapping(self, entity: str, system: str, external_id: str) -> dict[str, Any] | None:
-        rows = self._rows(
-            "SELECT * FROM mappings WHERE entity = ? AND system = ? AND external_id = ?",
-            (entity, system, str(external_id)),
-        )
-        return _mapping(rows[0]) if rows else None
+        row = self._first("mappings", "entity = ? AND system = ? AND external_id = ?", (entity, system, str(external_id)))
+        return _mapping(row) if row else None
 
     def find_mapping_by_other(self, entity: str, other_id: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM mappings WHERE entity = ? AND other_id = ?", (entity, str(other_id)))
-        return _mapping(rows[0]) if rows else None
+        row = self._first("mappings", "entity = ? AND other_id = ?", (entity, str(other_id)))
+        return _mapping(row) if row else None
 
     def put_mapping(
         self,
@@ -430,67 +452,69 @@ class StateStore:
         data: dict[str, Any] | None = None,
         status: str = "done",
     ) -> None:
-        moment = iso()
-        self._exec(
-            """
-            INSERT INTO mappings (entity, system, external_id, other_id, status, data, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (entity, system, external_id) DO UPDATE SET
-                other_id = excluded.other_id, status = excluded.status, data = excluded.data,
-                updated_at = excluded.updated_at
-            """,
-            (entity, system, str(external_id), None if other_id is None else str(other_id), status, _json(data or {}), moment, moment),
-        )
+        values = {
+            "other_id": None if other_id is None else str(other_id),
+            "status": status,
+            "data": _json(data or {}),
+            "updated_at": iso(),
+        }
+        key = (entity, system, str(external_id))
+        # Not upsert(): its ON CONFLICT would overwrite created_at too.
+        with self.transaction():
+            if not self._update("mappings", key, values):
+                row = dict(zip(("entity", "system", "external_id"), key, strict=True))
+                self._table("mappings").insert({**row, **values, "created_at": values["updated_at"]})
 
     def mappings(self, entity: str, status: str | None = None) -> list[dict[str, Any]]:
-        if status is None:
-            rows = self._rows("SELECT * FROM mappings WHERE entity = ? ORDER BY external_id", (entity,))
-        else:
-            rows = self._rows(
-                "SELECT * FROM mappings WHERE entity = ? AND status = ? ORDER BY external_id", (entity, status)
-            )
-        return [_mapping(row) for row in rows]
+        where, params = ("entity = ?", (entity,)) if status is None else ("entity = ? AND status = ?", (entity, status))
+        return [_mapping(row) for row in self._where("mappings", where, params, order_by="external_id")]
 
     def delete_mapping(self, entity: str, system: str, external_id: str) -> None:
-        self._exec(
-            "DELETE FROM mappings WHERE entity = ? AND system = ? AND external_id = ?", (entity, system, str(external_id))
-        )
+        with self.transaction():
+            self._table("mappings").delete_where(
+                "entity = ? AND system = ? AND external_id = ?", (entity, system, str(external_id))
+            )
 
     # -- stock baseline --------------------------------------------------------------------------
     def pushed_stock(self, skus: Iterable[str] | None = None) -> dict[tuple[str, str], tuple[Decimal, int]]:
         """The stock baseline; with ``skus``, only the rows of those SKUs (a small incremental run
         need not load a catalogue-sized table)."""
+        select = "sku, source_code, quantity, status"
         if skus is None:
-            rows = self._rows("SELECT sku, source_code, quantity, status FROM pushed_stock")
+            rows = self._where("pushed_stock", select=select)
         else:
             wanted = sorted(set(skus))
             rows = []
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                rows.extend(self._rows(f"SELECT sku, source_code, quantity, status FROM pushed_stock WHERE sku IN ({marks})", tuple(part)))
+                rows.extend(self._where("pushed_stock", f"sku IN ({','.join('?' * len(part))})", part, select=select))
         return {(row["sku"], row["source_code"]): (Decimal(row["quantity"]), int(row["status"])) for row in rows}
 
     def has_pushed_stock(self) -> bool:
         """Whether any stock baseline row exists (none: a new or lost state file)."""
-        return bool(self._rows("SELECT 1 FROM pushed_stock LIMIT 1"))
+        return self._first("pushed_stock", "1", select="1") is not None
 
     def record_pushed_stock(self, rows: list[tuple[str, str, Decimal, int]]) -> None:
         moment = iso()
-        with self._lock:
-            self.db.conn.executemany(
-                "INSERT INTO pushed_stock (sku, source_code, quantity, status, pushed_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (sku, source_code) DO UPDATE SET quantity = excluded.quantity, "
-                "status = excluded.status, pushed_at = excluded.pushed_at",
-                [(sku, source, str(qty), int(status), moment) for sku, source, qty, status in rows],
+        with self.transaction():
+            self._table("pushed_stock").upsert_all(
+                (
+                    {"sku": sku, "source_code": source, "quantity": str(qty), "status": int(status), "pushed_at": moment}
+                    for sku, source, qty, status in rows
+                ),
+                pk=("sku", "source_code"),
             )
 
     def forget_pushed_stock(self, keys: list[tuple[str, str]] | None = None) -> None:
-        if keys is None:
-            self._exec("DELETE FROM pushed_stock")
-            return
-        with self._lock:
-            self.db.conn.executemany("DELETE FROM pushed_stock WHERE sku = ? AND source_code = ?", keys)
+        table = self._table("pushed_stock")
+        with self.transaction():
+            if keys is None:
+                table.delete_where()
+                return
+            for start in range(0, len(keys), 400):
+                part = keys[start : start + 400]
+                marks = ", ".join(["(?, ?)"] * len(part))
+                table.delete_where(f"(sku, source_code) IN (VALUES {marks})", [value for key in part for value in key])
 
     # -- exceptions ------------------------------------------------------------------------------
     def record_exception(
@@ -508,44 +532,44 @@ class StateStore:
             raise ValueError(f"owner must be one of {OWNERS}, not {owner!r}")
         moment = now_utc()
         excerpt = None if payload is None else _json(payload)[:PAYLOAD_LIMIT]
-        existing = self._rows("SELECT * FROM exceptions WHERE job = ? AND record_key = ?", (job, record_key))
-        attempts = (existing[0]["attempts"] + 1) if existing and existing[0]["status"] == "open" else 1
-        next_retry = iso(moment + retry_after * (2 ** min(attempts - 1, 8))) if retry_after else None
-        if existing:
-            row = existing[0]
-            status = "ignored" if row["status"] == "ignored" else "open"
-            self._exec(
-                """
-                UPDATE exceptions SET kind = ?, owner = ?, message = ?, payload = ?, last_seen = ?, attempts = ?,
-                    status = ?, next_retry_at = ?, resolved_at = NULL,
-                    alerted_at = CASE WHEN status = 'open' THEN alerted_at ELSE NULL END,
-                    first_seen = CASE WHEN status = 'open' THEN first_seen ELSE ? END
-                WHERE id = ?
-                """,
-                (kind, owner, message, excerpt, iso(moment), attempts, status, next_retry, iso(moment), row["id"]),
-            )
-        else:
-            self._exec(
-                """
-                INSERT INTO exceptions (job, kind, owner, record_key, message, payload, first_seen, last_seen,
-                    attempts, status, next_retry_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 'open', ?)
-                """,
-                (job, kind, owner, record_key, message, excerpt, iso(moment), iso(moment), next_retry),
-            )
-        return self._rows("SELECT * FROM exceptions WHERE job = ? AND record_key = ?", (job, record_key))[0]
+        seen = iso(moment)
+        where = ("job = ? AND record_key = ?", (job, record_key))
+        with self.transaction():
+            existing = self._first("exceptions", *where)
+            still_open = existing is not None and existing["status"] == "open"
+            attempts = existing["attempts"] + 1 if still_open else 1
+            values = {
+                "kind": kind,
+                "owner": owner,
+                "message": message,
+                "payload": excerpt,
+                "last_seen": seen,
+                "attempts": attempts,
+                "next_retry_at": iso(moment + retry_after * (2 ** min(attempts - 1, 8))) if retry_after else None,
+            }
+            if existing is None:
+                self._table("exceptions").insert({"job": job, "record_key": record_key, "first_seen": seen, "status": "open", **values})
+            else:
+                # A row that was closed starts a new episode: new first_seen, alert again. An ignored
+                # record stays ignored (a person said so) but its details are refreshed.
+                values |= {"status": "ignored" if existing["status"] == "ignored" else "open", "resolved_at": None}
+                if not still_open:
+                    values |= {"alerted_at": None, "first_seen": seen}
+                self._update("exceptions", existing["id"], values)
+            row = self._first("exceptions", *where)
+        assert row is not None
+        return row
 
     def resolve_exception(self, job: str, record_key: str) -> bool:
         """A record that went through resolves its open row. Returns whether there was one."""
-        cursor = self._exec(
-            "UPDATE exceptions SET status = 'resolved', resolved_at = ?, resolved_by = 'run' "
-            "WHERE job = ? AND record_key = ? AND status = 'open'",
-            (iso(), job, record_key),
-        )
-        return cursor.rowcount > 0
+        with self.transaction():
+            row = self._first("exceptions", "job = ? AND record_key = ? AND status = 'open'", (job, record_key), select="id")
+            return row is not None and self._update(
+                "exceptions", row["id"], {"status": "resolved", "resolved_at": iso(), "resolved_by": "run"}
+            )
 
     def open_exception_keys(self, job: str) -> set[str]:
-        return {row["record_key"] for row in self._rows("SELECT record_key FROM exceptions WHERE job = ? AND status = 'open'", (job,))}
+        return {row["record_key"] for row in self._where("exceptions", "job = ? AND status = 'open'", (job,), select="record_key")}
 
     def exception_due(
         self, job: str, record_key: str, moment: datetime | None = None, *, hold_resolved: bool = False
@@ -558,13 +582,11 @@ class StateStore:
         - resolved by a person: never if ``hold_resolved`` (the job's records are events a person
           handled by hand, e.g. an order entered in Sitoo by hand), else yes.
         """
-        rows = self._rows(
-            "SELECT next_retry_at, status, resolved_by FROM exceptions WHERE job = ? AND record_key = ?",
-            (job, record_key),
+        row = self._first(
+            "exceptions", "job = ? AND record_key = ?", (job, record_key), select="next_retry_at, status, resolved_by"
         )
-        if not rows:
+        if row is None:
             return True
-        row = rows[0]
         if row["status"] == "ignored":
             return False
         if row["status"] == "resolved":
@@ -574,10 +596,10 @@ class StateStore:
 
     def held_exception_keys(self, job: str, *, hold_resolved: bool = False) -> set[str]:
         """Record keys of this job a person told magsit to leave alone (see exception_due)."""
-        sql = "SELECT record_key FROM exceptions WHERE job = ? AND (status = 'ignored'"
+        where = "job = ? AND (status = 'ignored'"
         if hold_resolved:
-            sql += " OR (status = 'resolved' AND resolved_by = 'person')"
-        return {row["record_key"] for row in self._rows(sql + ")", (job,))}
+            where += " OR (status = 'resolved' AND resolved_by = 'person')"
+        return {row["record_key"] for row in self._where("exceptions", where + ")", (job,), select="record_key")}
 
     def exceptions(
         self,
@@ -592,18 +614,16 @@ class StateStore:
             if value:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        tail = f" LIMIT {int(limit)}" if limit else ""
-        return self._rows(f"SELECT * FROM exceptions {where} ORDER BY last_seen DESC, id DESC{tail}", params)
+        where = " AND ".join(clauses) or None
+        return self._where("exceptions", where, params, order_by="last_seen DESC, id DESC", limit=int(limit) if limit else None)
 
     def get_exception(self, exception_id: int) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM exceptions WHERE id = ?", (exception_id,))
-        return rows[0] if rows else None
+        return self._first("exceptions", "id = ?", (exception_id,))
 
     def find_exceptions(self, ref: str) -> list[dict[str, Any]]:
         """Exceptions a person names by id or by record key (SKU, increment id, e-mail …): the row
         with that id and every row with that key (one per job), newest first."""
-        rows = self._rows("SELECT * FROM exceptions WHERE record_key = ? ORDER BY last_seen DESC, id DESC", (ref,))
+        rows = self._where("exceptions", "record_key = ?", (ref,), order_by="last_seen DESC, id DESC")
         if ref.isdigit() and not any(row["id"] == int(ref) for row in rows):
             by_id = self.get_exception(int(ref))
             if by_id is not None:
@@ -613,25 +633,23 @@ class StateStore:
     def set_exception_status(self, exception_id: int, status: str) -> bool:
         if status not in ("open", "resolved", "ignored"):
             raise ValueError(status)
-        resolved_at = iso() if status != "open" else None
-        cursor = self._exec(
-            "UPDATE exceptions SET status = ?, resolved_at = ?, next_retry_at = NULL, resolved_by = ? WHERE id = ?",
-            (status, resolved_at, "person" if status != "open" else None, exception_id),
+        closed = status != "open"
+        return self._update(
+            "exceptions",
+            exception_id,
+            {"status": status, "resolved_at": iso() if closed else None, "next_retry_at": None, "resolved_by": "person" if closed else None},
         )
-        return cursor.rowcount > 0
 
     def retry_exception(self, exception_id: int) -> bool:
         """Make the record due on the next run (after the cause was fixed), whatever its status: also
         the way back for an ignored or resolved record. Attempts keep counting, so the backoff of a
         record that fails again goes on growing."""
-        cursor = self._exec(
-            "UPDATE exceptions SET status = 'open', next_retry_at = NULL, resolved_at = NULL, resolved_by = NULL "
-            "WHERE id = ?",
-            (exception_id,),
+        return self._update(
+            "exceptions", exception_id, {"status": "open", "next_retry_at": None, "resolved_at": None, "resolved_by": None}
         )
-        return cursor.rowcount > 0
 
     def exception_counts(self) -> list[dict[str, Any]]:
+        # SQL: a GROUP BY count, not a row lookup.
         return self._rows(
             "SELECT owner, job, kind, COUNT(*) AS count FROM exceptions WHERE status = 'open' "
             "GROUP BY owner, job, kind ORDER BY owner, job, kind"
@@ -639,19 +657,19 @@ class StateStore:
 
     def mark_alerted(self, ids: list[int]) -> None:
         moment = iso()
-        with self._lock:
-            self.db.conn.executemany("UPDATE exceptions SET alerted_at = ? WHERE id = ?", [(moment, i) for i in ids])
+        with self.transaction():
+            for exception_id in ids:
+                self._update("exceptions", exception_id, {"alerted_at": moment})
 
     # -- heartbeats ------------------------------------------------------------------------------
     def heartbeat(self, name: str, info: dict[str, Any] | None = None) -> None:
-        self._exec(
-            "INSERT INTO heartbeats (name, at, pid, info) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET at = excluded.at, pid = excluded.pid, info = excluded.info",
-            (name, iso(), os.getpid(), _json(info or {})),
-        )
+        with self.transaction():
+            self._table("heartbeats").upsert(
+                {"name": name, "at": iso(), "pid": os.getpid(), "info": _json(info or {})}, pk="name"
+            )
 
     def heartbeats(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT * FROM heartbeats ORDER BY name")
+        rows = self._where("heartbeats", order_by="name")
         for row in rows:
             row["info"] = json.loads(row["info"] or "{}")
         return rows

@@ -114,3 +114,99 @@ def test_prune_history_keeps_the_latest_and_open_rows(tmp_path):
     assert store.prune_history(keep_days=30) == 3
     assert sorted((r["job"], r["status"]) for r in store.runs()) == [("push-orders", "ok"), ("sync-stock", "ok")]
     assert [r["record_key"] for r in store.exceptions(status=None)] == ["open-one"]
+
+
+def test_a_failed_transaction_leaves_nothing_and_commits_nothing_early(tmp_path):
+    """sqlite-utils wraps its writes in db.atomic(): inside our transaction that must be a savepoint,
+    never a COMMIT another connection could see before the transaction ends."""
+    path = tmp_path / "s.db"
+    store, other = StateStore(path), StateStore(path)
+    store.put_mapping("order", "magento", "000000002", "18", {"lines": {"1": 0}})
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_mapping("order", "magento", "000000001", "17")
+        store.put_mapping("order", "magento", "000000002", "99", {"lines": {}})
+        store.delete_mapping("order", "magento", "000000002")
+        store.set_cursor("push-orders", "orders", ["2026-01-01 00:00:00", 1])
+        store.record_pushed_stock([("A", "default", Decimal("3"), 1)])
+        store.record_exception("push-orders", "unknown_sku", "ecommerce", "000000003", "SKU X is not in Sitoo")
+        store.heartbeat("daemon", {"jobs": 1})
+        run_id = store.start_run("push-orders")
+        store.finish_run(run_id, "ok", 0, {"pushed": 1})
+        # Nothing is visible outside the transaction yet.
+        assert other.get_mapping("order", "magento", "000000001") is None
+        assert other.get_mapping("order", "magento", "000000002")["other_id"] == "18"
+        assert other.runs() == [] and other.exceptions() == [] and other.heartbeats() == []
+        raise RuntimeError("crash between outcome and cursor")
+    for view in (store, other):
+        assert view.get_mapping("order", "magento", "000000001") is None
+        assert view.get_mapping("order", "magento", "000000002")["data"] == {"lines": {"1": 0}}
+        assert view.get_cursor("push-orders", "orders") is None
+        assert view.pushed_stock() == {} and not view.has_pushed_stock()
+        assert view.exceptions() == [] and view.runs() == [] and view.heartbeats() == []
+
+
+def test_mapping_upsert_keeps_created_at_and_missing_rows_are_no_ops(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    store.put_mapping("order", "magento", 7, None, status="pending")
+    store.db.execute("UPDATE mappings SET created_at = '2026-01-01T00:00:00Z'")
+    store.put_mapping("order", "magento", "7", 42, {"a": 1})
+    row = store.get_mapping("order", "magento", "7")
+    assert (row["other_id"], row["status"], row["data"], row["created_at"]) == ("42", "done", {"a": 1}, "2026-01-01T00:00:00Z")
+    assert row["updated_at"] != row["created_at"]
+    assert [m["external_id"] for m in store.mappings("order", status="done")] == ["7"]
+    assert store.mappings("order", status="pending") == []
+    store.delete_mapping("order", "magento", "404")  # nothing to delete: no error, as before
+    store.finish_run(404, "ok", 0, {})
+    assert not store.set_exception_status(404, "ignored") and not store.retry_exception(404)
+    assert not store.resolve_exception("push-orders", "404")
+    store.mark_alerted([404])
+
+
+def test_exception_reopened_after_close_starts_a_new_episode(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    first = store.record_exception("push-orders", "unknown_sku", "ecommerce", "9", "m1")
+    store.mark_alerted([first["id"]])
+    again = store.record_exception("push-orders", "unknown_sku", "ecommerce", "9", "m2")
+    assert again["alerted_at"] is not None and again["first_seen"] == first["first_seen"] and again["attempts"] == 2
+    store.set_exception_status(first["id"], "ignored")
+    store.db.execute("UPDATE exceptions SET first_seen = '2026-01-01T00:00:00Z'")
+    held = store.record_exception("push-orders", "unknown_sku", "finance", "9", "m3")
+    assert (held["status"], held["attempts"], held["alerted_at"], held["owner"]) == ("ignored", 1, None, "finance")
+    assert held["first_seen"] != "2026-01-01T00:00:00Z" and held["resolved_at"] is None
+    assert store.held_exception_keys("push-orders") == {"9"}
+    assert store.find_exceptions(str(held["id"]))[0]["id"] == held["id"]
+    assert store.exceptions(status="ignored", owner="finance", limit=1)[0]["message"] == "m3"
+
+
+def test_forget_pushed_stock_by_key_in_chunks(tmp_path):
+    store = StateStore(tmp_path / "s.db")
+    rows = [(f"SKU-{n}", "default", Decimal(n), 1) for n in range(450)] + [("SKU-1", "store-2", Decimal("1"), 1)]
+    store.record_pushed_stock(rows)
+    store.forget_pushed_stock([(f"SKU-{n}", "default") for n in range(1, 450)])
+    assert store.pushed_stock() == {("SKU-0", "default"): (Decimal("0"), 1), ("SKU-1", "store-2"): (Decimal("1"), 1)}
+    assert store.pushed_stock(["SKU-1"]) == {("SKU-1", "store-2"): (Decimal("1"), 1)}
+    store.forget_pushed_stock()
+    assert not store.has_pushed_stock()
+
+
+def test_read_only_store_reads_through_the_table_api_and_refuses_writes(tmp_path):
+    path = tmp_path / "s.db"
+    store = StateStore(path)
+    store.put_mapping("order", "magento", "1", "2")
+    store.record_pushed_stock([("A", "default", Decimal("3"), 1)])
+    store.heartbeat("daemon")
+    store.record_exception("push-orders", "unknown_sku", "ecommerce", "1", "m", retry_after=timedelta(hours=1))
+    store.finish_run(store.start_run("push-orders"), "ok", 0, {"n": 1})
+    schema = store.db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    view = store.read_only_view()
+    assert view.get_mapping("order", "magento", "1")["other_id"] == "2"
+    assert view.pushed_stock(["A"]) and view.has_pushed_stock()
+    assert [row["name"] for row in view.heartbeats()] == ["daemon"]
+    assert view.exceptions()[0]["record_key"] == "1" and not view.exception_due("push-orders", "1")
+    assert view.runs("push-orders")[0]["counts"] == {"n": 1}
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        view.put_mapping("order", "magento", "3", "4")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        view.record_pushed_stock([("B", "default", Decimal("1"), 1)])
+    assert store.db.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
+    assert store.get_mapping("order", "magento", "3") is None
