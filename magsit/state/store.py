@@ -25,6 +25,7 @@ import sqlite_utils
 from sqlite_utils.db import NotFoundError, Table
 
 from magsit.errors import ExitCode, MagsitError, Owner
+from magsit.state.cursor import C, Cursor, cursor_from_json, cursor_to_json
 
 OWNERS: tuple[Owner, ...] = ("ops", "ecommerce", "finance")
 PAYLOAD_LIMIT = 2000
@@ -423,11 +424,14 @@ class StateStore:
                 self._update("runs", row["id"], {"status": "failed", "message": "process died during the run"})
 
     # -- cursors ---------------------------------------------------------------------------------
-    def get_cursor(self, job: str, stream: str = "default") -> Any:
+    def get_cursor(self, job: str, stream: str, kind: type[C]) -> C | None:
+        """The ``(job, stream)`` cursor as a ``kind`` (``None`` if there is none); a stored value of
+        another kind is a ``CursorError``, never misread."""
         rows = self._rows("SELECT value FROM cursors WHERE job = ? AND stream = ?", (job, stream))
-        return json.loads(rows[0]["value"]) if rows else None
+        return cursor_from_json(kind, json.loads(rows[0]["value"]), where=f"{job}/{stream}") if rows else None
 
-    def set_cursor(self, job: str, stream: str, value: Any) -> None:
+    def set_cursor(self, job: str, stream: str, cursor: Cursor) -> None:
+        value = cursor_to_json(cursor, where=f"{job}/{stream}")
         self._exec(
             "INSERT INTO cursors (job, stream, value, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (job, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",

@@ -31,8 +31,9 @@ from magsit.errors import ApiError, RecordError
 from magsit.flow import Preview
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
+from magsit.state.cursor import KeysetPosition
 from magsit.sync.customerplan import CustomerAction, names_of, normalise_email, plan_customers, valid_email
-from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
+from magsit.sync.keyset import key_of, keyset_scan, read_start, save_cursor
 from magsit.sync.sitoousers import (
     creating_users,
     forget_refused,
@@ -76,8 +77,8 @@ class Pulled:
     magento: list[dict[str, Any]]  # changed Magento customers plus those looked up by e-mail
     sitoo: list[dict[str, Any]]  # Sitoo users to compare (all on a full scan, else the changed e-mails')
     known: set[str]  # linked, unchanged e-mails whose Magento side was not read
-    cursor: Position | None
-    seen: list[Position]
+    cursor: KeysetPosition | None
+    seen: list[KeysetPosition]
     start: str
     held: set[str] = field(default_factory=set)  # e-mails with an ignored exception
 
@@ -86,8 +87,8 @@ class Pulled:
 class Plan:
     actions: list[CustomerAction]
     magento: list[dict[str, Any]]  # what push needs to name the customers it writes
-    cursor: Position | None
-    seen: list[Position]
+    cursor: KeysetPosition | None
+    seen: list[KeysetPosition]
     start: str
     summary: list[str]
     counts: dict[str, int]
@@ -103,7 +104,7 @@ def pull(ctx: JobContext) -> Pulled:
     settings = ctx.config.customers
     website = ctx.config.magento.website_id
     lookback = timedelta(seconds=ctx.config.orders.lookback_seconds)
-    cursor = Position.from_value(ctx.state.get_cursor(JOB, STREAM))
+    cursor = ctx.state.get_cursor(JOB, STREAM, KeysetPosition)
     start = read_start(cursor, run_start=ctx.started_at, lookback=lookback,
                        initial_lookback=timedelta(hours=ctx.config.orders.initial_lookback_hours),
                        since=ctx.options.get("since"))  # fmt: skip

@@ -18,11 +18,11 @@ Each query stops on ``total_count`` (the unpaged count), never on an empty page.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from magsit.errors import PagingError
+from magsit.state.cursor import KeysetPosition
 
 if TYPE_CHECKING:
     from magsit.runner import JobContext
@@ -34,7 +34,7 @@ Fetch = Callable[[list[Filter], int], tuple[list[dict[str, Any]], int]]
 MAGENTO_TS = "%Y-%m-%d %H:%M:%S"
 
 
-def _out_of_order(position: Position, previous: Position) -> PagingError:
+def _out_of_order(position: KeysetPosition, previous: KeysetPosition) -> PagingError:
     return PagingError(f"magento: rows out of order or repeated at {position} (after {previous}); aborted", system="magento")
 
 
@@ -47,34 +47,15 @@ def parse_magento_ts(text: str) -> datetime:
     return datetime.strptime(text[:19], MAGENTO_TS).replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    """A point in the ``(updated_at, entity_id)`` order; ``entity_id`` 0 = before any row of ``updated_at``."""
-
-    updated_at: str
-    entity_id: int = 0
-
-    def as_value(self) -> list[Any]:
-        return [self.updated_at, self.entity_id]
-
-    @classmethod
-    def from_value(cls, value: Any) -> Position | None:
-        if not value:
-            return None
-        if isinstance(value, dict):
-            return cls(str(value["updated_at"]), int(value.get("entity_id", 0)))
-        return cls(str(value[0]), int(value[1]))
-
-
-def key_of(item: dict[str, Any]) -> Position:
-    return Position(str(item["updated_at"]), int(item["entity_id"]))
+def key_of(item: dict[str, Any]) -> KeysetPosition:
+    return KeysetPosition(str(item["updated_at"]), int(item["entity_id"]))
 
 
 def keyset_scan(fetch: Fetch, start: str, page_size: int, until: str | None = None) -> Iterator[dict[str, Any]]:
     """Yield every row with ``start <= updated_at (<= until)`` once, in ``(updated_at, entity_id)`` order."""
     upper: list[Filter] = [("updated_at", until, "lteq")] if until else []
     items, total = fetch([("updated_at", start, "gteq"), *upper], page_size)
-    previous: Position | None = None
+    previous: KeysetPosition | None = None
     while True:
         for item in items:
             position = key_of(item)
@@ -102,7 +83,7 @@ def keyset_scan(fetch: Fetch, start: str, page_size: int, until: str | None = No
 
 
 def read_start(
-    cursor: Position | None,
+    cursor: KeysetPosition | None,
     *,
     run_start: datetime,
     lookback: timedelta,
@@ -118,13 +99,13 @@ def read_start(
 
 
 def next_cursor(
-    previous: Position | None, seen: list[Position], *, run_start: datetime, lookback: timedelta
-) -> Position | None:
+    previous: KeysetPosition | None, seen: list[KeysetPosition], *, run_start: datetime, lookback: timedelta
+) -> KeysetPosition | None:
     """The cursor after a run: the furthest row seen, never past ``run_start − lookback`` (P8), never backwards."""
     if not seen:
         return previous
     furthest = max(seen)
-    ceiling = Position(magento_ts(run_start - lookback), 0)
+    ceiling = KeysetPosition(magento_ts(run_start - lookback), 0)
     candidate = min(furthest, ceiling)
     if previous is not None and candidate < previous:
         return previous
@@ -135,8 +116,8 @@ def save_cursor(
     ctx: JobContext,
     job: str,
     stream: str,
-    previous: Position | None,
-    seen: list[Position],
+    previous: KeysetPosition | None,
+    seen: list[KeysetPosition],
     *,
     start: str,
     lookback: timedelta,
@@ -157,4 +138,4 @@ def save_cursor(
     cursor = next_cursor(previous, seen, run_start=ctx.started_at, lookback=lookback)
     if cursor is not None and cursor != previous:
         with ctx.state.transaction():
-            ctx.state.set_cursor(job, stream, cursor.as_value())
+            ctx.state.set_cursor(job, stream, cursor)

@@ -28,8 +28,9 @@ from magsit.errors import ApiError, RecordError
 from magsit.flow import Preview
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
+from magsit.state.cursor import KeysetPosition
 from magsit.sync import calls as api
-from magsit.sync.keyset import Position, key_of, keyset_scan, magento_ts, read_start, save_cursor
+from magsit.sync.keyset import key_of, keyset_scan, magento_ts, read_start, save_cursor
 from magsit.sync.ordermapping import lines_from_sitoo
 from magsit.sync.orderpayload import OrderPlan, build_order, is_pickup, sanitise_externalid
 from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users, spellings_of
@@ -47,10 +48,10 @@ DONE_STATUSES = frozenset({"pushed", "shipped", "canceled", "closed"})
 @dataclass
 class Snapshot:
     run_start: datetime
-    cursor: Position | None
+    cursor: KeysetPosition | None
     targeted: bool
     start: str | None = None  # where the keyset read began (None: a targeted run reads no range)
-    seen: list[Position] = field(default_factory=list)
+    seen: list[KeysetPosition] = field(default_factory=list)
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # entity_id -> detail
     skipped: dict[str, str] = field(default_factory=dict)  # increment_id -> why
     in_sitoo: dict[str, dict[str, Any]] = field(default_factory=dict)  # externalid -> Sitoo order
@@ -91,8 +92,8 @@ class OrdersPlan:
     skipped: dict[str, str]  # increment_id -> why (not examined)
     dequeue: set[str]
     examined: int
-    cursor: Position | None = None
-    seen: list[Position] = field(default_factory=list)
+    cursor: KeysetPosition | None = None
+    seen: list[KeysetPosition] = field(default_factory=list)
     start: str | None = None
 
     def problems(self) -> list[RecordError]:
@@ -172,7 +173,7 @@ def _in_sitoo(snapshot: Snapshot, settings: OrderSettings, increment_id: str) ->
 # -- pull (reads only) ---------------------------------------------------------------------------
 def pull(ctx: JobContext) -> Snapshot:
     targeted = [str(i) for i in ctx.options.get("orders") or ()]
-    cursor = Position.from_value(ctx.state.get_cursor(JOB, STREAM))
+    cursor = ctx.state.get_cursor(JOB, STREAM, KeysetPosition)
     snap = Snapshot(run_start=ctx.started_at, cursor=cursor, targeted=bool(targeted))
     rows: dict[int, dict[str, Any]] = {}
     forced: set[int] = set()

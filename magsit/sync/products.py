@@ -20,6 +20,7 @@ from magsit.config import Config
 from magsit.errors import ApiError, MagsitError
 from magsit.flow import Preview
 from magsit.runner import JobContext, JobResult
+from magsit.state.cursor import SitooEpoch
 from magsit.sync.productplan import ProductChange, ProductPlan, price_key, tax_key
 from magsit.sync.productplan import plan as plan_products
 from magsit.values import as_int, chunked
@@ -62,12 +63,13 @@ def pull(ctx: JobContext) -> Pulled:
             for product in ctx.sitoo.iter_products(skus=chunk, include_inactive=True):
                 by_sku.setdefault(str(product.get("sku")), product)
     else:
-        since = None if full else ctx.state.get_cursor(JOB, STREAM)
+        stored = None if full else ctx.state.get_cursor(JOB, STREAM, SitooEpoch)
+        since = None if stored is None else stored.seconds
         max_seen = None
         # inactive products too: a product switched off in Sitoo must be disabled in Magento
         # Sitoo's filter is "modified after" (exclusive): ask from one second earlier so products
         # stamped in the cursor's own second are re-read (boundary rows are de-duplicated by SKU).
-        after = since - 1 if isinstance(since, int) else None
+        after = since - 1 if since is not None else None
         for product in ctx.sitoo.iter_products(modified_after=after, include_inactive=True):
             by_sku.setdefault(str(product.get("sku")), product)
             seen = as_int(product.get("datemodified"))
@@ -184,7 +186,7 @@ def _write(ctx: JobContext, the_plan: ProductPlan, cursor: int | None) -> None:
         for sku in the_plan.clean_price:  # Magento already has the right price: its price exceptions resolve
             ctx.succeeded(price_key(sku))
         if error is None and cursor is not None:
-            ctx.state.set_cursor(JOB, STREAM, cursor)
+            ctx.state.set_cursor(JOB, STREAM, SitooEpoch(cursor))
     ctx.counts["unchanged"] += len(the_plan.unchanged)
     if error is not None:
         raise error

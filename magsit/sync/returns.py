@@ -44,7 +44,8 @@ from magsit.errors import ApiError, RecordError
 from magsit.flow import Preview
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
-from magsit.sync.keyset import Position, key_of, keyset_scan, read_start, save_cursor
+from magsit.state.cursor import KeysetPosition, SitooId
+from magsit.sync.keyset import key_of, keyset_scan, read_start, save_cursor
 from magsit.sync.orderpayload import money
 from magsit.sync.returnplan import (
     CreditMemoPlan,
@@ -95,8 +96,8 @@ class Pulled:
 @dataclass
 class MemoScan:
     memos: list[dict[str, Any]]
-    cursor: Position | None
-    seen: list[Position]
+    cursor: KeysetPosition | None
+    seen: list[KeysetPosition]
     start: str
     exported: set[str]  # credit memo entity ids whose mapping is done
     in_flight: dict[str, set[str]]  # order increment id -> its store returns with a credit memo not confirmed yet
@@ -150,13 +151,13 @@ def pull(ctx: JobContext) -> Pulled:
 
 def pull_store_returns(ctx: JobContext, pulled: Pulled) -> None:
     pushed = pulled.pushed
-    cursor = ctx.state.get_cursor(JOB, SITOO_STREAM)
+    cursor = ctx.state.get_cursor(JOB, SITOO_STREAM, SitooId)
     if cursor is None:
         start = min((int(k) for k in pushed), default=None)
     else:
-        start = max(1, int(cursor) - ID_OVERLAP + 1)
+        start = max(1, cursor.value - ID_OVERLAP + 1)
     rows: list[dict[str, Any]] = []
-    highest = None if cursor is None else int(cursor)
+    highest = None if cursor is None else cursor.value
     if start is not None:
         for row in ctx.sitoo.iter_orders(orderid_from=start, fields=SWEEP_FIELDS):
             rows.append(row)
@@ -205,7 +206,7 @@ def _shipping_left(ctx: JobContext, entity_id: int) -> Decimal:
 
 def pull_creditmemos(ctx: JobContext) -> MemoScan:
     settings = ctx.config.orders
-    cursor = Position.from_value(ctx.state.get_cursor(JOB, MEMO_STREAM))
+    cursor = ctx.state.get_cursor(JOB, MEMO_STREAM, KeysetPosition)
     start = read_start(cursor, run_start=ctx.started_at, lookback=timedelta(seconds=settings.lookback_seconds),
                        initial_lookback=timedelta(hours=settings.initial_lookback_hours),
                        since=ctx.options.get("since"))  # fmt: skip
@@ -299,7 +300,7 @@ def push_store_returns(ctx: JobContext, plan_: ReturnsPlan) -> bool:
         push_creditmemo(ctx, planned)
     if plan_.highest is not None:
         with ctx.state.transaction():
-            ctx.state.set_cursor(JOB, SITOO_STREAM, plan_.highest)
+            ctx.state.set_cursor(JOB, SITOO_STREAM, SitooId(plan_.highest))
     return True
 
 

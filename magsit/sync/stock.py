@@ -32,6 +32,7 @@ from magsit.errors import ApiError, MagsitError
 from magsit.flow import Preview
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
+from magsit.state.cursor import SitooEpoch, UtcMoment
 from magsit.state.store import parse_iso
 from magsit.sync import reservations
 from magsit.sync.inflight import in_flight_by_source
@@ -209,7 +210,8 @@ def _read_changed(ctx: JobContext, pulled: Pulled, sources: dict[str, str], full
                 max_seen = seen
         return warehouse, since, max_seen, levels
 
-    jobs = [(w, None if full else ctx.state.get_cursor(JOB, f"warehouse:{w}")) for w in sources]
+    stored = {w: None if full else ctx.state.get_cursor(JOB, f"warehouse:{w}", SitooEpoch) for w in sources}
+    jobs = [(w, None if cursor is None else cursor.seconds) for w, cursor in stored.items()]
     read: dict[str, dict[str, Any]] = {}
     for warehouse, since, max_seen, levels in parallel_map(read_warehouse, jobs, ctx.config.sitoo.concurrency):
         read[warehouse] = levels
@@ -372,8 +374,8 @@ def _due_retries(ctx: JobContext) -> set[str]:
 
 def _skus_of_recent_orders(ctx: JobContext, orders: list[dict[str, Any]]) -> set[str]:
     """SKUs of order mappings changed since the last stock run: their in-flight term moved."""
-    last = ctx.state.get_cursor(JOB, "orders_seen")
-    since = parse_iso(last) if isinstance(last, str) else None
+    last = ctx.state.get_cursor(JOB, "orders_seen", UtcMoment)
+    since = None if last is None else last.at
     skus: set[str] = set()
     for mapping in orders:
         updated = parse_iso(mapping.get("updated_at"))
@@ -588,8 +590,8 @@ def _push_writes(planned: Plan, ctx: JobContext, agreed: list[StockRow], recordi
         crashpoint("stock.mid_transaction")
         if error is None:
             for stream, value in planned.cursors.items():
-                ctx.state.set_cursor(JOB, stream, value)
-            ctx.state.set_cursor(JOB, "orders_seen", ctx.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                ctx.state.set_cursor(JOB, stream, SitooEpoch(value))
+            ctx.state.set_cursor(JOB, "orders_seen", UtcMoment(ctx.started_at.replace(microsecond=0)))
         if open_keys:
             for row in accepted + agreed:
                 if row.key in open_keys:

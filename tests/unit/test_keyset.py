@@ -3,7 +3,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from magsit.sync.keyset import Position, keyset_scan, magento_ts, next_cursor, read_start
+from magsit.state.cursor import KeysetPosition
+from magsit.sync.keyset import keyset_scan, magento_ts, next_cursor, read_start
 
 
 class FakeOrders:
@@ -66,30 +67,30 @@ def test_read_start_first_run_cursor_and_since():
     now = datetime(2024, 1, 2, 12, tzinfo=UTC)
     kw = {"run_start": now, "lookback": timedelta(seconds=120), "initial_lookback": timedelta(hours=24)}
     assert read_start(None, **kw) == "2024-01-01 12:00:00"
-    assert read_start(Position("2024-01-02 10:00:00", 5), **kw) == "2024-01-02 09:58:00"
-    assert read_start(Position("2024-01-02 10:00:00", 5), since=datetime(2023, 1, 1, tzinfo=UTC), **kw) == "2023-01-01 00:00:00"
+    assert read_start(KeysetPosition("2024-01-02 10:00:00", 5), **kw) == "2024-01-02 09:58:00"
+    assert read_start(KeysetPosition("2024-01-02 10:00:00", 5), since=datetime(2023, 1, 1, tzinfo=UTC), **kw) == "2023-01-01 00:00:00"
 
 
 def test_next_cursor_never_passes_run_start_minus_lookback_nor_goes_back():
     now = datetime(2024, 1, 2, 12, tzinfo=UTC)
     kw = {"run_start": now, "lookback": timedelta(seconds=120)}
-    seen = [Position("2024-01-02 11:59:59", 9), Position("2024-01-02 10:00:00", 3)]
-    assert next_cursor(None, seen, **kw) == Position("2024-01-02 11:58:00", 0)
-    old = [Position("2024-01-02 10:00:00", 3)]
-    assert next_cursor(None, old, **kw) == Position("2024-01-02 10:00:00", 3)
-    assert next_cursor(Position("2024-01-02 11:00:00", 1), old, **kw) == Position("2024-01-02 11:00:00", 1)
-    assert next_cursor(Position("2024-01-02 11:00:00", 1), [], **kw) == Position("2024-01-02 11:00:00", 1)
+    seen = [KeysetPosition("2024-01-02 11:59:59", 9), KeysetPosition("2024-01-02 10:00:00", 3)]
+    assert next_cursor(None, seen, **kw) == KeysetPosition("2024-01-02 11:58:00", 0)
+    old = [KeysetPosition("2024-01-02 10:00:00", 3)]
+    assert next_cursor(None, old, **kw) == KeysetPosition("2024-01-02 10:00:00", 3)
+    assert next_cursor(KeysetPosition("2024-01-02 11:00:00", 1), old, **kw) == KeysetPosition("2024-01-02 11:00:00", 1)
+    assert next_cursor(KeysetPosition("2024-01-02 11:00:00", 1), [], **kw) == KeysetPosition("2024-01-02 11:00:00", 1)
 
 
 @given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 50)), max_size=20), st.integers(0, 100))
 def test_next_cursor_properties(points, prev_second):
     now = datetime(2024, 1, 1, 0, 1, 40, tzinfo=UTC)  # second 100
     lookback = timedelta(seconds=30)
-    seen = [Position(ts(s), i) for s, i in points]
-    previous = Position(ts(prev_second), 1)
+    seen = [KeysetPosition(ts(s), i) for s, i in points]
+    previous = KeysetPosition(ts(prev_second), 1)
     result = next_cursor(previous, seen, run_start=now, lookback=lookback)
     assert result >= previous
-    assert result <= max([previous, Position(ts(70), 0)])
+    assert result <= max([previous, KeysetPosition(ts(70), 0)])
 
 
 def test_rows_out_of_order_fail_the_run_with_a_message_not_an_internal_error(tmp_path):

@@ -3,6 +3,7 @@ import pytest
 from magsit.errors import ApiError, LockedError
 from magsit.runner import JobResult, run_job
 from magsit.state import JobLock, StateStore
+from magsit.state.cursor import SitooEpoch
 from tests.configs import minimal_config
 from tests.flows import push_only
 
@@ -117,17 +118,17 @@ def test_dry_run_stops_after_plan_and_lists_problems_without_recording(tmp_path)
 
 def test_dry_run_state_is_read_only(tmp_path):
     config = make_config(tmp_path)
-    StateStore(config.state.path).set_cursor("sync-stock", "default", 7)
+    StateStore(config.state.path).set_cursor("sync-stock", "default", SitooEpoch(7))
 
     def pull(ctx):
-        assert ctx.state.get_cursor("sync-stock", "default") == 7  # reads work
-        ctx.state.set_cursor("sync-stock", "default", 8)
+        assert ctx.state.get_cursor("sync-stock", "default", SitooEpoch) == SitooEpoch(7)  # reads work
+        ctx.state.set_cursor("sync-stock", "default", SitooEpoch(8))
         return []
 
     outcome = run_job(config, "sync-stock", _flow(pull, []), dry_run=True)
     assert outcome.exit_code == 1 and "dry run tried to write the state file" in outcome.error
     store = StateStore(config.state.path)
-    assert store.get_cursor("sync-stock", "default") == 7
+    assert store.get_cursor("sync-stock", "default", SitooEpoch) == SitooEpoch(7)
     assert store.runs()[0]["status"] == "failed"  # the run record is the runner's, and it is written
 
 
@@ -162,7 +163,7 @@ def test_read_only_session_refuses_before_sending():
 
 def test_dry_run_without_a_state_file_creates_none(tmp_path):
     config = make_config(tmp_path)
-    outcome = run_job(config, "sync-stock", _flow(lambda ctx: [ctx.state.get_cursor("sync-stock", "default")], []), dry_run=True)
+    outcome = run_job(config, "sync-stock", _flow(lambda ctx: [ctx.state.get_cursor("sync-stock", "default", SitooEpoch)], []), dry_run=True)
     assert outcome.result.plan == [{"sku": None}]
     assert not (tmp_path / "s.db").exists()
 
@@ -181,5 +182,5 @@ def test_read_only_store_never_creates_or_migrates(tmp_path):
     store = StateStore(tmp_path / "s.db")
     view = store.read_only_view()
     with pytest.raises(sqlite3.OperationalError, match="readonly"), view.transaction():
-        view.set_cursor("j", "s", 1)
-    assert store.get_cursor("j", "s") is None
+        view.set_cursor("j", "s", SitooEpoch(1))
+    assert store.get_cursor("j", "s", SitooEpoch) is None

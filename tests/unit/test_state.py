@@ -10,6 +10,7 @@ import pytest
 
 from magsit.errors import LockedError
 from magsit.state import JobLock, StateStore
+from magsit.state.cursor import KeysetPosition
 from magsit.state.store import MIGRATIONS, StateError
 
 
@@ -36,13 +37,13 @@ def test_transaction_is_atomic(tmp_path):
     store = StateStore(tmp_path / "s.db")
     with pytest.raises(RuntimeError), store.transaction():
         store.put_mapping("order", "magento", "000000001", "17")
-        store.set_cursor("push-orders", "orders", ["2026-01-01 00:00:00", 1])
+        store.set_cursor("push-orders", "orders", KeysetPosition("2026-01-01 00:00:00", 1))
         raise RuntimeError("crash between outcome and cursor")
     assert store.get_mapping("order", "magento", "000000001") is None
-    assert store.get_cursor("push-orders", "orders") is None
+    assert store.get_cursor("push-orders", "orders", KeysetPosition) is None
     with store.transaction():
         store.put_mapping("order", "magento", "000000001", "17", {"lines": {"1": 0}})
-        store.set_cursor("push-orders", "orders", ["2026-01-01 00:00:00", 1])
+        store.set_cursor("push-orders", "orders", KeysetPosition("2026-01-01 00:00:00", 1))
     assert store.get_mapping("order", "magento", "000000001")["data"] == {"lines": {"1": 0}}
     assert store.find_mapping_by_other("order", "17")["external_id"] == "000000001"
 
@@ -126,7 +127,7 @@ def test_a_failed_transaction_leaves_nothing_and_commits_nothing_early(tmp_path)
         store.put_mapping("order", "magento", "000000001", "17")
         store.put_mapping("order", "magento", "000000002", "99", {"lines": {}})
         store.delete_mapping("order", "magento", "000000002")
-        store.set_cursor("push-orders", "orders", ["2026-01-01 00:00:00", 1])
+        store.set_cursor("push-orders", "orders", KeysetPosition("2026-01-01 00:00:00", 1))
         store.record_pushed_stock([("A", "default", Decimal("3"), 1)])
         store.record_exception("push-orders", "unknown_sku", "ecommerce", "000000003", "SKU X is not in Sitoo")
         store.heartbeat("daemon", {"jobs": 1})
@@ -140,7 +141,7 @@ def test_a_failed_transaction_leaves_nothing_and_commits_nothing_early(tmp_path)
     for view in (store, other):
         assert view.get_mapping("order", "magento", "000000001") is None
         assert view.get_mapping("order", "magento", "000000002")["data"] == {"lines": {"1": 0}}
-        assert view.get_cursor("push-orders", "orders") is None
+        assert view.get_cursor("push-orders", "orders", KeysetPosition) is None
         assert view.pushed_stock() == {} and not view.has_pushed_stock()
         assert view.exceptions() == [] and view.runs() == [] and view.heartbeats() == []
 

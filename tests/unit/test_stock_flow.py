@@ -6,6 +6,7 @@ from magsit.config import parse_config
 from magsit.errors import ApiError
 from magsit.runner import run_job
 from magsit.state import StateStore
+from magsit.state.cursor import SitooEpoch
 from magsit.sync import stock
 
 
@@ -144,7 +145,7 @@ def test_run_level_error_keeps_cursor_but_records_accepted_rows(tmp_path):
     outcome = run(cfg, magento, sitoo)
     assert outcome.exit_code == 1
     state = StateStore(cfg.state.path)
-    assert len(state.pushed_stock()) == 4 and state.get_cursor("sync-stock", "warehouse:1") is None
+    assert len(state.pushed_stock()) == 4 and state.get_cursor("sync-stock", "warehouse:1", SitooEpoch) is None
 
 
 def test_full_heals_drift_and_sku_option(tmp_path):
@@ -236,7 +237,7 @@ def test_full_run_records_agreed_rows_beside_the_writes_even_when_a_write_fails(
     agreed = {(f"S{i}", "default") for i in range(4)}
     # the agreed four + what landed before the 503, nothing that did not land
     assert agreed <= set(recorded) and set(recorded) == set(magento.saved) and len(recorded) < 10
-    assert state.get_cursor("sync-stock", "warehouse:1") is None
+    assert state.get_cursor("sync-stock", "warehouse:1", SitooEpoch) is None
 
 
 def test_existence_lookups_release_full_batches_as_they_answer(tmp_path):
@@ -264,4 +265,4 @@ def test_a_failing_lookup_stops_the_writes_and_records_what_landed(tmp_path):
     assert outcome.exit_code == 1 and "503" in outcome.error
     state = StateStore(cfg.state.path)
     assert set(state.pushed_stock()) == set(magento.saved)  # whatever landed is recorded, nothing else
-    assert len(magento.saved) < 12 and state.get_cursor("sync-stock", "warehouse:1") is None
+    assert len(magento.saved) < 12 and state.get_cursor("sync-stock", "warehouse:1", SitooEpoch) is None
