@@ -49,50 +49,62 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, sort_keys=True, ensure_ascii=False)
 
 
+# Migrations: one function per schema version, said with sqlite-utils' table API (create,
+# create_index, add_column, and transform for a change add_column cannot make). Each runs in its own
+# BEGIN IMMEDIATE in _migrate, where sqlite-utils' own atomic() is a SAVEPOINT: a crash half way
+# leaves the file at the previous version. Rewriting a released migration must not change what it
+# builds (state files in use ran it as it was): tests/unit/test_state_schema.py pins every version.
 def _migration_1(db: sqlite_utils.Database) -> None:
-    db.executescript(
+    db.table("runs").create(
+        {
+            "id": int,
+            "job": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # running | ok | partial | failed | skipped | interrupted
+            "exit_code": int,
+            "counts": str,
+            "message": str,
+            "pid": int,
+            "dry_run": int,
+        },
+        pk="id",
+        not_null={"job", "started_at", "status", "counts", "dry_run"},
+        defaults={"counts": "{}", "dry_run": 0},
+    ).create_index(["job", "started_at"], index_name="runs_job")
+    db.table("cursors").create(
+        {"job": str, "stream": str, "value": str, "updated_at": str},
+        pk=("job", "stream"),
+        not_null={"job", "stream", "value", "updated_at"},
+    )
+    db.table("mappings").create(
+        {
+            "entity": str,  # order | customer | creditmemo | refund | shipment | product ...
+            "system": str,  # the system whose id is external_id: magento | sitoo
+            "external_id": str,
+            "other_id": str,  # the counterpart's id (NULL while a create is in flight)
+            "status": str,
+            "data": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk=("entity", "system", "external_id"),
+        not_null={"entity", "system", "external_id", "status", "data", "created_at", "updated_at"},
+        defaults={"status": "done", "data": "{}"},
+    ).create_index(["entity", "other_id"], index_name="mappings_other").create_index(
+        ["entity", "status"], index_name="mappings_status"
+    )
+    db.table("pushed_stock").create(
+        {"sku": str, "source_code": str, "quantity": str, "status": int, "pushed_at": str},
+        pk=("sku", "source_code"),
+        not_null={"sku", "source_code", "quantity", "status", "pushed_at"},
+    )
+    # SQL for this one table: UNIQUE (job, record_key) is a table constraint, which sqlite-utils'
+    # create() cannot declare. A unique index would enforce the same, but then a new file's schema
+    # would differ from every file already in use (a named index instead of the constraint's
+    # autoindex), and the next migration would have two shapes of the table to upgrade.
+    db.execute(
         """
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            job TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            status TEXT NOT NULL,            -- running | ok | partial | failed | skipped | interrupted
-            exit_code INTEGER,
-            counts TEXT NOT NULL DEFAULT '{}',
-            message TEXT,
-            pid INTEGER,
-            dry_run INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX runs_job ON runs(job, started_at);
-        CREATE TABLE cursors (
-            job TEXT NOT NULL,
-            stream TEXT NOT NULL,
-            value TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (job, stream)
-        );
-        CREATE TABLE mappings (
-            entity TEXT NOT NULL,            -- order | customer | creditmemo | refund | shipment | product ...
-            system TEXT NOT NULL,            -- the system whose id is external_id: magento | sitoo
-            external_id TEXT NOT NULL,
-            other_id TEXT,                   -- the counterpart's id (NULL while a create is in flight)
-            status TEXT NOT NULL DEFAULT 'done',
-            data TEXT NOT NULL DEFAULT '{}',
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            PRIMARY KEY (entity, system, external_id)
-        );
-        CREATE INDEX mappings_other ON mappings(entity, other_id);
-        CREATE INDEX mappings_status ON mappings(entity, status);
-        CREATE TABLE pushed_stock (
-            sku TEXT NOT NULL,
-            source_code TEXT NOT NULL,
-            quantity TEXT NOT NULL,
-            status INTEGER NOT NULL,
-            pushed_at TEXT NOT NULL,
-            PRIMARY KEY (sku, source_code)
-        );
         CREATE TABLE exceptions (
             id INTEGER PRIMARY KEY,
             job TEXT NOT NULL,
@@ -109,45 +121,45 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             resolved_at TEXT,
             alerted_at TEXT,
             UNIQUE (job, record_key)
-        );
-        CREATE INDEX exceptions_status ON exceptions(status, owner);
-        CREATE TABLE heartbeats (
-            name TEXT PRIMARY KEY,
-            at TEXT NOT NULL,
-            pid INTEGER,
-            info TEXT NOT NULL DEFAULT '{}'
-        );
+        )
         """
+    )
+    db.table("exceptions").create_index(["status", "owner"], index_name="exceptions_status")
+    db.table("heartbeats").create(
+        {"name": str, "at": str, "pid": int, "info": str},
+        pk="name",
+        not_null={"at", "info"},
+        defaults={"info": "{}"},
     )
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
     """Sitoo Events SPI queue (magsit.events): one row per event_id, so a re-sent event is stored once."""
-    db.executescript(
-        """
-        CREATE TABLE events (
-            event_id TEXT PRIMARY KEY,
-            event_type TEXT NOT NULL,
-            event_date INTEGER,              -- Sitoo's epoch seconds
-            account_id TEXT,
-            data TEXT NOT NULL DEFAULT '{}',
-            received_at REAL NOT NULL,       -- epoch seconds (fractional): lag is measured in seconds
-            status TEXT NOT NULL DEFAULT 'queued',   -- queued | processed | ignored | failed
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at REAL,
-            processed_at REAL,
-            lag_seconds REAL,                -- received -> applied
-            note TEXT
-        );
-        CREATE INDEX events_status ON events(status, received_at);
-        """
-    )
+    db.table("events").create(
+        {
+            "event_id": str,
+            "event_type": str,
+            "event_date": int,  # Sitoo's epoch seconds
+            "account_id": str,
+            "data": str,
+            "received_at": float,  # epoch seconds (fractional): lag is measured in seconds
+            "status": str,  # queued | processed | ignored | failed
+            "attempts": int,
+            "next_attempt_at": float,
+            "processed_at": float,
+            "lag_seconds": float,  # received -> applied
+            "note": str,
+        },
+        pk="event_id",
+        not_null={"event_type", "data", "received_at", "status", "attempts"},
+        defaults={"data": "{}", "status": "queued", "attempts": 0},
+    ).create_index(["status", "received_at"], index_name="events_status")
 
 
 def _migration_3(db: sqlite_utils.Database) -> None:
     """Who closed an exception: 'run' (the record went through) or 'person' (`exceptions resolve` /
     `ignore`). A record a person handled by hand must not be done again by the next run."""
-    db.execute("ALTER TABLE exceptions ADD COLUMN resolved_by TEXT")
+    db.table("exceptions").add_column("resolved_by", str)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
