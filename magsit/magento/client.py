@@ -4,8 +4,9 @@
   ``/rest/all/V1`` for product master data (``.http_all``): a product write through a store code
   creates store-view overrides (§2, P16). Product reads also use ``all`` so the diff compares the
   values magsit writes.
-- Every list read goes through ``search.iter_pages`` (pageSize always sent, unique
-  sort, stop on total_count, repeat detection, pageSize-limit adaptation).
+- Every list read pages with ``search.OffsetPaging`` (pageSize always sent, unique sort, stop on
+  total_count, repeat detection, pageSize-limit adaptation) or, for the cursor flows,
+  ``sync.keyset.KeysetPaging``; both are ``magsit.paging`` schemes.
 - Body arrays are chunked to the input list limit (default 20); ``Maximum items of type "…" is N``
   lowers the limit for the rest of the client's life and the chunk is resent split (§5.1).
 - Document creates (ship, invoice, refund, customer, comments, cancel) are sent with
@@ -56,6 +57,7 @@ from magsit.magento.search import (
     iter_items,
     iter_items_parallel,
     keyset_criteria,
+    page_fetcher,
 )
 
 log = logging.getLogger("magsit.magento")
@@ -182,7 +184,8 @@ class MagentoClient:
     def search_page(
         self, path: str, criteria: SearchCriteria, *, session: HttpSession | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        """One raw search call (criteria used as given, pageSize limit adapted once): items, total_count."""
+        """One search call (criteria used as given, pageSize limit adapted once): items, total_count.
+        The keyset readers' fetch (``sync.keyset.KeysetPaging`` asks for page 1 of a window)."""
         criteria = self._one_search(criteria)
         fetch = self._fetcher(session or self.http, path)
         first = (criteria.current_page or 1) == 1
@@ -190,15 +193,8 @@ class MagentoClient:
             # Keyset readers ask for their configured size on every page 1; once the shop has
             # named a lower maximum, asking above it again would cost a refused call per page.
             criteria = criteria.page(self.page_size, criteria.current_page or 1)
-        try:
-            body = fetch(criteria.to_params())
-        except PageSizeLimitError as exc:
-            body = fetch(criteria.page(exc.limit, 1).to_params()) if (criteria.current_page or 1) == 1 else None
-            if body is None:
-                raise
-        if not isinstance(body, dict) or not isinstance(body.get("total_count"), int):
-            raise ApiError(f"magento: search of {path} answered without items/total_count", system=SYSTEM)
-        return list(body.get("items") or []), int(body["total_count"])
+        page = page_fetcher(fetch, path)(criteria)
+        return page.items, page.total or 0
 
     def _post_list(
         self,

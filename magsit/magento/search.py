@@ -1,4 +1,4 @@
-"""searchCriteria builder and the pagers every Magento list read goes through (magento-api.md §3).
+"""searchCriteria builder and ``OffsetPaging``, the ``magsit.paging`` scheme for Magento list reads (magento-api.md §3).
 
 Paging rules (pitfalls P1–P5), enforced here so no caller can forget them:
 - ``pageSize`` is always sent (omitted = *all* rows, or silently 20 with input limits on);
@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from magsit.errors import ApiError, PagingError
+from magsit.paging import Page, Step, read_rows, read_rows_ahead
 
 CONDITIONS = frozenset(
     {"eq", "finset", "from", "gt", "gteq", "in", "like", "lt", "lteq", "moreq", "neq", "nfinset", "nin", "nlike", "notnull", "null", "to"}
@@ -213,14 +214,6 @@ class PageKey:
         return tuple(row.get(f) for f in self.item) if isinstance(row, dict) else (row,)
 
 
-@dataclass
-class Page:
-    items: list[dict[str, Any]]
-    total_count: int
-    current_page: int
-    page_size: int
-
-
 def _parse(body: Any, what: str) -> tuple[list[dict[str, Any]], int]:
     if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
         raise ApiError(f"magento: unexpected answer to a search of {what}: {str(body)[:200]}", system="magento")
@@ -234,57 +227,69 @@ def _parse(body: Any, what: str) -> tuple[list[dict[str, Any]], int]:
     return items, total
 
 
-def _fetch_adapting(fetch: Fetch, criteria: SearchCriteria, what: str) -> tuple[list[dict[str, Any]], int, SearchCriteria]:
-    """One read; on a pageSize limit lower the size (keeping the offset) and read once more."""
-    try:
-        return (*_parse(fetch(criteria.to_params()), what), criteria)
-    except PageSizeLimitError as exc:
-        size = criteria.page_size or exc.limit
-        if exc.limit >= size or exc.limit < 1:
-            raise
-        # Re-point to the page holding the same first row; the caller drops the leading overlap.
-        offset = (size * ((criteria.current_page or 1) - 1))
-        lowered = criteria.page(exc.limit, offset // exc.limit + 1)
-        return (*_parse(fetch(lowered.to_params()), what), lowered)
+def page_fetcher(fetch: Fetch, what: str) -> Callable[[SearchCriteria], Page[SearchCriteria]]:
+    """One search call as a Page; on a pageSize limit lower the size, keeping the offset, and read once more."""
+
+    def fetch_page(criteria: SearchCriteria) -> Page[SearchCriteria]:
+        try:
+            return Page(criteria, *_parse(fetch(criteria.to_params()), what))
+        except PageSizeLimitError as exc:
+            size = criteria.page_size or exc.limit
+            if exc.limit >= size or exc.limit < 1:
+                raise
+            # Re-point to the page holding the same first row; OffsetPaging drops the leading overlap.
+            offset = size * ((criteria.current_page or 1) - 1)
+            lowered = criteria.page(exc.limit, offset // exc.limit + 1)
+            return Page(lowered, *_parse(fetch(lowered.to_params()), what))
+
+    return fetch_page
 
 
-def iter_pages(
-    fetch: Fetch,
-    criteria: SearchCriteria,
-    *,
-    key: PageKey,
-    page_size: int,
-    what: str = "records",
-) -> Iterator[Page]:
-    """Offset paging that is safe on Magento: see the module docstring for the rules."""
-    criteria = criteria.with_unique_sort(key.sort).only(_with_total(criteria.fields)).page(page_size, 1)
-    offset = 0  # rows consumed so far
-    previous_first: tuple[Any, ...] | None = None
-    while True:
-        items, total, used = _fetch_adapting(fetch, criteria, what)
-        size = used.page_size or page_size
-        page_no = used.current_page or 1
-        skip = offset - (page_no - 1) * size  # > 0 only right after the page size was lowered
-        if items:
-            first = key.value(items[0])
-            if previous_first is not None and first == previous_first:
+class OffsetPaging:
+    """searchCriteria offset paging that is safe on Magento: see the module docstring for the rules."""
+
+    system = "magento"
+
+    def __init__(self, criteria: SearchCriteria, *, key: PageKey, page_size: int, what: str = "records") -> None:
+        self.criteria = criteria.with_unique_sort(key.sort).only(_with_total(criteria.fields)).page(page_size, 1)
+        self.key = key
+        self.page_size = page_size
+        self.what = what
+        self.offset = 0  # rows handed on so far
+        self.previous_first: tuple[Any, ...] | None = None
+
+    def first(self) -> SearchCriteria:
+        return self.criteria
+
+    def _size_and_number(self, served: SearchCriteria) -> tuple[int, int]:
+        return served.page_size or self.page_size, served.current_page or 1
+
+    def step(self, page: Page[SearchCriteria]) -> Step[SearchCriteria]:
+        size, page_no = self._size_and_number(page.request)
+        total = page.total or 0
+        if page.items:
+            first = self.key.value(page.items[0])
+            if self.previous_first is not None and first == self.previous_first:
                 raise PagingError(
-                    f"magento: page {page_no} of {what} repeats the previous page (first key {first}); "
+                    f"magento: page {page_no} of {self.what} repeats the previous page (first key {first}); "
                     f"total_count {total} may be stale — aborted instead of re-reading rows",
                     system="magento",
                 )
-            previous_first = first
-        fresh = items[skip:] if skip > 0 else items
-        offset += len(fresh)
-        yield Page(fresh, total, page_no, size)
-        if (page_no - 1) * size + len(items) >= total or len(items) < size:
-            return
-        criteria = used.page(size, page_no + 1)
+            self.previous_first = first
+        skip = self.offset - (page_no - 1) * size  # > 0 only right after the page size was lowered
+        fresh = page.items[skip:] if skip > 0 else page.items
+        self.offset += len(fresh)
+        done = (page_no - 1) * size + len(page.items) >= total or len(page.items) < size
+        return Step(fresh, None if done else page.request.page(size, page_no + 1))
+
+    def rest(self, first: Page[SearchCriteria]) -> list[SearchCriteria]:
+        size, _ = self._size_and_number(first.request)
+        last_page = math.ceil((first.total or 0) / size)
+        return [first.request.page(size, page_no) for page_no in range(2, last_page + 1)]
 
 
 def iter_items(fetch: Fetch, criteria: SearchCriteria, *, key: PageKey, page_size: int, what: str = "records") -> Iterator[dict[str, Any]]:
-    for page in iter_pages(fetch, criteria, key=key, page_size=page_size, what=what):
-        yield from page.items
+    return read_rows(page_fetcher(fetch, what), OffsetPaging(criteria, key=key, page_size=page_size, what=what))
 
 
 def iter_items_parallel(
@@ -296,45 +301,10 @@ def iter_items_parallel(
     workers: int,
     what: str = "records",
 ) -> Iterator[dict[str, Any]]:
-    """Like ``iter_items`` for long full reads, but pages 2..N are fetched ``workers`` at a time.
-
-    Page 1 gives total_count (and adapts the page size); the rest are known offsets, so they can be
-    read concurrently and are yielded in order. The same rules hold: unique sort, stop on
-    total_count, and a page that repeats its predecessor (or a count that does not add up) aborts.
-    """
-    from magsit.http import parallel_map
-
-    if workers <= 1:
-        yield from iter_items(fetch, criteria, key=key, page_size=page_size, what=what)
-        return
-    criteria = criteria.with_unique_sort(key.sort).only(_with_total(criteria.fields)).page(page_size, 1)
-    items, total, used = _fetch_adapting(fetch, criteria, what)
-    size = used.page_size or page_size
-    yield from items
-    if len(items) >= total or len(items) < size:
-        return
-    last_page = math.ceil(total / size)
-
-    def read(page_no: int) -> tuple[int, list[dict[str, Any]], int]:
-        page_items, page_total = _parse(fetch(used.page(size, page_no).to_params()), what)
-        return page_no, page_items, page_total
-
-    previous_first = key.value(items[0]) if items else None
-    count = len(items)
-    for page_no, page_items, page_total in parallel_map(read, range(2, last_page + 1), workers):
-        first = key.value(page_items[0]) if page_items else None
-        if not page_items or first == previous_first or page_total != total:
-            raise PagingError(
-                f"magento: page {page_no} of {what} is empty, repeats the previous page or reports a different "
-                f"total_count ({page_total} vs {total}): the data moved while reading — aborted instead of "
-                "skipping or re-reading rows",
-                system="magento",
-            )
-        previous_first = first
-        count += len(page_items)
-        yield from page_items
-    if count != total:
-        raise PagingError(f"magento: read {count} {what} but total_count said {total}; aborted", system="magento")
+    """Like ``iter_items`` for long full reads: page 1 gives total_count (and adapts the page size),
+    pages 2..N are known offsets read ``workers`` at a time (``paging.read_rows_ahead``)."""
+    paging = OffsetPaging(criteria, key=key, page_size=page_size, what=what)
+    return read_rows_ahead(page_fetcher(fetch, what), paging, workers)
 
 
 def chunk_values(values: Iterable[str], *, max_chars: int = 4000, max_count: int = 200) -> Iterator[list[str]]:

@@ -18,7 +18,8 @@ datetimes and encode them with ``models.to_api``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -27,6 +28,7 @@ from requests.auth import HTTPBasicAuth
 from magsit.config import HttpSettings, SitooSettings
 from magsit.errors import ApiError
 from magsit.http import HttpSession, parallel_map
+from magsit.paging import Page, Step, read_pages, read_rows
 from magsit.sitoo.models import BatchResult, order_write_payload, to_api, to_epoch
 
 log = logging.getLogger("magsit.sitoo")
@@ -188,11 +190,37 @@ def _envelope(body: Any, what: str) -> tuple[list[Any], int | None]:
     )
 
 
-def _last_page(items: list[Any], total: int | None, start: int, size: int) -> bool:
-    """Paging ends on an empty page or at ``totalcount``; a short page ends it only without a totalcount."""
-    if not items:
-        return True
-    return start >= total if total is not None else len(items) < size
+class StartNumPaging:
+    """The ``magsit.paging`` scheme for a Sitoo collection: ``start``/``num`` from offset ``start`` on.
+
+    Reads while ``start < totalcount``: a short page does not end it (Sitoo documents no maximum
+    ``num``, §2.2, so a server may serve fewer than asked); only an answer without ``totalcount``
+    ends on a short page. An empty page ends it, and so does the previous short page served again
+    (a stale totalcount; not handed on twice): a server cannot loop us.
+    """
+
+    system = SYSTEM
+
+    def __init__(self, size: int, what: str, start: int = 0) -> None:
+        self.size = size
+        self.what = what
+        self.start = start
+        self.short: list[Any] | None = None  # the previous page, if it was short
+
+    def first(self) -> int:
+        return self.start
+
+    def step(self, page: Page[int]) -> Step[int]:
+        items = page.items
+        if self.short is not None and items and items == self.short:
+            log.warning("sitoo: %s served its last page again at start=%d (totalcount %s); stopped there",
+                        self.what, page.request, page.total)  # fmt: skip
+            return Step([], None)
+        start = page.request + len(items)
+        if not items or (start >= page.total if page.total is not None else len(items) < self.size):
+            return Step(items, None)
+        self.short = items if len(items) < self.size else None
+        return Step(items, start)
 
 
 class SitooClient:
@@ -241,31 +269,19 @@ class SitooClient:
         *,
         page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a collection, page by page (the stop rules of ``_pages_from``)."""
-        base = list(pairs)
-        if fields:
-            base.append(("fields", ",".join(fields)))
-        yield from self._pages_from(path, base, 0, page_size or self.page_size)
+        """Every item of a collection, page by page (the stop rules of ``StartNumPaging``)."""
+        yield from read_rows(*self._paged(path, pairs, fields, page_size or self.page_size))
 
-    def _pages_from(self, path: str, pairs: Sequence[tuple[str, Any]], start: int, size: int) -> Iterator[dict[str, Any]]:
-        """Items of a collection from offset ``start`` on.
+    def _paged(
+        self, path: str, pairs: Sequence[tuple[str, Any]], fields: Sequence[str] | None, size: int
+    ) -> tuple[Callable[[int], Page[int]], StartNumPaging]:
+        """The page reader of a collection and a fresh paging scheme for one read of it."""
+        base = [*pairs, ("fields", ",".join(fields))] if fields else list(pairs)
 
-        Reads while ``start < totalcount``: a short page does not end it (Sitoo documents no
-        maximum ``num``, §2.2, so a server may serve fewer than asked); only an answer without
-        ``totalcount`` ends on a short page. An empty page ends it, and so does the previous short
-        page served again (a stale totalcount; not yielded twice): a server cannot loop us.
-        """
-        short: list[Any] | None = None  # the previous page, if it was short
-        while True:
-            items, total = _envelope(self._get(path, [*pairs, ("start", start), ("num", size)]), f"GET {path}")
-            if short is not None and items and items == short:
-                log.warning("sitoo: %s served its last page again at start=%d (totalcount %s); stopped there", path, start, total)
-                return
-            yield from items
-            start += len(items)
-            if _last_page(items, total, start, size):
-                return
-            short = items if len(items) < size else None
+        def fetch(start: int) -> Page[int]:
+            return Page(start, *_envelope(self._get(path, [*base, ("start", start), ("num", size)]), f"GET {path}"))
+
+        return fetch, StartNumPaging(size, f"GET {path}")
 
     def _batch(
         self,
@@ -405,28 +421,23 @@ class SitooClient:
         Matching is trimmed and case-insensitive (a superset of the server's ``email`` filter, whose
         exactness is unknown); callers compare the addresses themselves.
         """
-        size = self.page_size
-        base = [] if fields is None else [("fields", ",".join(dict.fromkeys([*fields, "email"])))]
-        first, total = _envelope(self._get(path, [*base, ("start", 0), ("num", size)]), f"GET {path}")
-        total = len(first) if total is None else total
+        wanted_fields = None if fields is None else list(dict.fromkeys([*fields, "email"]))
+        pages = read_pages(*self._paged(path, (), wanted_fields, self.page_size))
+        first = next(pages)
+        total = len(first.items) if first.total is None else first.total
         # totalcount, not a short first page, says whether more follow (Sitoo may serve fewer than num).
-        pages_left = max(0, -(-(total - len(first)) // size)) if first else 0
+        pages_left = max(0, -(-(total - len(first.items)) // self.page_size)) if first.items else 0
         if pages_left >= len(wanted):
-            return None
+            return None  # the rest of `pages` is never read
         index: dict[str, list[dict[str, Any]]] = {}
         keys = {email: email.strip().casefold() for email in wanted}
         needed = set(keys.values())
-
-        def keep(users: Iterable[dict[str, Any]]) -> None:
-            for user in users:
+        for page in chain([first], pages):
+            for user in page.items:
                 key = str(user.get("email") or "").strip().casefold()
                 if key in needed:
                     index.setdefault(key, []).append(user if fields is None or "email" in fields else
                                                      {k: v for k, v in user.items() if k in fields})
-
-        keep(first)
-        if pages_left:
-            keep(self._pages_from(path, base, len(first), size))
         return {email: index.get(key, []) for email, key in keys.items()}
 
     def iter_users(self, fields: Sequence[str] | None = USER_FIELDS) -> Iterator[dict[str, Any]]:

@@ -117,7 +117,7 @@ def pull(ctx: JobContext) -> Pulled:
             item.setdefault("entity_id", item.get("id"))  # customers answer `id`, sort as entity_id
         return items, total
 
-    changed = list(keyset_scan(fetch, start, ctx.magento.page_size))
+    changed = list(keyset_scan(fetch, start, ctx.magento.page_size, what="Magento customers"))
     seen = [key_of(c) for c in changed]
     mappings = _mappings(ctx)
     full = settings.create_in_magento or bool(ctx.options.get("full"))

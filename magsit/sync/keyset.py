@@ -12,16 +12,19 @@ skip with a timestamp-only cursor (P6). So every query is page 1 of a narrower w
 2. ``updated_at = ts AND entity_id > last``      (finish the cluster of the last row seen)
 3. ``updated_at > ts``                           (the next page), then 2. again, ...
 
-Each query stops on ``total_count`` (the unpaged count), never on an empty page.
+Each query stops on ``total_count`` (the unpaged count), never on an empty page. ``KeysetPaging``
+is this as a ``magsit.paging`` scheme; ``keyset_scan`` drives it over the caller's ``fetch``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from magsit.errors import PagingError
+from magsit.paging import Page, Step, read_rows
 from magsit.state.cursor import KeysetPosition
 
 if TYPE_CHECKING:
@@ -32,10 +35,6 @@ Filter = tuple[str, str, str]
 Fetch = Callable[[list[Filter], int], tuple[list[dict[str, Any]], int]]
 
 MAGENTO_TS = "%Y-%m-%d %H:%M:%S"
-
-
-def _out_of_order(position: KeysetPosition, previous: KeysetPosition) -> PagingError:
-    return PagingError(f"magento: rows out of order or repeated at {position} (after {previous}); aborted", system="magento")
 
 
 def magento_ts(moment: datetime) -> str:
@@ -51,35 +50,60 @@ def key_of(item: dict[str, Any]) -> KeysetPosition:
     return KeysetPosition(str(item["updated_at"]), int(item["entity_id"]))
 
 
-def keyset_scan(fetch: Fetch, start: str, page_size: int, until: str | None = None) -> Iterator[dict[str, Any]]:
-    """Yield every row with ``start <= updated_at (<= until)`` once, in ``(updated_at, entity_id)`` order."""
-    upper: list[Filter] = [("updated_at", until, "lteq")] if until else []
-    items, total = fetch([("updated_at", start, "gteq"), *upper], page_size)
-    previous: KeysetPosition | None = None
-    while True:
-        for item in items:
+@dataclass(frozen=True)
+class Window:
+    """One keyset query: page 1 of the rows matching ``filters`` (AND), sorted ``updated_at, entity_id``."""
+
+    filters: tuple[Filter, ...]
+    cluster: bool = False  # finishing the rows of one updated_at after the last one seen
+
+
+class KeysetPaging:
+    """The ``magsit.paging`` scheme for a keyset read (see the module docstring): every row with
+    ``start <= updated_at (<= until)`` once, in ``(updated_at, entity_id)`` order."""
+
+    system = "magento"
+
+    def __init__(self, start: str, until: str | None = None, what: str = "rows") -> None:
+        self.start = start
+        self.upper: tuple[Filter, ...] = (("updated_at", until, "lteq"),) if until else ()
+        self.what = what
+        self.previous: KeysetPosition | None = None  # the last row handed on
+
+    def first(self) -> Window:
+        return Window((("updated_at", self.start, "gteq"), *self.upper))
+
+    def step(self, page: Page[Window]) -> Step[Window]:
+        for item in page.items:
             position = key_of(item)
-            if previous is not None and position <= previous:
-                raise _out_of_order(position, previous)
-            previous = position
-            yield item
-        if not items or len(items) >= total:
-            return
-        # Finish the cluster of the last timestamp seen, keyset on entity_id.
-        assert previous is not None
-        while True:
-            cluster, cluster_total = fetch(
-                [("updated_at", previous.updated_at, "eq"), ("entity_id", str(previous.entity_id), "gt")], page_size
-            )
-            for item in cluster:
-                position = key_of(item)
-                if position <= previous:
-                    raise _out_of_order(position, previous)
-                previous = position
-                yield item
-            if not cluster or len(cluster) >= cluster_total:
-                break
-        items, total = fetch([("updated_at", previous.updated_at, "gt"), *upper], page_size)
+            if self.previous is not None and position <= self.previous:
+                raise PagingError(
+                    f"magento: rows out of order or repeated at {position} (after {self.previous}) "
+                    f"while reading {self.what}; aborted",
+                    system="magento",
+                )
+            self.previous = position
+        window_read = not page.items or len(page.items) >= (page.total or 0)
+        if not window_read:
+            # Finish the cluster of the last timestamp seen, keyset on entity_id.
+            assert self.previous is not None
+            ts, last = self.previous.updated_at, str(self.previous.entity_id)
+            return Step(page.items, Window((("updated_at", ts, "eq"), ("entity_id", last, "gt")), cluster=True))
+        if page.request.cluster:
+            assert self.previous is not None
+            return Step(page.items, Window((("updated_at", self.previous.updated_at, "gt"), *self.upper)))
+        return Step(page.items, None)
+
+
+def keyset_scan(
+    fetch: Fetch, start: str, page_size: int, until: str | None = None, *, what: str = "rows"
+) -> Iterator[dict[str, Any]]:
+    """Yield every row with ``start <= updated_at (<= until)`` once, in ``(updated_at, entity_id)`` order."""
+
+    def fetch_page(window: Window) -> Page[Window]:
+        return Page(window, *fetch(list(window.filters), page_size))
+
+    return read_rows(fetch_page, KeysetPaging(start, until, what))
 
 
 def read_start(

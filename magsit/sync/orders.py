@@ -217,6 +217,7 @@ def _read_changed(ctx: JobContext, snap: Snapshot, rows: dict[int, dict[str, Any
         start,
         ctx.config.magento.page_size,
         until=until,
+        what="Magento orders",
     ):
         snap.seen.append(key_of(row))
         rows[int(row["entity_id"])] = row

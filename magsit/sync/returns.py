@@ -214,7 +214,7 @@ def pull_creditmemos(ctx: JobContext) -> MemoScan:
     def fetch(filters: list[tuple[str, str, str]], page_size: int) -> tuple[list[dict[str, Any]], int]:
         return ctx.magento.search_page("/creditmemos", keyset_criteria(filters, page_size))
 
-    memos = list(keyset_scan(fetch, start, ctx.magento.page_size))
+    memos = list(keyset_scan(fetch, start, ctx.magento.page_size, what="Magento credit memos"))
     seen = [key_of(m) for m in memos]
     have = {str(m["entity_id"]) for m in memos}
     exported: set[str] = set()
