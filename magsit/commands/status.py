@@ -21,6 +21,8 @@ ALERT_MARKER = "alert:"  # bookkeeping rows of magsit.alerts in the heartbeats t
 DUTIES: list[tuple[str, str, tuple[str, ...]]] = [
     ("sync-fulfilment", "sends Magento cancellations (and full refunds before shipping) to Sitoo",
      ("cancelled_in_sitoo", "cancelled_after_delivery")),
+    ("sync-fulfilment", "tells ops which units refunded before delivery to take off the Sitoo order",
+     ("refunded_units_reported", "refunded_units_settled")),
     ("sync-fulfilment", "renews the Sitoo reservations of open pushed orders", ("reservations_renewed",)),
     ("sync-stock", "checks that Sitoo reserves the orders magsit pushed", ()),
 ]

@@ -29,12 +29,20 @@ def magento_orders_by(ctx: JobContext, field: str, values: list[str]) -> list[di
     return ctx.magento.orders_by(field, values)
 
 
-def magento_order_states(ctx: JobContext, entity_ids: list[str]) -> dict[int, str]:
-    """entity_id -> Magento order state, read in ``entity_id in (…)`` pages (not one call per order)."""
+# What sync-fulfilment reads of every open pushed order in its batched read: the state (cancelled,
+# closed), the edit that replaced it, and per item what is no longer to be shipped (magento-api.md
+# §8: Magento ships at most qty_ordered - qty_shipped - qty_refunded - qty_canceled).
+OPEN_ORDER_FIELDS = ("entity_id", "state", "relation_child_real_id",
+                     "items[item_id,qty_ordered,qty_refunded,qty_canceled]")  # fmt: skip
+
+
+def magento_open_orders(ctx: JobContext, entity_ids: list[str]) -> dict[int, dict[str, Any]]:
+    """entity_id -> the order's ``OPEN_ORDER_FIELDS``, read in ``entity_id in (…)`` pages (not one
+    call per order)."""
     if not entity_ids:
         return {}
-    rows = ctx.magento.orders_by("entity_id", entity_ids, fields=item_fields("entity_id", "state"))
-    return {int(row["entity_id"]): str(row.get("state") or "") for row in rows if row.get("entity_id") is not None}
+    rows = ctx.magento.orders_by("entity_id", entity_ids, fields=item_fields(*OPEN_ORDER_FIELDS))
+    return {int(row["entity_id"]): row for row in rows if row.get("entity_id") is not None}
 
 
 def magento_order(ctx: JobContext, entity_id: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from magsit.errors import ApiError, RecordError
 from magsit.runner import JobContext
 from magsit.sync import calls as api
+from magsit.sync.ordermapping import cancel_rest
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.cancellations")
@@ -83,10 +84,16 @@ def open_orders(orders: Iterable[_Order]) -> list[_Order]:
     return [o for o in orders if o.mapping.get("status") == "pushed"]
 
 
-def pull(ctx: JobContext, orders: Iterable[_Order]) -> dict[int, str]:
-    """entity_id -> Magento state of the open pushed orders among sync-fulfilment's ``orders``."""
+def pull(ctx: JobContext, orders: Iterable[_Order]) -> dict[int, dict[str, Any]]:
+    """entity_id -> the Magento order (``calls.OPEN_ORDER_FIELDS``: state, edit, item quantities)
+    of the open pushed orders among sync-fulfilment's ``orders``."""
     entity_ids = sorted({str(o.mapping["data"]["entity_id"]) for o in open_orders(orders) if o.mapping["data"].get("entity_id")})
-    return api.magento_order_states(ctx, entity_ids) if entity_ids else {}
+    return api.magento_open_orders(ctx, entity_ids) if entity_ids else {}
+
+
+def states(magento_orders: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
+    """entity_id -> Magento order state."""
+    return {entity_id: str(row.get("state") or "") for entity_id, row in magento_orders.items()}
 
 
 def delivered_units(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, list[str]]:
@@ -138,10 +145,7 @@ def _finish(ctx: JobContext, decision: Decision, how: str) -> None:
     mapping = ctx.state.get_mapping("order", "magento", decision.increment_id)
     if mapping is None:
         return
-    data = dict(mapping["data"])
-    for line in data.get("lines") or []:
-        line["canceled"] = max(0, int(line.get("qty") or 0) - int(line.get("shipped") or 0))
-    data["sitoo_cancelled_done"] = True  # sync-fulfilment must not cancel it in Magento again
+    data = cancel_rest(dict(mapping["data"]))
     data["magento_cancelled"] = {"state": decision.magento_state, "how": how}
     shipped = any(int(line.get("shipped") or 0) for line in data.get("lines") or [])
     ctx.state.put_mapping("order", "magento", decision.increment_id, mapping["other_id"], data,

@@ -2,10 +2,11 @@
 
 pull  — the order mappings still open (status ``pushed``, plus shipped ones still watched); their
         Sitoo orders in batches of orderids, each one's deliveries; the Magento order (detail) of
-        every order with news; the Magento state of the open ones (``cancellations.pull``); the
-        record keys whose exception is not due.
-plan  — pure: Magento cancellations to carry to Sitoo (``cancellations.plan``), reservations to
-        renew (``reservations.renewals``), and per new delivery one Magento shipment with explicit
+        every order with news; the Magento state and item quantities of the open ones
+        (``cancellations.pull``, one batched read); the record keys whose exception is not due.
+plan  — pure: Magento cancellations to carry to Sitoo (``cancellations.plan``), units refunded
+        before delivery that the Sitoo order still lists (``refundedunits.plan``: a task for ops),
+        reservations to renew (``reservations.renewals``), and per new delivery one Magento shipment with explicit
         top-level items and the remaining quantities, the tracking reference as a track, the
         Magento source of the delivering warehouse; per Sitoo cancellation a Magento cancel.
 push  — in that order. A shipment mapping (key = Sitoo orderdeliveryid) is written ``pending``
@@ -29,8 +30,8 @@ from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import iso
 from magsit.sync import calls as api
-from magsit.sync import cancellations, reservations
-from magsit.sync.ordermapping import finished_status, lines_from_sitoo, units_left
+from magsit.sync import cancellations, refundedunits, reservations
+from magsit.sync.ordermapping import cancel_rest, finished_status, lines_from_sitoo, units_left
 from magsit.testing.crashpoints import crashpoint
 
 log = logging.getLogger("magsit.fulfilment")
@@ -65,14 +66,17 @@ class ShipmentPlan:
 @dataclass
 class Pulled:
     states: list[OrderState]
-    magento_states: dict[int, str] = field(default_factory=dict)  # entity_id -> state, of the open orders
+    magento_orders: dict[int, dict[str, Any]] = field(default_factory=dict)  # entity_id -> state, items (open orders)
     waiting: set[str] = field(default_factory=set)  # record keys whose exception is not due (backoff, held)
+    returned: dict[str, dict[int, int]] = field(default_factory=dict)  # increment id -> item -> units store-returned
+    open_refund_keys: set[str] = field(default_factory=set)  # open refundedunits exceptions
 
 
 @dataclass
 class FulfilmentPlan:
     checked: int = 0
     cancellations: list[cancellations.Decision] = field(default_factory=list)  # Magento cancellations -> Sitoo
+    refunded: list[refundedunits.Decision] = field(default_factory=list)  # partial refunds still listed in Sitoo
     renewals: list[reservations.Renewal] = field(default_factory=list)
     shipments: list[ShipmentPlan] = field(default_factory=list)
     cancels: list[tuple[str, int]] = field(default_factory=list)  # (increment_id, entity_id)
@@ -82,14 +86,16 @@ class FulfilmentPlan:
     touch: list[str] = field(default_factory=list)  # open orders whose mapping status is brought up to date
 
     def rows(self) -> list[dict[str, Any]]:
-        return ([d.describe() for d in self.cancellations] + [r.describe() for r in self.renewals]
+        return ([d.describe() for d in self.cancellations] + [d.describe() for d in self.refunded]
+                + [r.describe() for r in self.renewals]
                 + [s.describe() for s in self.shipments]
                 + [{"action": "cancel", "increment_id": inc} for inc, _ in self.cancels]
                 + [{"action": "exception", "kind": p.kind, "key": p.key, "message": p.message} for p in self.problems]
                 + self.waiting)  # fmt: skip
 
     def preview(self) -> Preview:
-        problems = [*self.problems, *(d.problem() for d in self.cancellations if d.action == "delivered")]
+        problems = [*self.problems, *(d.problem() for d in self.cancellations if d.action == "delivered"),
+                    *(d.problem() for d in self.refunded if d.report)]
         return Preview(self.rows(), [f"{self.checked} open order(s) checked"], problems)
 
 
@@ -259,7 +265,13 @@ def pull(ctx: JobContext) -> Pulled:
         return state
 
     list(parallel_map(detail, news, ctx.config.magento.concurrency))
-    return Pulled(states, cancellations.pull(ctx, states), waiting_keys(ctx))
+    magento_orders = cancellations.pull(ctx, states)
+    pulled = Pulled(states, magento_orders, waiting_keys(ctx))
+    if refundedunits.needs_returns(magento_orders):
+        pulled.returned = refundedunits.returned_units(ctx.state.mappings("refund"))
+    pulled.open_refund_keys = {row["record_key"] for row in ctx.state.exceptions(status="open", job=ctx.job,
+                                                                                  kind=refundedunits.KIND)}  # fmt: skip
+    return pulled
 
 
 def _open(state: OrderState) -> bool:
@@ -280,15 +292,31 @@ def _has_news(state: OrderState) -> bool:
 
 
 # -- plan (pure) ---------------------------------------------------------------------------------
+def _with_cancelled(state: OrderState, settled: dict[int, int]) -> OrderState:
+    """A copy of ``state`` whose mapping counts the refunded units Sitoo no longer lists as
+    cancelled, as push records them: a Sitoo order closed after its last delivery is then not
+    "shipped for the rest" with units the customer got their money back for."""
+    data = {**state.mapping["data"], "lines": [dict(line) for line in state.mapping["data"].get("lines") or []]}
+    for index, units in settled.items():
+        data["lines"][index]["canceled"] = max(int(data["lines"][index].get("canceled") or 0), units)
+    return OrderState({**state.mapping, "data": data}, state.sitoo, state.deliveries, state.magento)
+
+
 def plan(pulled: Pulled, config: Config, now: datetime) -> FulfilmentPlan:
     """Magento cancellations first (those orders leave the rest of the plan), then the
     reservations of the orders still open, then deliveries and Sitoo cancellations."""
     result = FulfilmentPlan(checked=len(pulled.states))
-    decisions = cancellations.plan(((s.mapping, s.sitoo, s.deliveries) for s in cancellations.open_orders(pulled.states)),
-                                   pulled.magento_states)  # fmt: skip
+    open_states = cancellations.open_orders(pulled.states)
+    decisions = cancellations.plan(((s.mapping, s.sitoo, s.deliveries) for s in open_states),
+                                   cancellations.states(pulled.magento_orders))  # fmt: skip
     gone = {d.increment_id for d in decisions}
     result.cancellations = [d for d in decisions if d.action == "delivered" or d.increment_id not in pulled.waiting]
-    states = [s for s in pulled.states if str(s.mapping["external_id"]) not in gone]
+    result.refunded = refundedunits.plan(((s.mapping, s.sitoo, s.deliveries) for s in open_states),
+                                         pulled.magento_orders, pulled.returned, cancellations.MAGENTO_GONE,
+                                         pulled.open_refund_keys, pulled.waiting)  # fmt: skip
+    settled = {d.increment_id: d.settled for d in result.refunded if d.settled}
+    states = [_with_cancelled(s, settled[str(s.mapping["external_id"])]) if str(s.mapping["external_id"]) in settled
+              else s for s in pulled.states if str(s.mapping["external_id"]) not in gone]  # fmt: skip
     renewals = reservations.renewals(((s.mapping, s.sitoo) for s in states), int(now.timestamp()),
                                      config.orders.reservation_days)  # fmt: skip
     result.renewals = [r for r in renewals if r.key not in pulled.waiting]
@@ -439,11 +467,6 @@ def _already_shipped(ctx: JobContext, entity_id: int, part: dict[int, int], erro
 
 
 def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: timedelta | None) -> None:
-    def mark(data: dict[str, Any]) -> None:
-        data["sitoo_cancelled_done"] = True
-        for line in data.get("lines") or []:
-            line["canceled"] = max(0, int(line["qty"]) - int(line.get("shipped") or 0))
-
     try:
         # Read first: a cancel whose answer was lost shows as a cancelled order here (never sent twice).
         order = api.magento_order(ctx, entity_id)
@@ -462,7 +485,7 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
     crashpoint("fulfilment.after_cancel")
     if accepted:
         with ctx.state.transaction():
-            _save(ctx, increment_id, mark)
+            _save(ctx, increment_id, cancel_rest)
             ctx.succeeded(increment_id)
         ctx.counts["canceled"] += 1
         return
@@ -473,7 +496,7 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
             "(invoiced or otherwise not cancellable). Refund or close it by hand."))
     # Sitoo no longer holds these units: they leave the in-flight count even though Magento keeps the order.
     with ctx.state.transaction():
-        _save(ctx, increment_id, lambda d: (mark(d), d.update(cancel_refused_commented=True)))
+        _save(ctx, increment_id, lambda d: cancel_rest(d).update(cancel_refused_commented=True))
     ctx.fail(
         "cancel_refused", "ops", increment_id,
         f"order {increment_id} was cancelled in Sitoo but Magento refused to cancel it (probably invoiced): "
@@ -485,6 +508,7 @@ def push_cancel(ctx: JobContext, increment_id: str, entity_id: int, backoff: tim
 def push(ctx: JobContext, plan_: FulfilmentPlan) -> JobResult:
     backoff = timedelta(minutes=ctx.config.orders.retry_backoff_minutes) or None
     cancellations.push(ctx, plan_.cancellations)
+    refundedunits.push(ctx, plan_.refunded)
     reservations.push_renewals(ctx, plan_.renewals, backoff)
     for problem in plan_.problems:
         ctx.fail_record(problem, backoff)

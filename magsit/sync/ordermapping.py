@@ -35,6 +35,16 @@ def units_left(line: dict[str, Any]) -> int:
     return int(line["qty"]) - int(line.get("shipped") or 0) - int(line.get("canceled") or 0)
 
 
+def cancel_rest(data: dict[str, Any]) -> dict[str, Any]:
+    """The order is over in Sitoo (cancelled on either side): every unit not shipped counts as
+    cancelled, so it leaves the in-flight count, and sync-fulfilment does not cancel the Magento
+    order again. Changes and returns ``data``."""
+    for line in data.get("lines") or []:
+        line["canceled"] = max(0, int(line.get("qty") or 0) - int(line.get("shipped") or 0))
+    data["sitoo_cancelled_done"] = True
+    return data
+
+
 def finished_status(data: dict[str, Any]) -> str:
     """The status an open (``pushed``) order mapping has once its lines say so: still ``pushed``
     while units are left, else ``shipped``, ``canceled`` or ``closed`` (some of each)."""

@@ -98,8 +98,9 @@ class World:
     def comment(self, ctx, entity_id, text):
         self.comments.append((entity_id, text))
 
-    def states(self, ctx, entity_ids):
-        return {e: o["state"] for e, o in self.m_orders.items() if str(e) in entity_ids}
+    def open_orders(self, ctx, entity_ids):
+        return {e: {"entity_id": e, "state": o["state"], "items": o.get("items") or []}
+                for e, o in self.m_orders.items() if str(e) in entity_ids}  # fmt: skip
 
     # sitoo
     def s_orders_by(self, ctx, field, values):
@@ -158,7 +159,7 @@ def world(monkeypatch):
         "magento_ship": w.ship, "magento_cancel": w.cancel, "magento_comment": w.comment,
         "sitoo_orders_by": w.s_orders_by, "sitoo_create_order": w.create, "sitoo_deliveries": w.s_deliveries,
         "sitoo_products_by_sku": w.s_products, "sitoo_users_by_emails": w.s_users,
-        "sitoo_create_users": w.s_create_users, "magento_order_states": w.states, "sitoo_update_order": w.s_update,
+        "sitoo_create_users": w.s_create_users, "magento_open_orders": w.open_orders, "sitoo_update_order": w.s_update,
     }.items():
         monkeypatch.setattr(calls, name, fn)
     return w

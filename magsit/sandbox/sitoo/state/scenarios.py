@@ -44,6 +44,30 @@ class Scenarios(Orders):
             }
             return self.add_delivery(orderid, body)
 
+    def lower_lines(self, orderid: int, quantities: dict[int, int]) -> None:
+        """Back-office staff lower order lines (``{orderitemid: new quantity}``), as magsit asks ops
+        to after a partial refund in Magento. How Backoffice does it is not in the API reference
+        (sitoo-api.md §6 documents no line edit), so the sandbox only does what any edit must: the
+        line keeps its orderitemid, its totals follow the quantity, the reservation follows the
+        undelivered units and an ``order`` update event is sent."""
+        with self.lock:
+            order = self.orders[orderid]
+            delivered = self._delivered.get(orderid, {})
+            for item in order["orderitems"]:
+                if item["orderitemid"] not in quantities:
+                    continue
+                new, old = int(quantities[item["orderitemid"]]), int(item["quantity"])
+                if new < delivered.get(item["orderitemid"], 0) or new > old:
+                    raise ValueError(f"line {item['orderitemid']}: {new} is below what was delivered or above {old}")
+                share = Decimal(new) / Decimal(old) if old else Decimal(0)
+                for name in ("moneyitemtotal_net", "moneyitemtotal_vat"):
+                    item[name] = money(Decimal(item[name]) * share)
+                item["quantity"] = new
+                item["decimalquantitytotal"] = f"{new}.000"
+            self._totals(order)
+            self._sync_reservation(orderid)
+            self._order_event(order, "update")
+
     def cancel_delivery(self, deliveryid: int) -> None:
         """Staff cancel a delivery in Sitoo (back office). The read model then carries
         ``datecancelled`` and an ``order-delivery`` event says ``cancelled`` (sitoo-api.md §6, §10).
