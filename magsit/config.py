@@ -294,19 +294,30 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{loc}': {message}{shown}" if loc else message
 
 
+SHOWN_CONFIG_PROBLEMS = 4
+
+
+def _where(error: dict[str, Any], source: str | Path, env_names: dict[str, str] | None) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ()))
+    variable = next((name for key, name in (env_names or {}).items() if loc == key or loc.startswith(key + ".")), None)
+    return f"environment variable {variable}" if variable else f"config {source}"
+
+
 def parse_config(data: dict[str, Any], source: str | Path = "<config>", env_names: dict[str, str] | None = None) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         # A typo'd key first: it is often the cause of the "missing" ones (`tokn` for `token`).
         errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
-        first = errors[0]
-        more = len(errors) - 1
-        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        loc = ".".join(str(part) for part in first.get("loc", ()))
-        variable = next((name for key, name in (env_names or {}).items() if loc == key or loc.startswith(key + ".")), None)
-        where = f"environment variable {variable}" if variable else f"config {source}"
-        raise ConfigError(f"{where}: {_describe(first)}{extra}") from None
+        # Several problems on the one line, so one edit fixes the file instead of one edit per run;
+        # grouped by where they come from (the file, each environment variable).
+        by_where: dict[str, list[str]] = {}
+        for error in errors[:SHOWN_CONFIG_PROBLEMS]:
+            by_where.setdefault(_where(error, source, env_names), []).append(_describe(error))
+        parts = [f"{where}: {'; '.join(problems)}" for where, problems in by_where.items()]
+        hidden = len(errors) - SHOWN_CONFIG_PROBLEMS
+        extra = f" (and {hidden} more problem{'s' if hidden > 1 else ''})" if hidden > 0 else ""
+        raise ConfigError("; ".join(parts) + extra) from None
     return config
 
 

@@ -76,6 +76,18 @@ def test_bad_config_is_one_clear_line(tmp_path, text, expected):
     assert "SECRET" not in message
 
 
+def test_every_problem_of_a_config_is_named_on_the_one_line(tmp_path):
+    # One edit should fix the file: an operator must not meet the second typo only on the next run.
+    text = GOOD.replace('password = "pa55-SECRET"', "") + "\n[orders]\nwarehous_id = 3\nconcurrency = 0\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={"MAGSIT_STOCK_BUFFER": "lots"})
+    message = str(info.value)
+    assert message.startswith(f"config {tmp_path / 'magsit.toml'}: unknown key 'orders.warehous_id'")
+    assert "missing key 'sitoo.password'" in message and "'orders.concurrency'" in message
+    assert "; environment variable MAGSIT_STOCK_BUFFER: 'stock.buffer'" in message
+    assert message.count("config ") == 1 and "\n" not in message
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", environ={})
@@ -86,3 +98,11 @@ def test_world_readable_config_with_secrets_warns(tmp_path):
     path.chmod(0o644)
     config = load_config(path, environ={})
     assert any("chmod 600" in w for w in config.warnings)
+
+
+def test_a_long_list_of_config_problems_is_cut_and_counted(tmp_path):
+    text = "[orders]\n" + "".join(f"typo_{n} = 1\n" for n in range(6))
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    message = str(info.value)
+    assert message.count("unknown key") == 4 and message.endswith("(and 4 more problems)")  # + magento, sitoo
