@@ -95,11 +95,14 @@ def _process_state(beat: dict) -> str:
 
 
 def _duties(jobs: list[dict]) -> list[dict]:
+    """What a job does besides its name, with its last run's counts (None: the job has not run yet,
+    so there are no counts to show — zeros would read as "ran and found nothing")."""
     counts = {job["job"]: job.get("counts") or {} for job in jobs}
     return [
-        {"job": job, "duty": duty, "last_run": {name: (counts.get(job) or {}).get(name, 0) for name in names}}
+        {"job": job, "duty": duty,
+         "last_run": {name: counts[job].get(name, 0) for name in names} if job in counts else None}
         for job, duty, names in DUTIES
-    ]
+    ]  # fmt: skip
 
 
 @click.command("status", short_help="Is every job healthy? Last runs, open exceptions.")
@@ -154,6 +157,9 @@ def command(app: App, max_age: float | None, jobs: tuple[str, ...], prometheus: 
         else:
             out.print("No runs recorded yet.")
         for duty in report["duties"]:
+            if duty["last_run"] is None:
+                out.print(f"{duty['job']} also {duty['duty']} (not run yet)", markup=False)
+                continue
             last = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in duty["last_run"].items())
             out.print(f"{duty['job']} also {duty['duty']}" + (f" (last run: {last})" if last else ""), markup=False)
         if report["open_exceptions"]:

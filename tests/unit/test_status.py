@@ -77,6 +77,16 @@ def test_json_status_hides_alert_bookkeeping(config_path, capsys):
     assert [hb["name"] for hb in report["heartbeats"]] == ["daemon"]
 
 
+def test_a_duty_of_a_job_that_never_ran_says_so_instead_of_zero_counts(config_path, capsys):
+    seed(config_path)  # sync-stock and push-orders ran; sync-fulfilment never did
+    assert cli_run(["--config", str(config_path), "--json", "status"]) == 0
+    duties = {d["job"]: d for d in json.loads(capsys.readouterr().out)["duties"]}
+    assert duties["sync-fulfilment"]["last_run"] is None
+    assert cli_run(["--config", str(config_path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "(not run yet)" in out and "cancelled in sitoo 0" not in out
+
+
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$')
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
 
