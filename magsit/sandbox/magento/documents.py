@@ -48,27 +48,20 @@ class DocumentsMixin:
                         errors.append(f'The quantity to invoice must not be greater than the uninvoiced quantity for product SKU "{item["sku"]}".')
                 if not errors and sum(wanted.values()) <= 0:
                     errors.append("You can't create an invoice without products.")
-            if errors:
-                raise ApiError(400, "Invoice Document Validation Error(s):\n" + "\n".join(errors))
+            _refuse("Invoice", errors)
             inv_id = self.next_id("invoice")
             lines, subtotal, tax = [], 0.0, 0.0
             for top in tops:
                 qty = wanted.get(top["item_id"], 0)
                 if qty <= 0:
                     continue
-                row = money(top["price"] * qty)
-                line_tax = money(top["tax_amount"] / top["qty_ordered"] * qty)
+                row, line_tax = line_amounts(top, qty)
                 subtotal, tax = subtotal + row, tax + line_tax
                 for item in family_items(order, top):
                     item["qty_invoiced"] = num(item["qty_invoiced"] + qty)
                 top["row_invoiced"] = money(top["row_invoiced"] + row)
                 top["tax_invoiced"] = money(top["tax_invoiced"] + line_tax)
-                lines.append(
-                    {"entity_id": self.next_id("invoice_item"), "parent_id": inv_id, "order_item_id": top["item_id"], "sku": top["sku"],
-                     "name": top["name"], "qty": num(qty), "price": top["price"], "price_incl_tax": top["price_incl_tax"],
-                     "row_total": row, "row_total_incl_tax": money(row + line_tax), "tax_amount": line_tax, "base_price": top["price"],
-                     "base_row_total": row, "base_tax_amount": line_tax, "base_cost": 0}  # fmt: skip
-                )
+                lines.append(self._document_line("invoice_item", inv_id, top, qty))
             ship = ship_tax = 0.0
             if not order.get("shipping_invoiced"):
                 ship, ship_tax = order["shipping_amount"], order["shipping_tax_amount"]
@@ -79,27 +72,19 @@ class DocumentsMixin:
             invoice = {
                 "entity_id": inv_id, "increment_id": f"{inv_id:09d}", "order_id": order["entity_id"], "state": 2,
                 "store_id": order["store_id"], "created_at": stamp, "updated_at": stamp,
-                "order_currency_code": self.currency, "base_currency_code": self.currency,
-                "subtotal": money(subtotal), "subtotal_incl_tax": money(subtotal + tax), "tax_amount": money(tax + ship_tax),
-                "shipping_amount": ship, "shipping_tax_amount": ship_tax, "shipping_incl_tax": money(ship + ship_tax),
-                "discount_amount": 0, "grand_total": grand, "total_qty": num(sum(line["qty"] for line in lines)),
+                **self._document_totals(subtotal, tax, ship, ship_tax),
+                "grand_total": grand, "total_qty": num(sum(line["qty"] for line in lines)),
                 "billing_address_id": order["billing_address"]["entity_id"], "email_sent": 1 if notify else 0,
-                "items": lines, "comments": [],
+                "items": lines, "comments": first_comment(comment, inv_id, stamp),
             }  # fmt: skip
-            if comment:
-                invoice["comments"].append({"comment": comment, "parent_id": inv_id, "created_at": stamp})
             sync_base(invoice)
             self.invoices[inv_id] = invoice
-            order["total_invoiced"] = money(order.get("total_invoiced", 0) + grand)
-            order["total_paid"] = money(order.get("total_paid", 0) + grand)
-            order["subtotal_invoiced"] = money(order.get("subtotal_invoiced", 0) + subtotal)
-            order["tax_invoiced"] = money(order.get("tax_invoiced", 0) + tax + ship_tax)
+            add_money(order, total_invoiced=grand, total_paid=grand, subtotal_invoiced=subtotal, tax_invoiced=tax + ship_tax)
             order["total_due"] = money(order["grand_total"] - order["total_paid"])
-            pay = order["payment"]
-            pay["amount_paid"] = money(pay.get("amount_paid", 0) + grand)
-            pay["shipping_captured"] = order["shipping_invoiced"]
+            add_money(order["payment"], amount_paid=grand)
+            order["payment"]["shipping_captured"] = order["shipping_invoiced"]
             if notify:
-                self.emails_sent.append({"type": "invoice", "to": order["customer_email"], "order_id": order["entity_id"], "invoice_id": inv_id})
+                self._email("invoice", order, inv_id)
             self._resettle(order)
             if bump:
                 self._touch(order)
@@ -142,8 +127,7 @@ class DocumentsMixin:
                 for track in tracks or []:
                     if not str(track.get("track_number") or "").strip():
                         errors.append("Please enter a tracking number.")
-            if errors:
-                raise ApiError(400, "Shipment Document Validation Error(s):\n" + "\n".join(errors))
+            _refuse("Shipment", errors)
             links = self.stock_sources.get(1, [])
             code = source_code or (links[0] if len(links) == 1 else "default")
             # Source deduction runs inside the shipment save; any failure rolls back (§9, §6.4).
@@ -182,7 +166,7 @@ class DocumentsMixin:
                 "created_at": stamp, "updated_at": stamp, "total_qty": num(sum(line["qty"] for line in lines)),
                 "billing_address_id": order["billing_address"]["entity_id"],
                 "shipping_address_id": order["extension_attributes"]["shipping_assignments"][0]["shipping"]["address"]["entity_id"],
-                "email_sent": 1 if notify else 0, "items": lines, "packages": [], "comments": [],
+                "email_sent": 1 if notify else 0, "items": lines, "packages": [], "comments": first_comment(comment, ship_id, stamp),
                 "tracks": [
                     {"entity_id": self.next_id("track"), "order_id": order["entity_id"], "parent_id": ship_id,
                      "track_number": t.get("track_number"), "title": t.get("title"), "carrier_code": t.get("carrier_code"),
@@ -191,14 +175,37 @@ class DocumentsMixin:
                 ],
                 "extension_attributes": {"source_code": code},
             }  # fmt: skip
-            if comment:
-                shipment["comments"].append({"comment": comment, "parent_id": ship_id, "created_at": stamp})
             self.shipments[ship_id] = shipment
             if notify:
-                self.emails_sent.append({"type": "shipment", "to": order["customer_email"], "order_id": order["entity_id"], "shipment_id": ship_id})
+                self._email("shipment", order, ship_id)
             self._resettle(order)
             self._touch(order)
             return ship_id
+
+    def _document_line(self, kind: str, parent_id: int, top: dict[str, Any], qty: float) -> dict[str, Any]:
+        """An invoice or credit memo item: ``qty`` units of order line ``top``."""
+        row, line_tax = line_amounts(top, qty)
+        return {
+            "entity_id": self.next_id(kind), "parent_id": parent_id, "order_item_id": top["item_id"], "sku": top["sku"],
+            "name": top["name"], "qty": num(qty), "price": top["price"], "price_incl_tax": top["price_incl_tax"],
+            "row_total": row, "row_total_incl_tax": money(row + line_tax), "tax_amount": line_tax, "base_price": top["price"],
+            "base_row_total": row, "base_tax_amount": line_tax, "base_cost": 0,
+        }  # fmt: skip
+
+    def _document_totals(self, subtotal: float, tax: float, ship: float, ship_tax: float) -> dict[str, Any]:
+        """The money fields an invoice and a credit memo share (their tax_amount includes shipping tax)."""
+        return {
+            "order_currency_code": self.currency, "base_currency_code": self.currency,
+            "subtotal": money(subtotal), "subtotal_incl_tax": money(subtotal + tax), "tax_amount": money(tax + ship_tax),
+            "shipping_amount": ship, "shipping_tax_amount": ship_tax, "shipping_incl_tax": money(ship + ship_tax),
+            "discount_amount": 0,
+        }  # fmt: skip
+
+    def _email(self, document: str, order: dict[str, Any], document_id: int) -> None:
+        """The customer notification a document with ``notify`` sends (recorded, never sent)."""
+        self.emails_sent.append(
+            {"type": document, "to": order["customer_email"], "order_id": order["entity_id"], f"{document}_id": document_id}
+        )
 
     def _refund_shipping(self, order: dict[str, Any], shipping_amount: float | None) -> float:
         """The net shipping amount a credit memo refunds, or the 400 for more than is left."""
@@ -238,8 +245,7 @@ class DocumentsMixin:
                 errors.append(f"A creditmemo can not be created when an order has a status of {order['state']}")
             elif order.get("total_paid", 0) - order.get("total_refunded", 0) <= 0.0001:
                 errors.append("We can't create creditmemo for the order.")
-            if errors:
-                raise ApiError(400, "Creditmemo Document Validation Error(s):\n" + "\n".join(errors))
+            _refuse("Creditmemo", errors)
             by_id = {i["item_id"]: i for i in order["items"]}
             wanted = requested(order, items, refundable)
             for item_id, qty in wanted.items():
@@ -253,8 +259,8 @@ class DocumentsMixin:
             for item_id, qty in wanted.items():
                 top = by_id.get(item_id)
                 if top is not None and qty > 0:
-                    subtotal += money(top["price"] * qty)
-                    tax += money(top["tax_amount"] / top["qty_ordered"] * qty)
+                    row, line_tax = line_amounts(top, qty)
+                    subtotal, tax = subtotal + row, tax + line_tax
             ship_tax = money(ship * order["shipping_tax_amount"] / order["shipping_amount"]) if order["shipping_amount"] else 0.0
             grand = money(subtotal + tax + ship + ship_tax + float(adjustment_positive or 0) - float(adjustment_negative or 0))
             if not errors:
@@ -264,8 +270,7 @@ class DocumentsMixin:
                     errors.append("The credit memo's total must be positive.")
                 elif grand > money(order.get("total_paid", 0) - order.get("total_refunded", 0)) + 0.0001:
                     errors.append(f"The most money available to refund is {money(order['total_paid'] - order.get('total_refunded', 0)):.2f}.")
-            if errors:
-                raise ApiError(400, "Creditmemo Document Validation Error(s):\n" + "\n".join(errors))
+            _refuse("Creditmemo", errors)
             back = {int(i) for i in return_to_stock_items or []}
             memo_id = self.next_id("creditmemo")
             stamp = self.now()
@@ -274,8 +279,7 @@ class DocumentsMixin:
                 qty = wanted.get(top["item_id"], 0)
                 if qty <= 0:
                     continue
-                row = money(top["price"] * qty)
-                line_tax = money(top["tax_amount"] / top["qty_ordered"] * qty)
+                row = line_amounts(top, qty)[0]
                 family = family_items(order, top)
                 for item in family:
                     item["qty_refunded"] = num(item["qty_refunded"] + qty)
@@ -299,46 +303,56 @@ class DocumentsMixin:
                         src["quantity"] = num(float(src["quantity"]) + returned)
                         if float(src["quantity"]) > 0:
                             src["status"] = 1
-                lines.append(
-                    {"entity_id": self.next_id("creditmemo_item"), "parent_id": memo_id, "order_item_id": top["item_id"],
-                     "sku": top["sku"], "name": top["name"], "qty": num(qty), "price": top["price"], "base_price": top["price"],
-                     "price_incl_tax": top["price_incl_tax"], "row_total": row, "base_row_total": row,
-                     "row_total_incl_tax": money(row + line_tax), "tax_amount": line_tax, "base_tax_amount": line_tax,
-                     "base_cost": 0, "product_id": top.get("product_id")}  # fmt: skip
-                )
+                lines.append({**self._document_line("creditmemo_item", memo_id, top, qty), "product_id": top.get("product_id")})
             adj_pos, adj_neg = money(adjustment_positive), money(adjustment_negative)
             last_invoice = max((i for i, inv in self.invoices.items() if inv["order_id"] == order["entity_id"]), default=None)
             memo = {
                 "entity_id": memo_id, "increment_id": f"{memo_id:09d}", "order_id": order["entity_id"], "invoice_id": last_invoice,
                 "state": 2, "creditmemo_status": None, "store_id": order["store_id"], "created_at": stamp, "updated_at": stamp,
-                "order_currency_code": self.currency, "base_currency_code": self.currency,
-                "subtotal": money(subtotal), "subtotal_incl_tax": money(subtotal + tax), "tax_amount": money(tax + ship_tax),
-                "shipping_amount": ship, "shipping_tax_amount": ship_tax, "shipping_incl_tax": money(ship + ship_tax),
-                "discount_amount": 0, "adjustment": money(adj_pos - adj_neg), "adjustment_positive": adj_pos,
+                **self._document_totals(subtotal, tax, ship, ship_tax),
+                "adjustment": money(adj_pos - adj_neg), "adjustment_positive": adj_pos,
                 "adjustment_negative": adj_neg, "grand_total": grand, "email_sent": 1 if notify else 0,
-                "billing_address_id": order["billing_address"]["entity_id"], "items": lines, "comments": [],
+                "billing_address_id": order["billing_address"]["entity_id"], "items": lines,
+                "comments": first_comment(comment, memo_id, stamp),
             }  # fmt: skip
             if memo["invoice_id"] is None:
                 del memo["invoice_id"]
             del memo["creditmemo_status"]
-            if comment:
-                memo["comments"].append({"comment": comment, "parent_id": memo_id, "created_at": stamp})
             sync_base(memo)
             self.creditmemos[memo_id] = memo
-            order["total_refunded"] = money(order.get("total_refunded", 0) + grand)
-            order["total_offline_refunded"] = money(order.get("total_offline_refunded", 0) + grand)
+            add_money(order, total_refunded=grand, total_offline_refunded=grand)
             order.setdefault("total_online_refunded", 0)  # offline credit memo: no gateway involved
             order.setdefault("base_total_online_refunded", 0)
-            order["subtotal_refunded"] = money(order.get("subtotal_refunded", 0) + subtotal)
-            order["tax_refunded"] = money(order.get("tax_refunded", 0) + tax + ship_tax)
-            order["shipping_refunded"] = money(order.get("shipping_refunded", 0) + ship)
-            order["shipping_tax_refunded"] = money(order.get("shipping_tax_refunded", 0) + ship_tax)
+            add_money(
+                order, subtotal_refunded=subtotal, tax_refunded=tax + ship_tax, shipping_refunded=ship, shipping_tax_refunded=ship_tax
+            )
             order["base_shipping_tax_refunded"] = order["shipping_tax_refunded"]
-            order["adjustment_positive"] = money(order.get("adjustment_positive", 0) + adj_pos)
-            order["adjustment_negative"] = money(order.get("adjustment_negative", 0) + adj_neg)
-            order["payment"]["amount_refunded"] = money(order["payment"].get("amount_refunded", 0) + grand)
+            add_money(order, adjustment_positive=adj_pos, adjustment_negative=adj_neg)
+            add_money(order["payment"], amount_refunded=grand)
             if notify:
-                self.emails_sent.append({"type": "creditmemo", "to": order["customer_email"], "order_id": order["entity_id"], "creditmemo_id": memo_id})
+                self._email("creditmemo", order, memo_id)
             self._resettle(order)
             self._touch(order)
             return memo_id
+
+
+def line_amounts(top: dict[str, Any], qty: float) -> tuple[float, float]:
+    """Row total and tax of ``qty`` units of an order line: tax is the line's tax prorated by quantity."""
+    return money(top["price"] * qty), money(top["tax_amount"] / top["qty_ordered"] * qty)
+
+
+def first_comment(comment: str | None, parent_id: int, stamp: str) -> list[dict[str, Any]]:
+    """A new document's comments: the one given with the request, if any."""
+    return [{"comment": comment, "parent_id": parent_id, "created_at": stamp}] if comment else []
+
+
+def add_money(totals: dict[str, Any], **amounts: float) -> None:
+    """Add to running money totals (an order's or its payment's), starting from 0 where there is none."""
+    for key, amount in amounts.items():
+        totals[key] = money(totals.get(key, 0) + amount)
+
+
+def _refuse(document: str, errors: list[str]) -> None:
+    """Magento's document validators answer all the rules a request broke in one 400."""
+    if errors:
+        raise ApiError(400, f"{document} Document Validation Error(s):\n" + "\n".join(errors))
