@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from jsonschema import Draft4Validator
@@ -227,6 +227,94 @@ def _body_errors(validator: Draft4Validator, body: Any, prefix: str) -> list[str
 
 
 # --------------------------------------------------------------------------------------------------
+# What both schemas share: routing, the compiled-operation cache, the request check
+
+
+@dataclass(frozen=True)
+class _Op:
+    """One operation compiled for checks."""
+
+    query: dict[str, tuple[str | None, str | None]]  # (normalised) name -> (type, item type)
+    body_validator: Draft4Validator | None
+    body_required: bool
+    # Sitoo batch (array) bodies also take a single item: POST products/users with one object
+    # returns its id (sitoo-api.md §2.3; AKL's single-object users POST). A separate validator
+    # rather than an anyOf keeps the error messages specific.
+    item_validator: Draft4Validator | None = None
+
+
+class _Schema:
+    """An API description compiled for request checks: ``check()`` is the ``RequestChecker``."""
+
+    _PREFIX: re.Pattern[str]  # the API's path prefix; group 1 is the path the templates describe
+    _FOREIGN: str  # how a path outside the prefix is described
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._paths: dict[str, dict[str, Any]] = spec["paths"]
+        self._methods = {
+            template: frozenset(m for m in ops if m in _HTTP_METHODS) for template, ops in self._paths.items()
+        }
+        self._router = _Router(self._paths)
+        self._ops: dict[tuple[str, str], _Op] = {}
+
+    def _compile(self, template: str, method: str) -> _Op:
+        raise NotImplementedError
+
+    def _query_key(self, key: str) -> str | None:
+        """The name ``key`` is declared under (None: not checked)."""
+        return key
+
+    def _op(self, template: str, method: str) -> _Op:
+        key = (template, method)
+        op = self._ops.get(key)
+        if op is None:
+            op = self._ops[key] = self._compile(template, method)  # a racing thread builds an identical op
+        return op
+
+    def check(self, method: str, raw_path: str, query: list[tuple[str, str]], body: Any) -> list[str]:
+        method_l = method.lower()
+        match = self._PREFIX.match(raw_path)
+        if match is None:
+            return [f"{method.upper()} {raw_path}: {self._FOREIGN}"]
+        template, problem = _resolve(self._router, self._methods, method_l, match.group(1))
+        if template is None:
+            return [f"{method.upper()} {raw_path}: {problem}"]
+        op = self._op(template, method_l)
+        prefix = f"{method.upper()} {template}"
+        violations: list[str] = []
+        for key, value in query:
+            name = self._query_key(key)
+            if name is None:
+                continue
+            declared = op.query.get(name)
+            if declared is None:
+                violations.append(f"{prefix}: unknown query parameter {key!r}")
+            elif _int_violation(value, *declared):
+                violations.append(f"{prefix}: query parameter {key!r}={value!r} is not an integer")
+        if op.body_validator is None:
+            # Magento merges a body into the service arguments; on an operation without a body
+            # parameter anything non-empty is a client misunderstanding.
+            if body not in (None, {}, []):
+                violations.append(f"{prefix}: operation takes no request body")
+        elif body is None:
+            if op.body_required:
+                violations.append(f"{prefix}: missing JSON body")
+        elif isinstance(body, str):
+            violations.append(f"{prefix}: body is not JSON")
+        elif isinstance(body, dict) and op.item_validator is not None:
+            violations.extend(_body_errors(op.item_validator, body, prefix))
+        else:
+            violations.extend(_body_errors(op.body_validator, body, prefix))
+        return violations
+
+
+@functools.lru_cache(maxsize=8)
+def _load(kind: type[_Schema], path: Path) -> _Schema:
+    with path.open(encoding="utf-8") as fh:
+        return kind(json.load(fh))
+
+
+# --------------------------------------------------------------------------------------------------
 # Magento
 
 
@@ -249,21 +337,15 @@ def _close_objects(schema: Any) -> None:
             _close_objects(sub)
 
 
-@dataclass(frozen=True)
-class _MagentoOp:
-    query: dict[str, str | None]  # normalised key pattern -> declared type
-    body_validator: Draft4Validator | None
-    body_required: bool
-
-
-class MagentoSchema:
+class MagentoSchema(_Schema):
     """Magento admin Swagger 2.0 schema (magento-api.md §15) compiled for request checks."""
 
     # /rest/<store_code>/V1/... or /rest/V1/... (no store code = default store, magento-api.md §2).
     _PREFIX = re.compile(r"/rest(?:/(?!V1(?:/|\Z))[^/]+)?(/V1(?:/.*)?)\Z")
+    _FOREIGN = "not a Magento REST path (/rest[/<store>]/V1/…)"
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self._paths: dict[str, dict[str, Any]] = spec["paths"]
+        super().__init__(spec)
         defs = copy.deepcopy(spec.get("definitions", {}))
         for definition in defs.values():
             _close_objects(definition)
@@ -274,27 +356,23 @@ class MagentoSchema:
         if "value" in attribute:
             attribute["value"] = {"description": attribute["value"].get("description", "")}
         self._defs = defs
-        self._methods = {
-            template: frozenset(m for m in ops if m in _HTTP_METHODS) for template, ops in self._paths.items()
-        }
-        self._router = _Router(self._paths)
-        self._ops: dict[tuple[str, str], _MagentoOp] = {}
 
     @classmethod
     def load(cls, path: Path) -> MagentoSchema:
-        return _load_magento(Path(path).resolve())
+        return cast(MagentoSchema, _load(cls, Path(path).resolve()))
 
-    def _op(self, template: str, method: str) -> _MagentoOp:
-        key = (template, method)
-        op = self._ops.get(key)
-        if op is not None:
-            return op
-        query: dict[str, str | None] = {}
+    def _query_key(self, key: str) -> str | None:
+        if key == "fields":  # partial responses work on every endpoint (magento-api.md §3)
+            return None
+        return _normalise_magento_key(key)
+
+    def _compile(self, template: str, method: str) -> _Op:
+        query: dict[str, tuple[str | None, str | None]] = {}
         validator: Draft4Validator | None = None
         body_required = False
         for param in self._paths[template][method].get("parameters", []):
             if param.get("in") == "query":
-                query[_normalise_magento_key(param["name"])] = param.get("type")
+                query[_normalise_magento_key(param["name"])] = (param.get("type"), None)
             elif param.get("in") == "body":
                 schema = copy.deepcopy(param["schema"])
                 _close_objects(schema)
@@ -304,48 +382,7 @@ class MagentoSchema:
                 # Refs are "#/definitions/…": hang the (closed) definitions on the body schema root.
                 schema["definitions"] = self._defs
                 validator = Draft4Validator(schema)
-        op = _MagentoOp(query, validator, body_required)
-        self._ops[key] = op  # a racing thread builds an identical op; last write wins harmlessly
-        return op
-
-    def check(self, method: str, raw_path: str, query: list[tuple[str, str]], body: Any) -> list[str]:
-        method_l = method.lower()
-        match = self._PREFIX.match(raw_path)
-        if match is None:
-            return [f"{method.upper()} {raw_path}: not a Magento REST path (/rest[/<store>]/V1/…)"]
-        template, problem = _resolve(self._router, self._methods, method_l, match.group(1))
-        if template is None:
-            return [f"{method.upper()} {raw_path}: {problem}"]
-        op = self._op(template, method_l)
-        prefix = f"{method.upper()} {template}"
-        violations: list[str] = []
-        for key, value in query:
-            if key == "fields":  # partial responses work on every endpoint (magento-api.md §3)
-                continue
-            normalised = _normalise_magento_key(key)
-            if normalised not in op.query:
-                violations.append(f"{prefix}: unknown query parameter {key!r}")
-            elif _int_violation(value, op.query[normalised], None):
-                violations.append(f"{prefix}: query parameter {key!r}={value!r} is not an integer")
-        if op.body_validator is None:
-            # Magento merges a body into the service arguments; on an operation without a body
-            # parameter anything non-empty is a client misunderstanding.
-            if body not in (None, {}, []):
-                violations.append(f"{prefix}: operation takes no request body")
-        elif body is None:
-            if op.body_required:
-                violations.append(f"{prefix}: missing JSON body")
-        elif isinstance(body, str):
-            violations.append(f"{prefix}: body is not JSON")
-        else:
-            violations.extend(_body_errors(op.body_validator, body, prefix))
-        return violations
-
-
-@functools.lru_cache(maxsize=8)
-def _load_magento(path: Path) -> MagentoSchema:
-    with path.open(encoding="utf-8") as fh:
-        return MagentoSchema(json.load(fh))
+        return _Op(query, validator, body_required)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,7 +412,7 @@ def _loosen(schema: Any, *, top: bool, keep_required: bool) -> Any:
     - ``required`` is dropped for PUT: Sitoo PUT is partial (§2.3, e.g. ``{"title": …}``, and
       ``PUT warehousebatch {"warehousebatchstate": 20}``) although the spec reuses the POST
       schema's required list;
-    (A batch body also accepting a single item is handled by the caller, see ``_SitooOp``.)
+    (A batch body also accepting a single item is handled by the caller, see ``_Op.item_validator``.)
     """
     if not isinstance(schema, dict):
         return schema
@@ -398,39 +435,17 @@ def _loosen(schema: Any, *, top: bool, keep_required: bool) -> Any:
     return out
 
 
-@dataclass(frozen=True)
-class _SitooOp:
-    query: dict[str, tuple[str | None, str | None]]  # name -> (type, item type)
-    body_validator: Draft4Validator | None
-    body_required: bool
-    # Batch (array) bodies also take a single item: POST products/users with one object returns its
-    # id (sitoo-api.md §2.3; AKL's single-object users POST). A separate validator rather than an
-    # anyOf keeps the error messages specific.
-    item_validator: Draft4Validator | None = None
-
-
-class SitooSchema:
+class SitooSchema(_Schema):
     """Third-party Sitoo v2 OpenAPI 3 spec (sitoo-api.md §12) compiled for request checks."""
 
     _PREFIX = re.compile(r"/v2/accounts/[^/]+(/.*)\Z")
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self._paths: dict[str, dict[str, Any]] = spec["paths"]
-        self._methods = {
-            template: frozenset(m for m in ops if m in _HTTP_METHODS) for template, ops in self._paths.items()
-        }
-        self._router = _Router(self._paths)
-        self._ops: dict[tuple[str, str], _SitooOp] = {}
+    _FOREIGN = "not a Sitoo v2 path (/v2/accounts/{accountid}/…)"
 
     @classmethod
     def load(cls, path: Path) -> SitooSchema:
-        return _load_sitoo(Path(path).resolve())
+        return cast(SitooSchema, _load(cls, Path(path).resolve()))
 
-    def _op(self, template: str, method: str) -> _SitooOp:
-        key = (template, method)
-        op = self._ops.get(key)
-        if op is not None:
-            return op
+    def _compile(self, template: str, method: str) -> _Op:
         item = self._paths[template]
         operation = item[method]
         query: dict[str, tuple[str | None, str | None]] = {}
@@ -438,7 +453,7 @@ class SitooSchema:
             if param.get("in") == "query":
                 schema = param.get("schema", {})
                 query[param["name"]] = (schema.get("type"), (schema.get("items") or {}).get("type"))
-        for name, declared in _SITOO_EXTRA_QUERY.get(key, {}).items():
+        for name, declared in _SITOO_EXTRA_QUERY.get((template, method), {}).items():
             query.setdefault(name, declared)
         validator: Draft4Validator | None = None
         item_validator: Draft4Validator | None = None
@@ -454,63 +469,25 @@ class SitooSchema:
                     item["type"] = "object"  # the single item itself must not be null
                     item_validator = Draft4Validator(item)
                 body_required = bool(request_body.get("required"))
-        op = _SitooOp(query, validator, body_required, item_validator)
-        self._ops[key] = op
-        return op
-
-    def check(self, method: str, raw_path: str, query: list[tuple[str, str]], body: Any) -> list[str]:
-        method_l = method.lower()
-        match = self._PREFIX.match(raw_path)
-        if match is None:
-            return [f"{method.upper()} {raw_path}: not a Sitoo v2 path (/v2/accounts/{{accountid}}/…)"]
-        template, problem = _resolve(self._router, self._methods, method_l, match.group(1))
-        if template is None:
-            return [f"{method.upper()} {raw_path}: {problem}"]
-        op = self._op(template, method_l)
-        prefix = f"{method.upper()} {template}"
-        violations: list[str] = []
-        for key, value in query:
-            declared = op.query.get(key)
-            if declared is None:
-                violations.append(f"{prefix}: unknown query parameter {key!r}")
-            elif _int_violation(value, *declared):
-                violations.append(f"{prefix}: query parameter {key!r}={value!r} is not an integer")
-        if op.body_validator is None:
-            if body not in (None, {}, []):
-                violations.append(f"{prefix}: operation takes no request body")
-        elif body is None:
-            if op.body_required:
-                violations.append(f"{prefix}: missing JSON body")
-        elif isinstance(body, str):
-            violations.append(f"{prefix}: body is not JSON")
-        elif isinstance(body, dict) and op.item_validator is not None:
-            violations.extend(_body_errors(op.item_validator, body, prefix))
-        else:
-            violations.extend(_body_errors(op.body_validator, body, prefix))
-        return violations
-
-
-@functools.lru_cache(maxsize=8)
-def _load_sitoo(path: Path) -> SitooSchema:
-    with path.open(encoding="utf-8") as fh:
-        return SitooSchema(json.load(fh))
+        return _Op(query, validator, body_required, item_validator)
 
 
 # --------------------------------------------------------------------------------------------------
 # Checker factories
 
 
+def _checker(kind: type[_Schema], file: Path, schemas_dir: Path | None) -> RequestChecker | None:
+    base = schemas_dir if schemas_dir is not None else find_schemas_dir()
+    if base is None or not (Path(base) / file).is_file():
+        return None
+    return _load(kind, (Path(base) / file).resolve()).check
+
+
 def magento_checker(schemas_dir: Path | None = None) -> RequestChecker | None:
     """Checker against admin-schema-2.4.7.json, or None when the schema files are not around."""
-    base = schemas_dir if schemas_dir is not None else find_schemas_dir()
-    if base is None or not (Path(base) / MAGENTO_SCHEMA_FILE).is_file():
-        return None
-    return MagentoSchema.load(Path(base) / MAGENTO_SCHEMA_FILE).check
+    return _checker(MagentoSchema, MAGENTO_SCHEMA_FILE, schemas_dir)
 
 
 def sitoo_checker(schemas_dir: Path | None = None) -> RequestChecker | None:
     """Checker against sitoo-v2-openapi.json, or None when the schema files are not around."""
-    base = schemas_dir if schemas_dir is not None else find_schemas_dir()
-    if base is None or not (Path(base) / SITOO_SCHEMA_FILE).is_file():
-        return None
-    return SitooSchema.load(Path(base) / SITOO_SCHEMA_FILE).check
+    return _checker(SitooSchema, SITOO_SCHEMA_FILE, schemas_dir)
