@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class ApiError(Exception):
@@ -12,6 +17,14 @@ class ApiError(Exception):
         super().__init__(text)
         self.status = status
         self.text = text
+
+
+def found(rows: Mapping[K, V], key: K, what: str, status: int = 404) -> V:
+    """``rows[key]``, or Sitoo's "<what> <key> not found": 404 for the resource a path names, 400 for
+    an id inside a request body."""
+    if key not in rows:
+        raise ApiError(status, f"{what} {key} not found")
+    return rows[key]
 
 
 def error_body(status: int, text: str) -> bytes:

@@ -42,6 +42,24 @@ def batch(items: Any, handle: Callable[[Any], Any]) -> Response:
     return json_response(results)
 
 
+def one_or_batch(body: Any, handle: Callable[[Any], Any]) -> Response:
+    """A POST of one object answers ``handle``'s result; of an array, the batch envelope."""
+    return batch(body, handle) if isinstance(body, list) else json_response(handle(body))
+
+
+def batch_update(body: Any, what: str, id_field: str, update: Callable[[Any, dict[str, Any]], Any]) -> Response:
+    """A batch PUT: an array of objects, each naming the record it changes in ``id_field``."""
+    if not isinstance(body, list):
+        raise ApiError(400, f"The request body must be an array of {what}")
+
+    def put_one(raw: Any) -> Any:
+        if not isinstance(raw, dict) or id_field not in raw:
+            raise ApiError(400, f"{id_field} must be added as a field for each item")
+        return update(raw[id_field], raw)
+
+    return batch(body, put_one)
+
+
 class Routes:
     """Route functions of one module, collected by decorator and bound to an app later.
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, request
 
 from magsit.sandbox.sitoo.constants import ORDER_DEFAULT_FIELDS
-from magsit.sandbox.sitoo.errors import ApiError
+from magsit.sandbox.sitoo.errors import found
 from magsit.sandbox.sitoo.http import BASE, SITE, Routes, json_response, read_body
 from magsit.sandbox.sitoo.query import collection, in_range, int_arg, multi, multi_int, single, sort_rows
 from magsit.sandbox.sitoo.state import SitooState
@@ -69,9 +69,7 @@ def orders_post(state: SitooState, accountid: int, siteid: int) -> Response:
 
 
 def _order(state: SitooState, orderid: int) -> dict[str, Any]:
-    if orderid not in state.orders:
-        raise ApiError(404, f"Order {orderid} not found")
-    return state.orders[orderid]
+    return found(state.orders, orderid, "Order")
 
 
 @routes.get(SITE + "/orders/<int:orderid>.json")

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Response, request
 
 from magsit.sandbox.sitoo.constants import PRODUCT_DEFAULT_FIELDS
-from magsit.sandbox.sitoo.errors import ApiError
-from magsit.sandbox.sitoo.http import SITE, Routes, batch, json_response, read_body
+from magsit.sandbox.sitoo.errors import ApiError, found
+from magsit.sandbox.sitoo.http import SITE, Routes, batch_update, json_response, one_or_batch, read_body
 from magsit.sandbox.sitoo.query import collection, int_arg, multi, multi_int, single
 from magsit.sandbox.sitoo.state import SitooState
 from magsit.sandbox.sitoo.validation import product_changes
@@ -29,9 +29,7 @@ def _product_add(state: SitooState, raw: Any) -> int:
 
 
 def _product_update(state: SitooState, productid: Any, raw: dict[str, Any]) -> bool:
-    product = state.products.get(productid)
-    if product is None:
-        raise ApiError(404, f"Product {productid} not found")
+    product = found(state.products, productid, "Product")
     product.update(product_changes(raw, productid, state.product_by_sku))
     product["datemodified"] = state.clock()
     return True
@@ -61,32 +59,20 @@ def products(state: SitooState, accountid: int, siteid: int) -> Response:
 def products_post(state: SitooState, accountid: int, siteid: int) -> Response:
     body = read_body()
     with state.lock:
-        if isinstance(body, list):
-            return batch(body, partial(_product_add, state))
-        return json_response(_product_add(state, body))
+        return one_or_batch(body, partial(_product_add, state))
 
 
 @routes.put(SITE + "/products.json")
 def products_put(state: SitooState, accountid: int, siteid: int) -> Response:
     body = read_body()
-    if not isinstance(body, list):
-        raise ApiError(400, "The request body must be an array of products")
-
-    def put_one(raw: Any) -> bool:
-        if not isinstance(raw, dict) or "productid" not in raw:
-            raise ApiError(400, "productid must be added as a field for each item")
-        return _product_update(state, raw["productid"], raw)
-
     with state.lock:
-        return batch(body, put_one)
+        return batch_update(body, "products", "productid", partial(_product_update, state))
 
 
 @routes.get(SITE + "/products/<int:productid>.json")
 def product_one(state: SitooState, accountid: int, siteid: int, productid: int) -> Response:
     with state.lock:
-        if productid not in state.products:
-            raise ApiError(404, f"Product {productid} not found")
-        return single(state.products[productid])
+        return single(found(state.products, productid, "Product"))
 
 
 @routes.put(SITE + "/products/<int:productid>.json")

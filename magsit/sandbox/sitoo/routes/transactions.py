@@ -13,7 +13,7 @@ from magsit.sandbox.sitoo.constants import (
     READ_ONLY_TRANSACTION_TYPES,
     WAREHOUSE_VIRTUAL,
 )
-from magsit.sandbox.sitoo.errors import ApiError
+from magsit.sandbox.sitoo.errors import ApiError, found
 from magsit.sandbox.sitoo.http import SITE, Routes, batch, json_response, read_body
 from magsit.sandbox.sitoo.query import collection, in_range, int_arg, multi_int, single, sort_rows
 from magsit.sandbox.sitoo.routes.warehouses import warehouse_or_404
@@ -76,9 +76,7 @@ def transactions_post(state: SitooState, accountid: int, siteid: int) -> Respons
         if not isinstance(raw, dict):
             raise ApiError(400, "A warehouse transaction must be an object")
         wid, ttype = raw.get("warehouseid"), raw.get("transactiontype")
-        if wid not in state.warehouses:
-            raise ApiError(400, f"Warehouse {wid} not found")
-        if state.warehouses[wid]["warehousetype"] == WAREHOUSE_VIRTUAL:
+        if found(state.warehouses, wid, "Warehouse", 400)["warehousetype"] == WAREHOUSE_VIRTUAL:
             raise ApiError(400, "Transactions cannot be added to warehouses with warehousetype Virtual (20).")
         if not isinstance(ttype, int) or isinstance(ttype, bool) or ttype <= 0:
             raise ApiError(400, "transactiontype is required")

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Response, request
 
 from magsit.sandbox.sitoo.constants import USER_DEFAULT_FIELDS
-from magsit.sandbox.sitoo.errors import ApiError
-from magsit.sandbox.sitoo.http import SITE, Routes, batch, json_response, read_body
+from magsit.sandbox.sitoo.errors import ApiError, found
+from magsit.sandbox.sitoo.http import SITE, Routes, batch_update, json_response, one_or_batch, read_body
 from magsit.sandbox.sitoo.query import collection, multi, single
 from magsit.sandbox.sitoo.state import SitooState
 
@@ -24,6 +24,11 @@ def _user_add(state: SitooState, raw: Any) -> str:
         raise ApiError(400, f"A user with email {raw['email']} already exists")
     fields = {k: v for k, v in raw.items() if k not in ("email", "namefirst", "namelast")}
     return state.add_user(raw["email"], raw.get("namefirst", ""), raw.get("namelast", ""), **fields)
+
+
+def _user_update(state: SitooState, userid: Any, raw: dict[str, Any]) -> bool:
+    state.update_user(userid, raw)
+    return True
 
 
 @routes.get(SITE + "/users.json")
@@ -47,33 +52,20 @@ def users(state: SitooState, accountid: int, siteid: int) -> Response:
 def users_post(state: SitooState, accountid: int, siteid: int) -> Response:
     body = read_body()
     with state.lock:
-        if isinstance(body, list):
-            return batch(body, partial(_user_add, state))
-        return json_response(_user_add(state, body))
+        return one_or_batch(body, partial(_user_add, state))
 
 
 @routes.put(SITE + "/users.json")
 def users_put(state: SitooState, accountid: int, siteid: int) -> Response:
     body = read_body()
-    if not isinstance(body, list):
-        raise ApiError(400, "The request body must be an array of users")
-
-    def put_one(raw: Any) -> bool:
-        if not isinstance(raw, dict) or "userid" not in raw:
-            raise ApiError(400, "userid must be added as a field for each item")
-        state.update_user(raw["userid"], raw)
-        return True
-
     with state.lock:
-        return batch(body, put_one)
+        return batch_update(body, "users", "userid", partial(_user_update, state))
 
 
 @routes.get(SITE + "/users/<userid>.json")
 def user_one(state: SitooState, accountid: int, siteid: int, userid: str) -> Response:
     with state.lock:
-        if userid not in state.users:
-            raise ApiError(404, f"User {userid} not found")
-        return single(state.users[userid])
+        return single(found(state.users, userid, "User"))
 
 
 @routes.put(SITE + "/users/<userid>.json")
@@ -81,8 +73,7 @@ def user_put(state: SitooState, accountid: int, siteid: int, userid: str) -> Res
     body = read_body()
     if not isinstance(body, dict):
         raise ApiError(400, "The user must be a JSON object")
-    state.update_user(userid, body)
-    return json_response(True)
+    return json_response(_user_update(state, userid, body))
 
 
 @routes.delete(SITE + "/users/<userid>.json")

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response
 
 from magsit.sandbox.sitoo.constants import WAREHOUSE_VIRTUAL
-from magsit.sandbox.sitoo.errors import ApiError
+from magsit.sandbox.sitoo.errors import ApiError, found
 from magsit.sandbox.sitoo.formats import item_renderer
 from magsit.sandbox.sitoo.http import SITE, Routes, batch, read_body
 from magsit.sandbox.sitoo.query import collection, in_range, int_arg, multi, single
@@ -19,9 +19,7 @@ routes = Routes()
 
 
 def warehouse_or_404(state: SitooState, warehouseid: int) -> dict[str, Any]:
-    if warehouseid not in state.warehouses:
-        raise ApiError(404, f"Warehouse {warehouseid} not found")
-    return state.warehouses[warehouseid]
+    return found(state.warehouses, warehouseid, "Warehouse")
 
 
 @routes.get(SITE + "/warehouses.json")

@@ -16,6 +16,12 @@ from typing import Any
 from magsit.sandbox.sitoo.constants import ACCOUNT_ID, API_ID, ESHOP_ID, PASSWORD, WAREHOUSE_FIFO
 
 
+def blank_address(countryid: str = "SE") -> dict[str, str]:
+    """The address fields of a store, warehouse, register or user, empty (the sandbox account is
+    Swedish; a user has no country until one is given)."""
+    return {"address": "", "address2": "", "zip": "", "city": "", "state": "", "countryid": countryid}
+
+
 class Account:
     """One Sitoo account (id 90001) with one site/eshop (1), in memory.
 
@@ -89,12 +95,7 @@ class Account:
                 "externalgroupid": None,
                 "phone": "",
                 "email": "",
-                "address": "",
-                "address2": "",
-                "zip": "",
-                "city": "",
-                "state": "",
-                "countryid": "SE",
+                **blank_address(),
                 "latitude": None,
                 "longitude": None,
                 "nearby_stores": [],
@@ -112,8 +113,8 @@ class Account:
         **extra: Any,
     ) -> int:
         with self.lock:
-            if storeid is not None and storeid not in self.stores:
-                raise KeyError(f"store {storeid} not found")
+            if storeid is not None:
+                self._store(storeid)
             warehouseid = self._next("warehouse")
             self.warehouses[warehouseid] = {
                 "warehouseid": warehouseid,
@@ -123,12 +124,7 @@ class Account:
                 "sellable": True,
                 "currencycode": self.currencycode,
                 "name": name,
-                "address": "",
-                "address2": "",
-                "zip": "",
-                "city": "",
-                "state": "",
-                "countryid": "SE",
+                **blank_address(),
                 "externalid": externalid,
                 **extra,
             }
@@ -136,24 +132,17 @@ class Account:
 
     def add_register(self, storeid: int, warehouseid: int, name: str) -> str:
         with self.lock:
-            if storeid not in self.stores:
-                raise KeyError(f"store {storeid} not found")
-            if warehouseid not in self.warehouses:
-                raise KeyError(f"warehouse {warehouseid} not found")
+            self._store(storeid)
+            self._warehouse(warehouseid)
             number = self._next("register")
             registerid = "{" + str(uuid.uuid4()).upper() + "}"
             self.registers[registerid] = {
                 "registerid": registerid,
                 "manufacturerid": f"SANDBOX{number:04d}",
                 "registerkey": f"SII{self.account_id:07d}{number:05d}",
-                "company": self.stores[storeid]["name"],
+                "company": self._store(storeid)["name"],
                 "companyid": "",
-                "address": "",
-                "address2": "",
-                "zip": "",
-                "city": "",
-                "state": "",
-                "countryid": "SE",
+                **blank_address(),
                 "currencycode": self.currencycode,
                 "receiptlanguagetag": "sv-SE",
                 "storesettingid": storeid,
@@ -164,6 +153,11 @@ class Account:
                 "_name": name,
             }
             return registerid
+
+    def _store(self, storeid: int) -> dict[str, Any]:
+        if storeid not in self.stores:
+            raise KeyError(f"store {storeid} not found")
+        return self.stores[storeid]
 
     def _warehouse(self, warehouseid: int) -> dict[str, Any]:
         if warehouseid not in self.warehouses:

@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import Any
 
 from magsit.sandbox.sitoo.constants import VAT_RATES
-from magsit.sandbox.sitoo.errors import ApiError
+from magsit.sandbox.sitoo.errors import ApiError, found
 from magsit.sandbox.sitoo.formats import money
+from magsit.sandbox.sitoo.state.account import blank_address
 from magsit.sandbox.sitoo.state.events import EventEmitter
 
 
@@ -117,12 +118,7 @@ class Catalog(EventEmitter):
                 "company": "",
                 "department": "",
                 "companyid": "",
-                "address": "",
-                "address2": "",
-                "zip": "",
-                "city": "",
-                "state": "",
-                "countryid": "",
+                **blank_address(""),
                 "phone": "",
                 "mobile": "",
                 "notes": "",
@@ -140,9 +136,7 @@ class Catalog(EventEmitter):
 
     def update_user(self, userid: str, changes: dict[str, Any]) -> None:
         with self.lock:
-            user = self.users.get(userid)
-            if user is None:
-                raise ApiError(404, f"User {userid} not found")
+            user = found(self.users, userid, "User")
             email = changes.get("email")
             if email is not None and email != user["email"]:
                 other = self.user_by_email(email)

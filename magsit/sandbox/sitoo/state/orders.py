@@ -17,7 +17,7 @@ from magsit.sandbox.sitoo.constants import (
     TT_REFUND,
     TT_SALES,
 )
-from magsit.sandbox.sitoo.errors import ApiError
+from magsit.sandbox.sitoo.errors import ApiError, found
 from magsit.sandbox.sitoo.formats import money
 from magsit.sandbox.sitoo.state.stock import Stock
 from magsit.sandbox.sitoo.validation import check_additionaldata, check_externalid, order_item, order_payment
@@ -60,11 +60,11 @@ class Orders(Stock):
                 if self.order_by_externalid(externalid) is not None:
                     raise ApiError(400, f"An order with externalid '{externalid}' already exists")
             creditorderid = body.get("creditorderid")
-            if creditorderid is not None and creditorderid not in self.orders:
-                raise ApiError(400, f"creditorderid {creditorderid} not found")
+            if creditorderid is not None:
+                found(self.orders, creditorderid, "creditorderid", 400)
             warehouseid = body.get("warehouseid")
-            if warehouseid is not None and warehouseid not in self.warehouses:
-                raise ApiError(400, f"Warehouse {warehouseid} not found")
+            if warehouseid is not None:
+                found(self.warehouses, warehouseid, "Warehouse", 400)
             raw_items = body.get("orderitems") or []
             if not isinstance(raw_items, list):
                 raise ApiError(400, "orderitems must be an array")
@@ -111,15 +111,7 @@ class Orders(Stock):
             if externalid is not None:
                 self._order_by_externalid[externalid] = orderid
             self._delivered[orderid] = {}
-            self.orderlogitems[orderid] = [
-                {
-                    "datelog": self.clock(),
-                    "orderid": orderid,
-                    "orderlogtypeid": 0,
-                    "strvalue": None,
-                    "fvalue": None,
-                }
-            ]
+            self._log(orderid, 0)
             self._sync_reservation(orderid)
             if emit:
                 self._order_event(order, "add")
@@ -130,9 +122,7 @@ class Orders(Stock):
         if not isinstance(body, dict):
             raise ApiError(400, "The order must be a JSON object")
         with self.lock:
-            order = self.orders.get(orderid)
-            if order is None:
-                raise ApiError(404, f"Order {orderid} not found")
+            order = found(self.orders, orderid, "Order")
             old_state, old_externalid = order["orderstateid"], order["externalid"]
             if "externalid" in body and body["externalid"] != order["externalid"]:
                 ext = body["externalid"]
@@ -140,12 +130,8 @@ class Orders(Stock):
                     check_externalid(ext)
                 if ext is not None and self.order_by_externalid(ext) is not None:
                     raise ApiError(400, f"An order with externalid '{ext}' already exists")
-            if (
-                "warehouseid" in body
-                and body["warehouseid"] is not None
-                and body["warehouseid"] not in self.warehouses
-            ):
-                raise ApiError(400, f"Warehouse {body['warehouseid']} not found")
+            if body.get("warehouseid") is not None:
+                found(self.warehouses, body["warehouseid"], "Warehouse", 400)
             if "orderstateid" in body and body["orderstateid"] not in (*ORDER_STATE_NAMES, -1):
                 raise ApiError(400, f"Invalid orderstateid {body['orderstateid']}")
             if "orderitems" in body:
@@ -202,16 +188,13 @@ class Orders(Stock):
         if not isinstance(body, dict):
             raise ApiError(400, "The orderdelivery must be a JSON object")
         with self.lock:
-            order = self.orders.get(orderid)
-            if order is None:
-                raise ApiError(404, f"Order {orderid} not found")
+            order = found(self.orders, orderid, "Order")
             if order["orderstateid"] == ORDER_CANCELLED:
                 raise ApiError(400, f"Order {orderid} is cancelled")
             warehouseid = body.get("warehouseid")
             if warehouseid is None:
                 raise ApiError(400, "warehouseid is required")
-            if warehouseid not in self.warehouses:
-                raise ApiError(400, f"Warehouse {warehouseid} not found")
+            found(self.warehouses, warehouseid, "Warehouse", 400)
             raw_items = body.get("orderdeliveryitems")
             if not isinstance(raw_items, list) or not raw_items:
                 raise ApiError(400, "orderdeliveryitems is required")
@@ -295,23 +278,19 @@ class Orders(Stock):
         if not isinstance(body, dict):
             raise ApiError(400, "The orderlogitem must be a JSON object")
         with self.lock:
-            order = self.orders.get(orderid)
-            if order is None:
-                raise ApiError(404, f"Order {orderid} not found")
+            order = found(self.orders, orderid, "Order")
             kind = body.get("orderlogtypeid")
             # "All types are read only except for 900 (ReadyForPickup) and 910 (PickupRejected)"
             if kind not in (900, 910):
                 raise ApiError(400, f"orderlogtypeid {kind} is read only; only 900 and 910 can be added")
-            self.orderlogitems.setdefault(orderid, []).append(
-                {
-                    "datelog": self.clock(),
-                    "orderid": orderid,
-                    "orderlogtypeid": kind,
-                    "strvalue": body.get("strvalue"),
-                    "fvalue": body.get("fvalue"),
-                }
-            )
+            self._log(orderid, kind, body.get("strvalue"), body.get("fvalue"))
             self._order_event(order, "ready-for-pickup" if kind == 900 else "pickup-rejected")
+
+    def _log(self, orderid: int, kind: int, strvalue: Any = None, fvalue: Any = None) -> None:
+        """One order log entry (type 0 is the order's creation)."""
+        self.orderlogitems.setdefault(orderid, []).append(
+            {"datelog": self.clock(), "orderid": orderid, "orderlogtypeid": kind, "strvalue": strvalue, "fvalue": fvalue}
+        )
 
     def render_order(self, orderid: int) -> dict[str, Any]:
         with self.lock:
