@@ -439,16 +439,15 @@ class StateStore:
     def get_cursor(self, job: str, stream: str, kind: type[C]) -> C | None:
         """The ``(job, stream)`` cursor as a ``kind`` (``None`` if there is none); a stored value of
         another kind is a ``CursorError``, never misread."""
-        rows = self._rows("SELECT value FROM cursors WHERE job = ? AND stream = ?", (job, stream))
-        return cursor_from_json(kind, json.loads(rows[0]["value"]), where=f"{job}/{stream}") if rows else None
+        row = self._first("cursors", "job = ? AND stream = ?", (job, stream), select="value")
+        return cursor_from_json(kind, json.loads(row["value"]), where=f"{job}/{stream}") if row else None
 
     def set_cursor(self, job: str, stream: str, cursor: Cursor) -> None:
         value = cursor_to_json(cursor, where=f"{job}/{stream}")
-        self._exec(
-            "INSERT INTO cursors (job, stream, value, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (job, stream) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            (job, stream, _json(value), iso()),
-        )
+        with self.transaction():
+            self._table("cursors").upsert(
+                {"job": job, "stream": stream, "value": _json(value), "updated_at": iso()}, pk=("job", "stream")
+            )
 
     # -- mappings --------------------------------------------------------------------------------
     def get_mapping(self, entity: str, system: str, external_id: str) -> dict[str, Any] | None:
