@@ -6,8 +6,9 @@ read of those orders' states (``entity_id in (…)``, paged); ``plan`` from its 
 the orders cancelled in Magento out of the fulfilment plan; ``push`` from its push.
 
 plan  — pure: an open pushed order whose Magento state is ``canceled`` (cancelled, or the
-        original of an "edit order", which Magento cancels when it places ``<increment>-1``) or
-        ``closed`` (a full refund before it shipped) is
+        original of an "edit order", which Magento cancels when it places ``<increment>-1``),
+        ``closed`` (a full refund before it shipped) or ``EDITED`` (replaced by an edit, but
+        Magento could not cancel it: already invoiced) is
         * cancelled in Sitoo (``orderstateid`` 20, which releases its reservation) when Sitoo has
           no delivery for it — sitoo-api.md §6: "You can't delete an order, set orderstate to
           cancelled instead";
@@ -16,7 +17,13 @@ plan  — pure: an open pushed order whose Magento state is ``canceled`` (cancel
         * left to sync-fulfilment's own cancel path when Sitoo has cancelled it already.
 push  — PUT ``orderstateid`` 20, then the mapping's lines count as cancelled in the same
         transaction, so their in-flight units leave the stock formula at once. The mapping is no
-        longer open afterwards: a second round reads and writes nothing for the order.
+        longer open afterwards: a second round reads and writes nothing for the order. An EDITED
+        original stays open in Magento with its payment: finance get one exception to refund it.
+
+Why the original and not the edit: the edit is what the customer buys now (Magento itself cancels
+the original whenever it can), and push-orders pushes it like any order. Cancelling the original
+in Sitoo is what Magento would have done on its side; only the money on the invoiced original is
+left, which is finance's call (refund it, or move it to the edit), not the store's.
 """
 
 from __future__ import annotations
@@ -36,9 +43,13 @@ from magsit.testing.crashpoints import crashpoint
 log = logging.getLogger("magsit.cancellations")
 
 SITOO_CLOSED, SITOO_CANCELLED = 10, 20
-# Magento states after which nothing of the order is to be delivered any more (magento-api.md §8:
-# canceled = cancelled or replaced by an edit; closed = fully refunded).
-MAGENTO_GONE = frozenset({"canceled", "closed"})
+# Not a Magento state: the order was replaced by an edit (``relation_child_real_id``, pitfalls P19)
+# but Magento could not cancel it (already invoiced), so it stays e.g. ``processing``. The customer
+# now buys the edit, which push-orders pushes as its own order: the store must not deliver both.
+EDITED = "edited"
+# States after which nothing of the order is to be delivered any more (magento-api.md §8:
+# canceled = cancelled, or replaced by an edit Magento could cancel; closed = fully refunded).
+MAGENTO_GONE = frozenset({"canceled", "closed", EDITED})
 
 
 @dataclass
@@ -50,6 +61,7 @@ class Decision:
     delivered: int = 0  # units Sitoo delivered (for the message)
     ordered: int = 0
     refs: list[str] = field(default_factory=list)
+    replaced_by: str = ""  # the edit's increment id (EDITED)
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": f"magento_cancel_{self.action}", "increment_id": self.increment_id,
@@ -60,16 +72,32 @@ class Decision:
 
     def problem(self) -> RecordError:
         """The exception a ``delivered`` decision raises: the store delivered, a person decides."""
-        what = "cancelled" if self.magento_state == "canceled" else "closed (fully refunded)"
+        what = {"canceled": "cancelled", "closed": "closed (fully refunded)"}.get(
+            self.magento_state, f"replaced by its edit {self.replaced_by} (which magsit pushes as its own order)")
         refs = f" (tracking {', '.join(self.refs[:5])})" if self.refs else ""
+        both = (f" The store may deliver {self.replaced_by} too: decide with the customer what they keep."
+                if self.replaced_by else "")  # fmt: skip
         return RecordError(
             "cancelled_after_delivery", "ops", self.increment_id,
             f"order {self.increment_id} was {what} in Magento, but the store already delivered "
-            f"{self.delivered} of {self.ordered} unit(s) of Sitoo order {self.sitoo_orderid}{refs}. "
+            f"{self.delivered} of {self.ordered} unit(s) of Sitoo order {self.sitoo_orderid}{refs}.{both} "
             "magsit cancelled nothing in Sitoo. Stop the parcel if it has not left (and cancel what is left of "
             "the order in Sitoo), make sure the customer is refunded in Magento for what they will not keep, "
             "then resolve this exception",
             {"sitoo_orderid": self.sitoo_orderid, "delivered": self.delivered, "refs": self.refs[:5]},
+        )
+
+    def still_open(self) -> RecordError:
+        """After the Sitoo original of an EDITED order is cancelled: Magento keeps the original open
+        with its invoice, and nobody else will close it."""
+        return RecordError(
+            "edited_original_still_open", "finance", self.increment_id,
+            f"web order {self.increment_id} was replaced by its edit {self.replaced_by}, but Magento could not "
+            f"cancel {self.increment_id} (it is already invoiced), so it stays open with its payment. magsit "
+            f"cancelled its Sitoo order {self.sitoo_orderid} so the store delivers only {self.replaced_by}, and "
+            f"will not ship {self.increment_id}. Refund {self.increment_id} in Magento (credit memo; offline if its "
+            f"money was moved to {self.replaced_by}) so the customer does not pay twice, then resolve this exception",
+            {"sitoo_orderid": self.sitoo_orderid, "replaced_by": self.replaced_by},
         )
 
 
@@ -91,9 +119,17 @@ def pull(ctx: JobContext, orders: Iterable[_Order]) -> dict[int, dict[str, Any]]
     return api.magento_open_orders(ctx, entity_ids) if entity_ids else {}
 
 
+def state_of(row: Mapping[str, Any]) -> str:
+    """The Magento state, or EDITED for an original its edit replaced but Magento left open."""
+    state = str(row.get("state") or "")
+    if row.get("relation_child_real_id") and state not in ("canceled", "closed", "complete"):
+        return EDITED
+    return state
+
+
 def states(magento_orders: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
-    """entity_id -> Magento order state."""
-    return {entity_id: str(row.get("state") or "") for entity_id, row in magento_orders.items()}
+    """entity_id -> ``state_of`` the Magento order."""
+    return {entity_id: state_of(row) for entity_id, row in magento_orders.items()}
 
 
 def delivered_units(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, list[str]]:
@@ -112,17 +148,20 @@ def delivered_units(deliveries: Iterable[Mapping[str, Any]]) -> tuple[int, list[
 
 
 def plan(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], list[dict[str, Any]]]],
-         magento_states: Mapping[int, str]) -> list[Decision]:
-    """Per (order mapping, Sitoo order, its deliveries) whose Magento order is cancelled or closed."""
+         magento_orders: Mapping[int, Mapping[str, Any]]) -> list[Decision]:
+    """Per (order mapping, Sitoo order, its deliveries) whose Magento order is cancelled, closed or
+    replaced by an edit (``calls.OPEN_ORDER_FIELDS`` rows by entity_id)."""
     decisions: list[Decision] = []
     for mapping, sitoo, deliveries in orders:
         data = mapping.get("data") or {}
         try:
-            state = magento_states.get(int(data.get("entity_id")))
+            row = magento_orders.get(int(data.get("entity_id")))
         except (TypeError, ValueError):
             continue
-        if state not in MAGENTO_GONE:
+        state = None if row is None else state_of(row)
+        if row is None or state not in MAGENTO_GONE:
             continue
+        replaced_by = str(row.get("relation_child_real_id") or "") if state == EDITED else ""
         increment_id, orderid = str(mapping["external_id"]), str(mapping.get("other_id"))
         ordered = sum(int(line.get("qty") or 0) for line in data.get("lines") or [])
         sitoo_state = int(sitoo.get("orderstateid") or 0)
@@ -132,9 +171,10 @@ def plan(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], list[dict[
             continue
         units, refs = delivered_units(deliveries)
         if units or sitoo_state == SITOO_CLOSED:
-            decisions.append(Decision("delivered", increment_id, orderid, state, units or ordered, ordered, refs))
+            decisions.append(Decision("delivered", increment_id, orderid, state, units or ordered, ordered, refs,
+                                      replaced_by))  # fmt: skip
         else:
-            decisions.append(Decision("cancel", increment_id, orderid, state, ordered=ordered))
+            decisions.append(Decision("cancel", increment_id, orderid, state, ordered=ordered, replaced_by=replaced_by))
     return decisions
 
 
@@ -158,7 +198,7 @@ def _cancel(ctx: JobContext, decision: Decision, backoff: timedelta | None) -> N
         units, refs = delivered_units(api.sitoo_deliveries(ctx, int(decision.sitoo_orderid)))
         if units:
             _delivered(ctx, Decision("delivered", decision.increment_id, decision.sitoo_orderid,
-                                     decision.magento_state, units, decision.ordered, refs))
+                                     decision.magento_state, units, decision.ordered, refs, decision.replaced_by))
             return
         api.sitoo_update_order(ctx, int(decision.sitoo_orderid), {"orderstateid": SITOO_CANCELLED})
         crashpoint("cancellations.after_cancel")  # cancelled in Sitoo, not yet recorded: the next run reads 20
@@ -173,7 +213,10 @@ def _cancel(ctx: JobContext, decision: Decision, backoff: timedelta | None) -> N
         return
     with ctx.state.transaction():
         _finish(ctx, decision, "cancelled_in_sitoo")
-        ctx.succeeded(decision.increment_id)
+        if decision.magento_state == EDITED:
+            ctx.fail_record(decision.still_open())  # the Sitoo side is done; Magento's original is not
+        else:
+            ctx.succeeded(decision.increment_id)
     ctx.counts["cancelled_in_sitoo"] += 1
     log.info("order %s is %s in Magento: Sitoo order %s cancelled", decision.increment_id,
              decision.magento_state, decision.sitoo_orderid)

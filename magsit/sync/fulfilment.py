@@ -307,13 +307,12 @@ def plan(pulled: Pulled, config: Config, now: datetime) -> FulfilmentPlan:
     reservations of the orders still open, then deliveries and Sitoo cancellations."""
     result = FulfilmentPlan(checked=len(pulled.states))
     open_states = cancellations.open_orders(pulled.states)
-    decisions = cancellations.plan(((s.mapping, s.sitoo, s.deliveries) for s in open_states),
-                                   cancellations.states(pulled.magento_orders))  # fmt: skip
+    decisions = cancellations.plan(((s.mapping, s.sitoo, s.deliveries) for s in open_states), pulled.magento_orders)
     gone = {d.increment_id for d in decisions}
     result.cancellations = [d for d in decisions if d.action == "delivered" or d.increment_id not in pulled.waiting]
     result.refunded = refundedunits.plan(((s.mapping, s.sitoo, s.deliveries) for s in open_states),
-                                         pulled.magento_orders, pulled.returned, cancellations.MAGENTO_GONE,
-                                         pulled.open_refund_keys, pulled.waiting)  # fmt: skip
+                                         pulled.magento_orders, pulled.returned, pulled.open_refund_keys,
+                                         pulled.waiting)  # fmt: skip
     settled = {d.increment_id: d.settled for d in result.refunded if d.settled}
     states = [_with_cancelled(s, settled[str(s.mapping["external_id"])]) if str(s.mapping["external_id"]) in settled
               else s for s in pulled.states if str(s.mapping["external_id"]) not in gone]  # fmt: skip

@@ -37,6 +37,7 @@ from typing import Any
 
 from magsit.errors import RecordError
 from magsit.runner import JobContext
+from magsit.sync.cancellations import MAGENTO_GONE, state_of
 from magsit.sync.ordermapping import finished_status
 from magsit.values import additional_data
 
@@ -215,19 +216,19 @@ def pushed_left(line: Mapping[str, Any]) -> int:
 
 def plan(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], list[dict[str, Any]]]],
          magento_orders: Mapping[int, Mapping[str, Any]], returned: Mapping[str, Mapping[int, int]],
-         gone_states: Iterable[str], open_keys: Iterable[str], waiting: Iterable[str] = ()) -> list[Decision]:
-    """Per (order mapping, Sitoo order, its deliveries) of the open pushed orders; orders whose
-    Magento state is one of ``gone_states`` belong to the cancellation step and are left out.
-    ``open_keys``: this kind's open exceptions (only those are resolved); ``waiting``: record keys
-    a person told magsit to leave alone (not reported again)."""
-    gone, still_open, held = set(gone_states), set(open_keys), set(waiting)
+         open_keys: Iterable[str], waiting: Iterable[str] = ()) -> list[Decision]:
+    """Per (order mapping, Sitoo order, its deliveries) of the open pushed orders; orders cancelled,
+    closed or replaced by an edit belong to the cancellation step and are left out. ``open_keys``:
+    this kind's open exceptions (only those are resolved); ``waiting``: record keys a person told
+    magsit to leave alone (not reported again)."""
+    still_open, held = set(open_keys), set(waiting)
     decisions = []
     for mapping, sitoo, deliveries in orders:
         try:
             magento = magento_orders.get(int(mapping["data"].get("entity_id")))
         except (TypeError, ValueError):
             continue
-        if magento is None or str(magento.get("state") or "") in gone:
+        if magento is None or state_of(magento) in MAGENTO_GONE:
             continue
         decision = plan_order(mapping, sitoo, deliveries, magento, returned.get(str(mapping["external_id"]), {}))
         if decision is None:

@@ -9,6 +9,7 @@ import pytest
 from magsit.state import StateStore
 from tests.e2e.test_cancellations import mapping, sitoo_writes
 from tests.e2e.test_fulfilment import flight, pushed, shipments
+from tests.e2e.test_orders import by_externalid, old
 
 pytestmark = pytest.mark.e2e
 
@@ -98,3 +99,43 @@ def test_a_store_return_of_a_delivered_unit_is_no_task(sandbox):
     assert sandbox.magento.state.orders[order["entity_id"]]["items"][0]["qty_refunded"] == 1
     out = sandbox.run_json("sync-fulfilment", check_code=0)
     assert out["failures"] == [] and open_rows(sandbox) == []
+
+
+def test_edit_of_an_invoiced_order_cancels_the_sitoo_original_and_tells_finance(sandbox):
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])  # invoiced at checkout: Magento cannot cancel it
+    new = sandbox.magento.state.edit_order(order["entity_id"], [("TENT-1", 2)], created_at=old())
+    assert sandbox.magento.state.orders[order["entity_id"]]["state"] == "processing"
+    sandbox.run("push-orders", check_code=0)
+    replacement = by_externalid(sandbox, new["increment_id"])
+    assert sandbox.sitoo.state.item(1, "TENT-1")["decimalreserved"] == 3  # both orders would be picked
+    sandbox.sitoo.control.clear_log()
+    out = sandbox.run_json("sync-fulfilment", check_code=3)
+    assert [(f["kind"], f["owner"], f["key"]) for f in out["failures"]] == [
+        ("edited_original_still_open", "finance", order["increment_id"])
+    ]
+    message = out["failures"][0]["message"]
+    assert new["increment_id"] in message and str(sitoo["orderid"]) in message and "Refund" in message
+    assert sandbox.sitoo.state.orders[sitoo["orderid"]]["orderstateid"] == 20  # the original leaves the pick list
+    assert replacement["orderstateid"] == 0
+    assert sandbox.sitoo.state.item(1, "TENT-1")["decimalreserved"] == 2  # only the edit holds units
+    assert flight(sandbox) == {("TENT-1", "default"): 2}
+    assert mapping(sandbox, order["increment_id"])["status"] == "canceled"
+    assert sandbox.magento.state.shipments == {}
+    # Once: the next run writes nothing and raises nothing; the row waits for finance.
+    sandbox.sitoo.control.clear_log()
+    again = sandbox.run_json("sync-fulfilment", check_code=0)
+    assert again["failures"] == [] and sitoo_writes(sandbox) == []
+    assert [r["kind"] for r in open_rows(sandbox, "edited_original_still_open")] == ["edited_original_still_open"]
+
+
+def test_edit_of_an_invoiced_order_the_store_delivered_in_part_is_an_ops_exception(sandbox):
+    order, sitoo = pushed(sandbox, [("TENT-1", 2)])
+    sandbox.sitoo.state.deliver(sitoo["orderid"], items=[(0, 1)], ref="PN-5")
+    new = sandbox.magento.state.edit_order(order["entity_id"], [("TENT-1", 1)], created_at=old())
+    sandbox.run("push-orders", check_code=0)
+    sandbox.sitoo.control.clear_log()
+    out = sandbox.run_json("sync-fulfilment", check_code=3)
+    assert [(f["kind"], f["key"]) for f in out["failures"]] == [("cancelled_after_delivery", order["increment_id"])]
+    message = out["failures"][0]["message"]
+    assert f"replaced by its edit {new['increment_id']}" in message and "1 of 2" in message and "PN-5" in message
+    assert sitoo_writes(sandbox) == []  # nothing cancelled: a person decides

@@ -33,7 +33,7 @@ def test_plan_per_magento_state_and_sitoo_deliveries():
         (mapping("8", None), open_order, []),  # no entity id: skipped, never guessed
     ]
     states = {1: "canceled", 2: "canceled", 3: "canceled", 4: "processing", 5: "canceled", 6: "canceled", 7: "closed"}
-    got = [(d.action, d.increment_id, d.delivered) for d in plan(orders, states)]
+    got = [(d.action, d.increment_id, d.delivered) for d in plan(orders, {k: {"state": v} for k, v in states.items()})]
     assert got == [("cancel", "1", 0), ("delivered", "2", 1), ("delivered", "5", 2),
                    ("cancel", "6", 0), ("cancel", "7", 0)]  # fmt: skip
 
@@ -75,3 +75,19 @@ def test_not_reserving_needs_conclusive_evidence():
     # finished orders and shipped units hold nothing
     done = [dict(mapping("5", created=pushed_at), status="shipped")]
     assert not_reserving(done, {("A", "1"): (Decimal(0), before)}, NOW, 14) == ([], 0)
+
+
+def test_an_original_replaced_by_an_edit_magento_kept_open_is_cancelled_in_sitoo():
+    open_order = {"orderstateid": 0}
+    orders = [(mapping("1", 1), open_order, []), (mapping("2", 2), open_order, [delivery(1, "PN-1")]),
+              (mapping("3", 3), open_order, [])]  # fmt: skip
+    rows = {1: {"state": "processing", "relation_child_real_id": "1-1"},  # invoiced: Magento could not cancel it
+            2: {"state": "processing", "relation_child_real_id": "2-1"},
+            3: {"state": "processing", "relation_child_real_id": None}}  # fmt: skip
+    got = plan(orders, rows)
+    assert [(d.action, d.increment_id, d.magento_state, d.replaced_by) for d in got] == [
+        ("cancel", "1", "edited", "1-1"), ("delivered", "2", "edited", "2-1")]  # fmt: skip
+    finance = got[0].still_open()
+    assert (finance.kind, finance.owner, finance.key) == ("edited_original_still_open", "finance", "1")
+    assert "1-1" in finance.message and "Refund 1" in finance.message
+    assert "replaced by its edit 2-1" in got[1].problem().message

@@ -1,6 +1,5 @@
 """The pure part of "Magento refunded units the Sitoo order still lists" (sync/refundedunits.py)."""
 
-from magsit.sync.cancellations import MAGENTO_GONE
 from magsit.sync.refundedunits import plan, record_key, returned_units
 
 INC = "000000007"
@@ -34,7 +33,7 @@ def magento(*items, state="processing"):
 
 
 def run(mapping, sitoo_order, deliveries, magento_orders, returned=None, open_keys=(), waiting=()):
-    return plan([(mapping, sitoo_order, deliveries)], magento_orders, {INC: returned or {}}, MAGENTO_GONE, open_keys, waiting)
+    return plan([(mapping, sitoo_order, deliveries)], magento_orders, {INC: returned or {}}, open_keys, waiting)
 
 
 def take_offs(decisions):
@@ -94,6 +93,9 @@ def test_units_the_store_delivered_anyway_keep_the_row_open():
 
 def test_cancelled_orders_belong_elsewhere():
     assert run(order([line(100, 3)]), sitoo(3), [], magento((100, 3, 3, 0), state="closed")) == []  # cancellations step
+    edited = magento((100, 3, 1, 0))
+    edited[7]["relation_child_real_id"] = f"{INC}-1"
+    assert run(order([line(100, 3)]), sitoo(3), [], edited) == []  # replaced by its edit: cancellations step too
     got = run(order([line(100, 3)]), sitoo(3, state=20), [], magento((100, 3, 1, 0)), open_keys={KEY})
     assert [(d.report, d.resolve) for d in got] == [(False, True)]  # cancelled in Sitoo: nothing left to pick
 
