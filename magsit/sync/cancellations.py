@@ -54,7 +54,7 @@ MAGENTO_GONE = frozenset({"canceled", "closed", EDITED})
 
 @dataclass
 class Decision:
-    action: str  # cancel (PUT orderstateid 20) | delivered (exception, nothing sent)
+    action: str  # cancel (PUT orderstateid 20) | delivered (exception, nothing sent) | recorded (see plan)
     increment_id: str
     sitoo_orderid: str
     magento_state: str
@@ -166,8 +166,13 @@ def plan(orders: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], list[dict[
         ordered = sum(int(line.get("qty") or 0) for line in data.get("lines") or [])
         sitoo_state = int(sitoo.get("orderstateid") or 0)
         if sitoo_state == SITOO_CANCELLED:
-            # Cancelled on both sides (by the store, or by an earlier run of this step whose record
-            # was lost): sync-fulfilment's own cancel path reads Magento and records it, writing nothing.
+            if state == EDITED:
+                # Cancelled in Sitoo already (by a person, or by an earlier run whose record was lost):
+                # recorded like our own cancel, no PUT. Magento's open original is finance's to refund,
+                # not a Sitoo cancellation for sync-fulfilment to carry to Magento (cancel_refused).
+                decisions.append(Decision("recorded", increment_id, orderid, state, ordered=ordered, replaced_by=replaced_by))
+            # Otherwise cancelled on both sides (by the store, or by an earlier run of this step whose
+            # record was lost): sync-fulfilment's own cancel path reads Magento and records it, writing nothing.
             continue
         units, refs = delivered_units(deliveries)
         if units or sitoo_state == SITOO_CLOSED:
@@ -237,5 +242,9 @@ def push(ctx: JobContext, decisions: list[Decision]) -> None:
             break
         if decision.action == "delivered":
             _delivered(ctx, decision)
+        elif decision.action == "recorded":
+            with ctx.state.transaction():
+                _finish(ctx, decision, "cancelled_in_sitoo_before")
+                ctx.fail_record(decision.still_open())
         else:
             _cancel(ctx, decision, backoff)

@@ -95,6 +95,7 @@ class FulfilmentPlan:
 
     def preview(self) -> Preview:
         problems = [*self.problems, *(d.problem() for d in self.cancellations if d.action == "delivered"),
+                    *(d.still_open() for d in self.cancellations if d.action != "delivered" and d.replaced_by),
                     *(d.problem() for d in self.refunded if d.report)]
         return Preview(self.rows(), [f"{self.checked} open order(s) checked"], problems)
 

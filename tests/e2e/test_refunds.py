@@ -139,3 +139,18 @@ def test_edit_of_an_invoiced_order_the_store_delivered_in_part_is_an_ops_excepti
     message = out["failures"][0]["message"]
     assert f"replaced by its edit {new['increment_id']}" in message and "1 of 2" in message and "PN-5" in message
     assert sitoo_writes(sandbox) == []  # nothing cancelled: a person decides
+
+
+def test_killed_after_cancelling_an_edited_original_the_rerun_records_it_for_finance(sandbox, monkeypatch):
+    order, sitoo = pushed(sandbox, [("TENT-1", 1)])
+    sandbox.magento.state.edit_order(order["entity_id"], [("TENT-1", 2)], created_at=old())
+    sandbox.run("push-orders", check_code=0)
+    monkeypatch.setenv("MAGSIT_CRASH_AT", "cancellations.after_cancel")
+    assert sandbox.run("sync-fulfilment").returncode == -9  # SIGKILL after the PUT, before the state commit
+    monkeypatch.delenv("MAGSIT_CRASH_AT")
+    sandbox.sitoo.control.clear_log()
+    sandbox.magento.control.clear_log()
+    out = sandbox.run_json("sync-fulfilment", check_code=3)
+    assert [(f["kind"], f["owner"]) for f in out["failures"]] == [("edited_original_still_open", "finance")]
+    assert sitoo_writes(sandbox) == [] and sandbox.magento.control.writes() == []  # no cancel, no comment
+    assert mapping(sandbox, order["increment_id"])["status"] == "canceled"

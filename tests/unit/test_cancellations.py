@@ -80,13 +80,14 @@ def test_not_reserving_needs_conclusive_evidence():
 def test_an_original_replaced_by_an_edit_magento_kept_open_is_cancelled_in_sitoo():
     open_order = {"orderstateid": 0}
     orders = [(mapping("1", 1), open_order, []), (mapping("2", 2), open_order, [delivery(1, "PN-1")]),
-              (mapping("3", 3), open_order, [])]  # fmt: skip
+              (mapping("3", 3), open_order, []), (mapping("4", 4), {"orderstateid": 20}, [])]  # fmt: skip
     rows = {1: {"state": "processing", "relation_child_real_id": "1-1"},  # invoiced: Magento could not cancel it
             2: {"state": "processing", "relation_child_real_id": "2-1"},
-            3: {"state": "processing", "relation_child_real_id": None}}  # fmt: skip
+            3: {"state": "processing", "relation_child_real_id": None},
+            4: {"state": "processing", "relation_child_real_id": "4-1"}}  # already cancelled in Sitoo  # fmt: skip
     got = plan(orders, rows)
     assert [(d.action, d.increment_id, d.magento_state, d.replaced_by) for d in got] == [
-        ("cancel", "1", "edited", "1-1"), ("delivered", "2", "edited", "2-1")]  # fmt: skip
+        ("cancel", "1", "edited", "1-1"), ("delivered", "2", "edited", "2-1"), ("recorded", "4", "edited", "4-1")]  # fmt: skip
     finance = got[0].still_open()
     assert (finance.kind, finance.owner, finance.key) == ("edited_original_still_open", "finance", "1")
     assert "1-1" in finance.message and "Refund 1" in finance.message
