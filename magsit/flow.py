@@ -8,7 +8,13 @@ A flow is a module with ``JOB`` and three functions (see docs/ENGINEERING.md, "T
   it returns the flow's own plan object, which can ``preview()`` itself;
 - ``push(ctx, plan)`` is the only writer: API writes, state writes, exception rows.
 
-The runner calls pull and plan, and in ``--dry-run`` stops there and renders ``plan.preview()``.
+Optionally ``verify(ctx, plan)``: reads only, for what the plan depends on but ``pull`` cannot know
+is needed before planning (sync-stock reads Magento's source codes only when it has rows to write).
+It raises ``MagsitError`` when the real run could not carry the plan out (a config that points
+nowhere), so a dry run fails the same way the real run would, and both spend no call on it when
+there is nothing to write.
+
+The runner calls pull, plan and verify, and in ``--dry-run`` stops there and renders ``plan.preview()``.
 In a dry run the flow's state store is opened read-only and its HTTP sessions refuse anything but
 GET, so a dry run that writes fails loudly instead of writing.
 """
@@ -46,7 +52,8 @@ class Plan(Protocol):
 
 
 class SyncFlow(Protocol):
-    """A flow module satisfies this structurally (module-level ``JOB``, ``pull``, ``plan``, ``push``)."""
+    """A flow module satisfies this structurally (module-level ``JOB``, ``pull``, ``plan``, ``push``;
+    ``verify(ctx, plan)`` is optional, see the module docstring)."""
 
     JOB: str
 

@@ -282,8 +282,11 @@ def _run_locked(
 
 
 def _call_flow(ctx: JobContext, flow: Flow) -> JobResult:
-    """pull -> plan -> (dry run: the plan's preview | push)."""
+    """pull -> plan -> verify (if the flow has it) -> (dry run: the plan's preview | push)."""
     plan = flow.plan(flow.pull(ctx), ctx.config, ctx.started_at)
+    verify = getattr(flow, "verify", None)
+    if verify is not None:
+        verify(ctx, plan)  # a dry run too: it fails where the real run would, before any write
     if not ctx.dry_run:
         return flow.push(ctx, plan)
     preview = plan.preview()

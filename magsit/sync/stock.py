@@ -1,8 +1,9 @@
 """sync-stock: Sitoo warehouse levels -> Magento MSI source items (Sitoo is the truth for stock).
 
 pull (Sitoo warehouse items, in-flight web orders, Magento's own values on --full/--sku) ->
-plan (pure, magsit.sync.stockplan) -> push (SKU pre-check, batched writes with bisection,
-baseline + cursors in one state transaction).
+plan (pure, magsit.sync.stockplan) -> verify (the mapped Magento source codes exist, read only when
+there are rows to write or on --full; a dry run too) -> push (SKU pre-check, batched writes with
+bisection, baseline + cursors in one state transaction).
 
 Incremental runs read warehouse items changed since a per-warehouse ``datelastmodified`` cursor
 (kept ``lookback_seconds`` behind the run start, read with >=). When one warehouse of a
@@ -90,8 +91,6 @@ class Pulled:
     observed: dict[tuple[str, str], tuple[Decimal | None, int | None]] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)  # the order mappings (in flight, reservations)
     held: set[str] = field(default_factory=set)  # SKUs / SKU@source rows a person ignored
-    # Magento's source codes, read on --full (None: push reads them before its first write)
-    source_codes: set[str] | None = None
 
 
 @dataclass
@@ -102,7 +101,7 @@ class Plan:
     reservations: reservations.ReservationCheck
     said: list[str]  # lines for the summary that hold for a dry run too
     counts: dict[str, int]
-    sources_checked: bool = False  # else push checks the mapped source codes before its first write
+    full: bool = False  # Magento's source items were read: verify checks the source codes even with no write
 
     def preview(self) -> Preview:
         problems = [p.as_error() for p in self.stock.problems]
@@ -180,15 +179,7 @@ def pull(ctx: JobContext) -> Pulled:
         # Sitoo's items, with or without a baseline.
         for key in _unstocked_sitoo_skus(ctx, snap.magento, by_source, read):
             snap.items.setdefault(key, {})  # no item in any warehouse of the source = 0 on hand there
-    if full:
-        # The mapped sources must exist (plan checks; also in a --full --dry-run). Other runs check
-        # in push, and only when they write: a run with nothing to write spends no call on it.
-        pulled.source_codes = _source_codes(ctx)
     return pulled
-
-
-def _source_codes(ctx: JobContext) -> set[str]:
-    return {str(s.get("source_code")) for s in ctx.magento.list_sources()}
 
 
 def _read_changed(ctx: JobContext, pulled: Pulled, sources: dict[str, str], full: bool) -> dict[str, dict[str, Any]]:
@@ -399,12 +390,20 @@ def plan(pulled: Pulled, config: Config, now: datetime) -> Plan:
         counts["held"] = len(the_plan.rows) - len(kept)
         the_plan.rows = kept
     counts["to_write"] = len(the_plan.writes)
-    if pulled.source_codes is not None and (the_plan.writes or pulled.full):
-        _check_sources(config.stock.sources, pulled.source_codes)  # before anything is written
     check = reservations.plan_check(pulled.orders, pulled.observed, now, config.orders.reservation_days)
     said = [NO_BASELINE] if pulled.no_baseline else []
-    checked = pulled.source_codes is not None
-    return Plan(the_plan, pulled.cursors, pulled.baseline, check, said, counts, sources_checked=checked)
+    return Plan(the_plan, pulled.cursors, pulled.baseline, check, said, counts, full=pulled.full)
+
+
+# -- verify (reads only; the runner calls it in a dry run too) ------------------------------------
+def verify(ctx: JobContext, planned: Plan) -> None:
+    """The mapped Magento sources must exist before anything is written: the run fails (exit 1,
+    nothing written) instead of writing source items Magento cannot hold. Read only when there are
+    rows to write, or on --full (its source-item read would silently find nothing at a wrong code),
+    so an incremental run with nothing to write spends no Magento call (bench/README.md). The
+    same condition in a dry run: it fails where the real run would."""
+    if planned.stock.writes or planned.full:
+        _check_sources(ctx.config.stock.sources, {str(s.get("source_code")) for s in ctx.magento.list_sources()})
 
 
 def _check_sources(sources: Mapping[Any, str], codes: set[str]) -> None:
@@ -556,8 +555,6 @@ def _record_agreed(ctx: JobContext, agreed: list[StockRow], stored: dict[Key, tu
 def push(ctx: JobContext, planned: Plan) -> JobResult:
     ctx.counts.update(planned.counts)
     the_plan = planned.stock
-    if the_plan.writes and not planned.sources_checked:
-        _check_sources(ctx.config.stock.sources, _source_codes(ctx))
     for problem in the_plan.problems:
         ctx.fail(problem.kind, problem.owner, problem.key, problem.message, problem.payload or None)
     agreed = [r for r in the_plan.rows if not r.write]

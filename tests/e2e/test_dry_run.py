@@ -210,3 +210,37 @@ def test_dry_run_writes_nothing_and_the_real_run_does_the_work(sandbox: Env, job
 
     out = sandbox.run_json(*case.argv, check_code=case.code)
     case.done(sandbox, context, out)
+
+
+# -- sync-stock: a dry run says whether the real run would work ----------------------------------
+def _stock_with_baseline(env: Env) -> None:
+    """A stock baseline for warehouse 1 at source ``default``; then warehouse 2 (no items yet) is
+    mapped to a source Magento does not have (a typo in [stock].sources)."""
+    test_stock.seed(env, {"A": 3}, warehouses=2)
+    env.run("sync-stock", check_code=0)
+    env.configure(stock={"sources": {"1": "default", "2": "no-such-source"}})
+    for control in (env.magento.control, env.sitoo.control):
+        control.clear_log()
+
+
+def test_incremental_stock_dry_run_with_rows_to_write_checks_the_source_mapping(sandbox: Env) -> None:
+    """The real run refuses to write to a source code Magento lacks (exit 1, nothing written); the
+    dry run an operator runs first says so too, instead of planning writes that would never land."""
+    _stock_with_baseline(sandbox)
+    sandbox.sitoo.state.set_stock(2, "A", 1)  # a row for the mistyped source: the real run would write it
+    dry = sandbox.run("--dry-run", "sync-stock", check_code=1)
+    assert "no-such-source" in dry.stdout + dry.stderr
+    assert sandbox.magento.control.calls("GET", r"/inventory/sources$")  # the mapping was checked
+    assert non_get(sandbox) == []
+    real = sandbox.run("sync-stock", check_code=1)
+    assert "no-such-source" in real.stdout + real.stderr
+
+
+def test_incremental_stock_dry_run_with_nothing_to_write_calls_magento_not_at_all(sandbox: Env) -> None:
+    """Nothing to write (warehouse 2 has no items): neither run writes, so neither spends a Magento
+    call on the mapping (bench/README.md: an incremental run with nothing changed reads Sitoo only)."""
+    _stock_with_baseline(sandbox)
+    sandbox.run("--dry-run", "sync-stock", check_code=0)
+    assert sandbox.magento.control.calls() == []
+    sandbox.run("sync-stock", check_code=0)
+    assert sandbox.magento.control.calls() == []
