@@ -47,6 +47,36 @@ class Preview:
     findings: int = 0
 
 
+# What a dry run says the real run would write: (count key, how many, verb, noun in the singular),
+# e.g. ("to_push", 12, "push", "order"). Keys are ``to_<verb>``, beside the keys a real run counts.
+Doing = tuple[str, int, str, str]
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 order', '12 orders', '4 deliveries', '2 credit memos' (the last word takes the plural)."""
+    if count != 1:
+        noun = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{count} {noun}"
+
+
+def would(*doings: Doing, notes: dict[str, str] | None = None) -> str:
+    """The line every dry run prints to say what the real run would write, in one style and in
+    numbers an on-call engineer can check: ``would push 12 orders (...), ship 4 deliveries``.
+    Doings of 0 are left out; ``notes`` (by count key) adds a parenthesis to one part."""
+    said = []
+    for key, count, verb, noun in doings:
+        if count:
+            note = (notes or {}).get(key)
+            said.append(f"{verb} {plural(count, noun)}" + (f" ({note})" if note else ""))
+    return "would " + ", ".join(said) if said else "would write nothing"
+
+
+def would_counts(*doings: Doing) -> dict[str, int]:
+    """The same doings as counts (JSON and the counts line), zeros left out as a real run's counts
+    leave them out."""
+    return {key: count for key, count, _, _ in doings if count}
+
+
 class Plan(Protocol):
     def preview(self) -> Preview: ...
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from magsit.config import Config
 from magsit.errors import ApiError, RecordError
-from magsit.flow import Preview
+from magsit.flow import Doing, Preview, plural, would, would_counts
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.state.cursor import KeysetPosition
@@ -92,12 +92,29 @@ class Plan:
     start: str
     summary: list[str]
     counts: dict[str, int]
+    welcome_email: bool = False  # [customers].send_welcome_email: Magento accounts are created only then
+
+    def _count(self, kind: str) -> int:
+        return sum(1 for a in self.actions if a.kind == kind)
+
+    def doings(self) -> tuple[Doing, ...]:
+        return (("to_create_in_sitoo", self._count("create_sitoo"), "create", "Sitoo customer"),
+                ("to_create_in_magento", self._count("create_magento") if self.welcome_email else 0, "create",
+                 "Magento account"),
+                ("to_update", self._count("update"), "update", "customer"),
+                ("to_link", self._count("link"), "link", "customer"))  # fmt: skip
 
     def preview(self) -> Preview:
         problems = [RecordError(a.error_kind or "customer_rejected", "ecommerce", a.email, a.message)
                     for a in self.actions if a.kind == "fail"]  # fmt: skip
-        return Preview([a.describe() for a in self.actions], list(self.summary), problems,
-                       {**self.counts, "planned": len(self.actions)})
+        summary = [*self.summary, would(*self.doings(), notes={"to_link": "found on both sides: only magsit's own "
+                                                                          "link is written"})]  # fmt: skip
+        waiting = 0 if self.welcome_email else self._count("create_magento")
+        if waiting:
+            summary.append(f"{plural(waiting, 'POS customer')} with no Magento account would not be created: Magento's "
+                           "REST API always sends the welcome e-mail, and [customers].send_welcome_email is false")
+        return Preview([a.describe() for a in self.actions], summary, problems,
+                       {**self.counts, "planned": len(self.actions), **would_counts(*self.doings())})
 
 
 def pull(ctx: JobContext) -> Pulled:
@@ -161,7 +178,8 @@ def plan(pulled: Pulled, config: Config, now: datetime) -> Plan:
         actions = [a for a in actions if a.email not in pulled.held]
     summary = [f"{len(pulled.seen)} Magento customer(s) new or edited since the last run, "
                f"{len(pulled.sitoo)} Sitoo customer(s) compared"]  # fmt: skip
-    return Plan(actions, pulled.magento, pulled.cursor, pulled.seen, pulled.start, summary, counts)
+    return Plan(actions, pulled.magento, pulled.cursor, pulled.seen, pulled.start, summary, counts,
+                welcome_email=settings.send_welcome_email)
 
 
 def _remember(ctx: JobContext, email: str, magento_id: int | None, userid: str | None, first: str, last: str) -> None:

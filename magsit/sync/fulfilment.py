@@ -25,7 +25,7 @@ from typing import Any
 
 from magsit.config import Config
 from magsit.errors import ApiError, RecordError
-from magsit.flow import Preview
+from magsit.flow import Doing, Preview, plural, would, would_counts
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.store import iso
@@ -93,11 +93,28 @@ class FulfilmentPlan:
                 + [{"action": "exception", "kind": p.kind, "key": p.key, "message": p.message} for p in self.problems]
                 + self.waiting)  # fmt: skip
 
+    def doings(self) -> tuple[Doing, ...]:
+        return (("to_ship", len(self.shipments), "ship", "delivery"),
+                ("to_cancel_in_magento", len(self.cancels), "cancel", "Magento order"),
+                ("to_cancel_in_sitoo", sum(1 for d in self.cancellations if d.action == "cancel"), "cancel", "Sitoo order"),
+                ("to_renew", len(self.renewals), "renew", "Sitoo reservation"))  # fmt: skip
+
     def preview(self) -> Preview:
         problems = [*self.problems, *(d.problem() for d in self.cancellations if d.action == "delivered"),
                     *(d.still_open() for d in self.cancellations if d.action != "delivered" and d.replaced_by),
                     *(d.problem() for d in self.refunded if d.report)]
-        return Preview(self.rows(), [f"{self.checked} open order(s) checked"], problems)
+        orders = {s.increment_id for s in self.shipments}
+        notes = {"to_ship": f"of {plural(len(orders), 'order')}, as Magento shipments" if orders else "",
+                 "to_cancel_in_magento": "cancelled in Sitoo",
+                 "to_cancel_in_sitoo": "cancelled or refunded in Magento before any delivery"}  # fmt: skip
+        summary = [f"{self.checked} open order(s) checked", would(*self.doings(), notes=notes)]
+        if self.waiting:
+            summary.append(f"{plural(len(self.waiting), 'delivery')} left for a later run (its exception, or an "
+                           "earlier delivery's of the same order, waits for its retry time or is held)")
+        counts = {"orders": self.checked, **would_counts(*self.doings())}  # "orders": what a dry run always said
+        if self.waiting:
+            counts["waiting"] = len(self.waiting)
+        return Preview(self.rows(), summary, problems, counts)
 
 
 def _magento_items(order: dict[str, Any]) -> dict[int, dict[str, Any]]:

@@ -35,6 +35,13 @@ def normalise_email(email: str | None) -> str:
     return (email if isinstance(email, str) else "").strip().casefold()  # a non-text e-mail is no e-mail
 
 
+def order_email(order: dict[str, Any]) -> str:
+    """The order's customer e-mail, normalised ('' for none): the key of its Sitoo customer link.
+    Never raises on garbage (pull reads it before the order's data is checked)."""
+    billing = order.get("billing_address")
+    return normalise_email(order.get("customer_email") or (billing.get("email") if isinstance(billing, dict) else None))
+
+
 def sanitise_externalid(prefix: str, increment_id: str) -> str:
     """prefix + increment id, fitted to Sitoo's ``[A-Za-z0-9_-]{1,40}`` (P17).
 
@@ -439,7 +446,7 @@ def build_order(
 
     billing = order.get("billing_address") or {}
     ship_address, method, pickup = shipping_info(order)
-    email = normalise_email(order.get("customer_email") or billing.get("email"))
+    email = order_email(order)
     first = order.get("customer_firstname") or billing.get("firstname") or ship_address.get("firstname") or ""
     last = order.get("customer_lastname") or billing.get("lastname") or ship_address.get("lastname") or ""
     additional: dict[str, str] = {

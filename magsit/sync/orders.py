@@ -25,14 +25,14 @@ from typing import Any
 
 from magsit.config import Config, OrderSettings
 from magsit.errors import ApiError, RecordError
-from magsit.flow import Preview
+from magsit.flow import Doing, Preview, plural, would, would_counts
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.cursor import KeysetPosition
 from magsit.sync import calls as api
 from magsit.sync.keyset import key_of, keyset_scan, magento_ts, read_start, save_cursor
 from magsit.sync.ordermapping import lines_from_sitoo
-from magsit.sync.orderpayload import OrderPlan, build_order, is_pickup, sanitise_externalid
+from magsit.sync.orderpayload import OrderPlan, build_order, is_pickup, order_email, sanitise_externalid
 from magsit.sync.sitoousers import creating_users, forget_refused, settle_new_users, spellings_of
 from magsit.testing.crashpoints import crashpoint
 
@@ -60,6 +60,7 @@ class Snapshot:
     warehouse_externalids: dict[int, str] = field(default_factory=dict)  # read only when a pickup order is in
     # Retry-queue entries push drops: the order is in Sitoo already, no longer pushable, or ignored.
     dequeue: set[str] = field(default_factory=set)
+    linked_emails: set[str] = field(default_factory=set)  # e-mails of these orders already linked to a Sitoo customer
 
 
 @dataclass
@@ -95,6 +96,7 @@ class OrdersPlan:
     cursor: KeysetPosition | None = None
     seen: list[KeysetPosition] = field(default_factory=list)
     start: str | None = None
+    linked_emails: set[str] = field(default_factory=set)
 
     def problems(self) -> list[RecordError]:
         return [RecordError(a.error.kind, a.error.owner, a.increment_id, a.error.message, a.error.payload)
@@ -108,14 +110,32 @@ class OrdersPlan:
     def summary(self) -> list[str]:
         return [f"{self.examined} order(s) to examine, {len(self.skipped)} skipped"]
 
+    def doings(self) -> tuple[Doing, ...]:
+        return (("to_push", sum(1 for a in self.actions if a.kind == "create"), "push", "order"),
+                ("to_adopt", sum(1 for a in self.actions if a.kind == "adopt"), "adopt", "order"))  # fmt: skip
+
+    def unlinked_emails(self) -> set[str]:
+        """Customer e-mails of the orders to push with no Sitoo customer linked yet: push looks each
+        up in Sitoo and creates the ones it does not find (so at most this many new customers)."""
+        return {a.plan.email for a in self.actions
+                if a.kind == "create" and a.plan is not None and a.plan.email and a.plan.email not in self.linked_emails}  # fmt: skip
+
     def preview(self) -> Preview:
-        return Preview(self.rows(), self.summary(), self.problems())
+        unlinked = len(self.unlinked_emails())
+        notes = {"to_push": f"{plural(unlinked, 'customer e-mail')} not linked to a Sitoo customer yet: found there "
+                            "or created" if unlinked else "",
+                 "to_adopt": "already in Sitoo after a create whose answer was lost"}  # fmt: skip
+        counts = {"planned": len(self.actions), "skipped": len(self.skipped), **would_counts(*self.doings())}
+        if unlinked:
+            counts["customers_unlinked"] = unlinked
+        return Preview(self.rows(), [*self.summary(), would(*self.doings(), notes=notes)], self.problems(), counts)
 
 
 # -- plan (pure) ---------------------------------------------------------------------------------
 def plan(snapshot: Snapshot, config: Config, now: datetime) -> OrdersPlan:
     return OrdersPlan(plan_actions(snapshot, config.orders, now), dict(snapshot.skipped), set(snapshot.dequeue),
-                      len(snapshot.orders), snapshot.cursor, list(snapshot.seen), snapshot.start)  # fmt: skip
+                      len(snapshot.orders), snapshot.cursor, list(snapshot.seen), snapshot.start,
+                      set(snapshot.linked_emails))  # fmt: skip
 
 
 def plan_actions(snapshot: Snapshot, settings: OrderSettings, now: datetime) -> list[Action]:
@@ -264,6 +284,12 @@ def _read_details(ctx: JobContext, snap: Snapshot, candidates: list[dict[str, An
     details = parallel_map(lambda r: api.magento_order(ctx, int(r["entity_id"])), candidates, ctx.config.magento.concurrency)
     for detail in details:
         snap.orders[int(detail["entity_id"])] = detail
+    # For the plan's count of customers push would look up or create (the links themselves are
+    # made in push, under the shared customer lock).
+    for email in {order_email(o) for o in snap.orders.values()} - {""}:
+        link = ctx.state.get_mapping("customer", "email", email)
+        if link and link.get("other_id"):
+            snap.linked_emails.add(email)
     externalids = [sanitise_externalid(settings.externalid_prefix, str(o["increment_id"])) for o in snap.orders.values()]
     snap.in_sitoo = {str(o.get("externalid")): o for o in api.sitoo_orders_by(ctx, "externalid", externalids)}
     skus = sorted({str(item.get("sku")) for o in snap.orders.values() for item in o.get("items") or [] if item.get("sku")}

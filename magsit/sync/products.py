@@ -18,7 +18,7 @@ from typing import Any
 
 from magsit.config import Config
 from magsit.errors import ApiError, MagsitError
-from magsit.flow import Preview
+from magsit.flow import Doing, Preview, would, would_counts
 from magsit.runner import JobContext, JobResult
 from magsit.state.cursor import SitooEpoch
 from magsit.sync.productplan import ProductChange, ProductPlan, price_key, tax_key
@@ -46,9 +46,16 @@ class Plan:
     products: ProductPlan
     cursor: int | None  # where the next run starts; moved only when push completes
 
+    def doings(self) -> tuple[Doing, ...]:
+        changes = self.products.changes
+        return (("to_create", sum(1 for c in changes if c.action == "create"), "create", "product"),
+                ("to_update", sum(1 for c in changes if c.action != "create"), "update", "product"),
+                ("to_price", sum(1 for c in changes if c.price is not None), "set", "base price"))  # fmt: skip
+
     def preview(self) -> Preview:
         rows = [change.as_dict() for change in self.products.changes]
-        return Preview(rows, [f"{len(rows)} products would change"], [p.as_error() for p in self.products.problems])
+        return Preview(rows, [would(*self.doings())], [p.as_error() for p in self.products.problems],
+                       would_counts(*self.doings()))
 
 
 def pull(ctx: JobContext) -> Pulled:

@@ -41,7 +41,7 @@ from typing import Any
 
 from magsit.config import Config
 from magsit.errors import ApiError, RecordError
-from magsit.flow import Preview
+from magsit.flow import Doing, Preview, plural, would, would_counts
 from magsit.magento.search import SearchCriteria, keyset_criteria
 from magsit.runner import JobContext, JobResult
 from magsit.state.cursor import KeysetPosition, SitooId
@@ -126,9 +126,22 @@ class ReturnsPlan:
         todo = len(self.creditmemos) + len(self.exports)
         return [f"{self.watched} pushed web order(s) watched; {todo} return(s)/credit memo(s) to handle"]
 
+    def doings(self) -> tuple[Doing, ...]:
+        return (("to_create_creditmemo", sum(1 for p in self.creditmemos if isinstance(p, CreditMemoPlan)), "create",
+                 "Magento credit memo"),
+                ("to_create_refund_order", sum(1 for p in self.exports if isinstance(p, SitooRefundPlan)), "create",
+                 "Sitoo refund order"))  # fmt: skip
+
     def preview(self) -> Preview:
         problems = [p for p in (*self.creditmemos, *self.exports) if isinstance(p, RecordError)]
-        return Preview(self.rows(), self.summary(), problems)
+        notes = {"to_create_creditmemo": "for store returns", "to_create_refund_order": "for Magento credit memos"}
+        summary = [*self.summary(), would(*self.doings(), notes=notes)]
+        counts = would_counts(*self.doings())
+        if self.deferred:
+            summary.append(f"{plural(len(self.deferred), 'credit memo')} left for a later run (a store return of its "
+                           "order has a credit memo not confirmed yet)")
+            counts["waiting"] = len(self.deferred)
+        return Preview(self.rows(), summary, problems, counts)
 
 
 def _pushed_orders(ctx: JobContext) -> Pushed:

@@ -30,7 +30,7 @@ from typing import Any
 
 from magsit.config import Config
 from magsit.errors import ApiError, MagsitError
-from magsit.flow import Preview
+from magsit.flow import Preview, would
 from magsit.http import parallel_map
 from magsit.runner import JobContext, JobResult
 from magsit.state.cursor import SitooEpoch, UtcMoment
@@ -108,7 +108,8 @@ class Plan:
         if self.reservations.problem is not None:
             problems.append(self.reservations.problem)
         return Preview([row.as_dict() for row in self.stock.rows],
-                       [*self.said, f"{len(self.stock.writes)} source items would be written"], problems, self.counts)
+                       [*self.said, would(("to_write", len(self.stock.writes), "write", "source item"))], problems,
+                       self.counts)
 
 
 def _warehouses_by_source(sources: dict[str, str]) -> dict[str, list[str]]:

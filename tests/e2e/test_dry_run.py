@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,24 +85,37 @@ def products_done(env: Env, _: Any, out: dict[str, Any]) -> None:
 
 
 def orders_setup(env: Env) -> Any:
+    """Three orders waiting: one of a customer an earlier run linked, two of a new customer."""
     test_orders.seed(env)
-    new_state(env)
-    return env.magento.state.place_order([("TENT-1", 2)], customer_email="new.buyer@example.com", created_at=test_orders.old())
+    place = env.magento.state.place_order
+    place([("TENT-1", 1)], customer_email="known.buyer@example.com", created_at=test_orders.old())
+    env.run("push-orders", check_code=0)
+    return [place([("TENT-1", 2)], customer_email=email, created_at=test_orders.old())
+            for email in ("known.buyer@example.com", "new.buyer@example.com", "New.Buyer@example.com")]  # fmt: skip
 
 
-def orders_done(env: Env, order: Any, out: dict[str, Any]) -> None:
-    assert test_orders.by_externalid(env, order["increment_id"])["orderitems"]
+def orders_done(env: Env, orders: Any, out: dict[str, Any]) -> None:
+    assert all(test_orders.by_externalid(env, order["increment_id"])["orderitems"] for order in orders)
     assert any(u["email"] == "new.buyer@example.com" for u in env.sitoo.state.users.values())
+    assert out["counts"]["pushed"] == 3 and out["counts"].get("customers_created") == 1  # as the dry run said
 
 
 def fulfilment_setup(env: Env) -> Any:
-    order, sitoo = test_fulfilment.pushed(env, [("TENT-1", 2)])
-    env.sitoo.state.deliver(sitoo["orderid"], ref="PN-1")
-    return order
+    """Two pushed orders: the store delivered one, Sitoo cancelled the other."""
+    test_orders.seed(env)
+    place = env.magento.state.place_order
+    delivered = place([("TENT-1", 2)], customer_email="x@example.com", created_at=test_orders.old())
+    cancelled = place([("TENT-1", 1)], customer_email="x@example.com", created_at=test_orders.old(), invoice=False)
+    env.run("push-orders", check_code=0)
+    env.sitoo.state.deliver(test_orders.by_externalid(env, delivered["increment_id"])["orderid"], ref="PN-1")
+    env.sitoo.state.cancel_order(test_orders.by_externalid(env, cancelled["increment_id"])["orderid"])
+    return delivered, cancelled
 
 
-def fulfilment_done(env: Env, order: Any, out: dict[str, Any]) -> None:
-    assert len(test_fulfilment.shipments(env, order)) == 1
+def fulfilment_done(env: Env, orders: Any, out: dict[str, Any]) -> None:
+    delivered, cancelled = orders
+    assert len(test_fulfilment.shipments(env, delivered)) == 1
+    assert env.magento.state.orders[cancelled["entity_id"]]["state"] == "canceled"
 
 
 def customers_setup(env: Env) -> Any:
@@ -171,16 +184,32 @@ class Case:
     done: Callable[[Env, Any, dict[str, Any]], None]
     code: int = 0  # the real run's exit code
     preview: Callable[[Env, Any, dict[str, Any]], None] = planned  # what the dry run must show
+    # What the dry run says the real run would write: its summary line (human and JSON) and the
+    # counts behind it (a subset of the counts; human: "key value" on the counts line).
+    would: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 CASES = {
-    "sync-stock": Case(("sync-stock",), stock_setup, stock_done),
-    "sync-products": Case(("sync-products",), products_setup, products_done),
-    "push-orders": Case(("push-orders",), orders_setup, orders_done),
-    "sync-fulfilment": Case(("sync-fulfilment",), fulfilment_setup, fulfilment_done),
-    "sync-customers": Case(("sync-customers",), customers_setup, customers_done),
-    "sync-returns": Case(("sync-returns",), returns_setup, returns_done),
-    "sync-returns-deferred-memo": Case(("sync-returns",), returns_deferred_setup, returns_deferred_done),
+    "sync-stock": Case(("sync-stock",), stock_setup, stock_done, would="would write 2 source items",
+                       counts={"read": 2, "to_write": 2}),
+    "sync-products": Case(("sync-products",), products_setup, products_done,
+                          would="would update 1 product, set 1 base price", counts={"to_update": 1, "to_price": 1}),
+    "push-orders": Case(("push-orders",), orders_setup, orders_done,
+                        would="would push 3 orders (1 customer e-mail not linked to a Sitoo customer yet: found there "
+                              "or created)",
+                        counts={"planned": 3, "to_push": 3, "customers_unlinked": 1}),
+    "sync-fulfilment": Case(("sync-fulfilment",), fulfilment_setup, fulfilment_done,
+                            would="would ship 1 delivery (of 1 order, as Magento shipments), cancel 1 Magento order "
+                                  "(cancelled in Sitoo)",
+                            counts={"orders": 2, "to_ship": 1, "to_cancel_in_magento": 1}),
+    "sync-customers": Case(("sync-customers",), customers_setup, customers_done, would="would create 1 Sitoo customer",
+                           counts={"planned": 1, "to_create_in_sitoo": 1}),
+    "sync-returns": Case(("sync-returns",), returns_setup, returns_done,
+                         would="would create 1 Magento credit memo (for store returns)",
+                         counts={"to_create_creditmemo": 1}),
+    "sync-returns-deferred-memo": Case(("sync-returns",), returns_deferred_setup, returns_deferred_done,
+                                       would="would write nothing", counts={"waiting": 1}),
     # report-like flows: the dry run shows the same report the real run does
     "reconcile": Case(("reconcile", "--month", test_reconcile.MONTH), reconcile_setup, reconcile_done, code=3,
                       preview=reconcile_done),
@@ -206,7 +235,16 @@ def test_dry_run_writes_nothing_and_the_real_run_does_the_work(sandbox: Env, job
     assert non_get(sandbox) == []
     assert dump(sandbox.state_path) == before
     assert dry_runs(sandbox.state_path) == dry_before + 1  # the run record is the one thing written
-    case.preview(sandbox, context, json.loads(dry.stdout))
+    out = json.loads(dry.stdout)
+    case.preview(sandbox, context, out)
+    if case.would is not None:
+        assert case.would in out["summary"]
+        assert {k: out["counts"].get(k) for k in case.counts} == case.counts
+        human = sandbox.run("--dry-run", *case.argv).stdout  # the same plan, for people
+        assert f"  {case.would}\n" in human
+        counts_line = human.splitlines()[1].strip()
+        assert all(f"{k} {v}" in counts_line.split(", ") for k, v in case.counts.items()), counts_line
+        assert non_get(sandbox) == [] and dump(sandbox.state_path) == before
 
     out = sandbox.run_json(*case.argv, check_code=case.code)
     case.done(sandbox, context, out)

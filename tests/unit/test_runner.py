@@ -116,6 +116,30 @@ def test_dry_run_stops_after_plan_and_lists_problems_without_recording(tmp_path)
     assert [r["record_key"] for r in store.exceptions()] == ["SKU-9"]
 
 
+def test_verify_runs_after_plan_in_real_and_dry_runs_and_its_error_stops_before_push(tmp_path):
+    """flow.verify: reads the plan depends on; a dry run fails where the real run would."""
+    from magsit.errors import MagsitError
+
+    config = make_config(tmp_path)
+    StateStore(config.state.path).close()
+    pushed, verified = [], []
+    flow = _flow(lambda ctx: ["SKU-1"], pushed)
+
+    def verify(ctx, planned):
+        verified.append((ctx.dry_run, planned.rows))
+        if ctx.options.get("broken"):
+            raise MagsitError("[stock].sources maps to nowhere; nothing was written")
+
+    flow.verify = verify
+    assert run_job(config, "sync-stock", flow, dry_run=True).exit_code == 3  # SKU-9 would fail
+    assert run_job(config, "sync-stock", flow).exit_code == 3
+    assert verified == [(True, [{"sku": "SKU-1"}]), (False, [{"sku": "SKU-1"}])] and len(pushed) == 1
+    for dry_run in (True, False):
+        outcome = run_job(config, "sync-stock", flow, dry_run=dry_run, options={"broken": True})
+        assert outcome.exit_code == 1 and "maps to nowhere" in outcome.error and outcome.failures == []
+    assert len(pushed) == 1
+
+
 def test_dry_run_state_is_read_only(tmp_path):
     config = make_config(tmp_path)
     StateStore(config.state.path).set_cursor("sync-stock", "default", SitooEpoch(7))

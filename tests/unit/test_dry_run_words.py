@@ -1,0 +1,46 @@
+"""What a dry run says the real run would write: one style (magsit.flow.would) for every flow."""
+
+from magsit.flow import plural, would, would_counts
+from magsit.sync.cancellations import Decision
+from magsit.sync.fulfilment import FulfilmentPlan
+from magsit.sync.orderpayload import OrderPlan
+from magsit.sync.orders import Action, OrdersPlan
+from magsit.sync.reservations import Renewal
+
+
+def test_plural_and_the_would_line():
+    assert [plural(1, "order"), plural(12, "order"), plural(4, "delivery"), plural(2, "key"), plural(0, "credit memo")] == [
+        "1 order", "12 orders", "4 deliveries", "2 keys", "0 credit memos"]  # fmt: skip
+    doings = (("to_push", 12, "push", "order"), ("to_adopt", 0, "adopt", "order"), ("to_ship", 4, "ship", "delivery"))
+    assert would(*doings, notes={"to_push": "3 new", "to_adopt": "never shown"}) == "would push 12 orders (3 new), ship 4 deliveries"
+    assert would_counts(*doings) == {"to_push": 12, "to_ship": 4}  # zeros left out, as a real run's counts
+    assert would(("to_push", 0, "push", "order")) == "would write nothing"
+
+
+def _create(increment_id: str, email: str) -> Action:
+    plan = OrderPlan(increment_id, 1, increment_id, 1, False, email, [], {"orderitems": []})
+    return Action("create", increment_id, 1, plan=plan)
+
+
+def test_push_orders_preview_counts_orders_and_the_customers_it_would_look_up_or_create():
+    actions = [_create("1", "known@example.com"), _create("2", "new@example.com"), _create("3", "new@example.com"),
+               _create("4", ""), Action("adopt", "5", 5, sitoo_order={"orderid": 9}), Action("skip", "6", 6)]
+    preview = OrdersPlan(actions, {"7": "already in Sitoo"}, set(), 6, linked_emails={"known@example.com"}).preview()
+    assert preview.counts == {"planned": 6, "skipped": 1, "to_push": 4, "to_adopt": 1, "customers_unlinked": 1}
+    assert preview.summary[-1] == ("would push 4 orders (1 customer e-mail not linked to a Sitoo customer yet: found "
+                                   "there or created), adopt 1 order (already in Sitoo after a create whose answer was lost)")
+
+
+def test_fulfilment_preview_counts_sitoo_cancellations_renewals_and_deliveries_left_waiting():
+    plan = FulfilmentPlan(
+        checked=3,
+        cancellations=[Decision("cancel", "1", "10001", "canceled"), Decision("delivered", "2", "10002", "closed", 1, 2)],
+        renewals=[Renewal("3", "10003", until=2_000_000_000, was=1_900_000_000)],
+        waiting=[{"action": "wait", "increment_id": "3", "delivery": "7"}],
+    )
+    preview = plan.preview()
+    assert preview.counts == {"orders": 3, "to_cancel_in_sitoo": 1, "to_renew": 1, "waiting": 1}
+    assert preview.summary[1] == ("would cancel 1 Sitoo order (cancelled or refunded in Magento before any delivery), "
+                                  "renew 1 Sitoo reservation")
+    assert preview.summary[2].startswith("1 delivery left for a later run")
+    assert [p.kind for p in preview.problems] == ["cancelled_after_delivery"]
