@@ -124,7 +124,7 @@ class OrdersPlan:
         unlinked = len(self.unlinked_emails())
         notes = {"to_push": f"{plural(unlinked, 'customer e-mail')} not linked to a Sitoo customer yet: found there "
                             "or created" if unlinked else "",
-                 "to_adopt": "already in Sitoo after a create whose answer was lost"}  # fmt: skip
+                 "to_adopt": "already in Sitoo: only magsit's mapping is written"}  # fmt: skip
         counts = {"planned": len(self.actions), "skipped": len(self.skipped), **would_counts(*self.doings())}
         if unlinked:
             counts["customers_unlinked"] = unlinked

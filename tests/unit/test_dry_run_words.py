@@ -28,7 +28,7 @@ def test_push_orders_preview_counts_orders_and_the_customers_it_would_look_up_or
     preview = OrdersPlan(actions, {"7": "already in Sitoo"}, set(), 6, linked_emails={"known@example.com"}).preview()
     assert preview.counts == {"planned": 6, "skipped": 1, "to_push": 4, "to_adopt": 1, "customers_unlinked": 1}
     assert preview.summary[-1] == ("would push 4 orders (1 customer e-mail not linked to a Sitoo customer yet: found "
-                                   "there or created), adopt 1 order (already in Sitoo after a create whose answer was lost)")
+                                   "there or created), adopt 1 order (already in Sitoo: only magsit's mapping is written)")
 
 
 def test_fulfilment_preview_counts_sitoo_cancellations_renewals_and_deliveries_left_waiting():
