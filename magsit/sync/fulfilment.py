@@ -106,7 +106,7 @@ class FulfilmentPlan:
         orders = {s.increment_id for s in self.shipments}
         notes = {"to_ship": f"of {plural(len(orders), 'order')}, as Magento shipments" if orders else "",
                  "to_cancel_in_magento": "cancelled in Sitoo",
-                 "to_cancel_in_sitoo": "cancelled or refunded in Magento before any delivery"}  # fmt: skip
+                 "to_cancel_in_sitoo": "cancelled, refunded or replaced by an edit in Magento before any delivery"}  # fmt: skip
         summary = [f"{self.checked} open order(s) checked", would(*self.doings(), notes=notes)]
         if self.waiting:
             summary.append(f"{plural(len(self.waiting), 'delivery')} left for a later run (its exception, or an "

@@ -1,7 +1,7 @@
 """What a dry run says the real run would write: one style (magsit.flow.would) for every flow."""
 
 from magsit.flow import plural, would, would_counts
-from magsit.sync.cancellations import Decision
+from magsit.sync.cancellations import EDITED, Decision
 from magsit.sync.fulfilment import FulfilmentPlan
 from magsit.sync.orderpayload import OrderPlan
 from magsit.sync.orders import Action, OrdersPlan
@@ -40,7 +40,14 @@ def test_fulfilment_preview_counts_sitoo_cancellations_renewals_and_deliveries_l
     )
     preview = plan.preview()
     assert preview.counts == {"orders": 3, "to_cancel_in_sitoo": 1, "to_renew": 1, "waiting": 1}
-    assert preview.summary[1] == ("would cancel 1 Sitoo order (cancelled or refunded in Magento before any delivery), "
-                                  "renew 1 Sitoo reservation")
+    assert preview.summary[1] == ("would cancel 1 Sitoo order (cancelled, refunded or replaced by an edit in Magento "
+                                  "before any delivery), renew 1 Sitoo reservation")
     assert preview.summary[2].startswith("1 delivery left for a later run")
     assert [p.kind for p in preview.problems] == ["cancelled_after_delivery"]
+
+
+def test_fulfilment_preview_lists_the_finance_task_the_cancel_of_an_edited_original_raises():
+    edited = Decision("cancel", "000000007", "10007", EDITED, ordered=1, replaced_by="000000007-1")
+    preview = FulfilmentPlan(checked=1, cancellations=[edited]).preview()
+    assert preview.counts == {"orders": 1, "to_cancel_in_sitoo": 1}
+    assert [(p.kind, p.owner, p.key) for p in preview.problems] == [("edited_original_still_open", "finance", "000000007")]
