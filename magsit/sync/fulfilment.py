@@ -202,7 +202,12 @@ def plan_order(state: OrderState, config: Config) -> tuple[list[ShipmentPlan], b
         items: dict[int, int] = {}
         for item_id, want in target.items():
             m_item = m_items.get(item_id, {})
-            cap = _units(m_item.get("qty_ordered")) - _units(m_item.get("qty_canceled"))
+            # Magento ships at most ordered - shipped - refunded - canceled (Order\Item::getSimpleQtyToShip):
+            # a refunded unit counts against what is left to ship even when it had been delivered and
+            # came back (a store return). Asking for more fails the whole shipment, so what the store
+            # delivered beyond that is taken as covered by the refund.
+            cap = (_units(m_item.get("qty_ordered")) - _units(m_item.get("qty_canceled"))
+                   - _units(m_item.get("qty_refunded")))  # fmt: skip
             qty = min(want, cap) - shipped_in_magento.get(item_id, 0)
             if qty > 0:
                 items[item_id] = qty

@@ -86,9 +86,7 @@ def test_a_second_refund_is_a_new_task_and_a_cancelled_sitoo_order_resolves_it(s
     assert open_rows(sandbox) == []
 
 
-def test_a_store_return_of_a_delivered_unit_is_no_task(sandbox):
-    # The credit memo magsit books for a store return refunds a unit the customer had: nothing to
-    # take off the Sitoo order for it.
+def delivered_one_of_three_and_returned_it_in_a_store(sandbox):
     order, sitoo = pushed(sandbox, [("TENT-1", 3)])
     sandbox.sitoo.state.deliver(sitoo["orderid"], items=[(0, 1)], ref="PN-1")
     sandbox.run("sync-fulfilment", check_code=0)
@@ -96,6 +94,13 @@ def test_a_store_return_of_a_delivered_unit_is_no_task(sandbox):
     sandbox.sitoo.state.add_register(store, sitoo["warehouseid"], "Till 1")
     sandbox.sitoo.state.store_return(sitoo["orderid"], [{"orderitemid": 0, "quantity": 1}])
     sandbox.run("sync-returns", check_code=0)
+    return order, sitoo
+
+
+def test_a_store_return_of_a_delivered_unit_is_no_task(sandbox):
+    # The credit memo magsit books for a store return refunds a unit the customer had: nothing to
+    # take off the Sitoo order for it.
+    order, _ = delivered_one_of_three_and_returned_it_in_a_store(sandbox)
     assert sandbox.magento.state.orders[order["entity_id"]]["items"][0]["qty_refunded"] == 1
     out = sandbox.run_json("sync-fulfilment", check_code=0)
     assert out["failures"] == [] and open_rows(sandbox) == []
@@ -154,3 +159,18 @@ def test_killed_after_cancelling_an_edited_original_the_rerun_records_it_for_fin
     assert [(f["kind"], f["owner"]) for f in out["failures"]] == [("edited_original_still_open", "finance")]
     assert sitoo_writes(sandbox) == [] and sandbox.magento.control.writes() == []  # no cancel, no comment
     assert mapping(sandbox, order["increment_id"])["status"] == "canceled"
+
+
+def test_the_rest_of_an_order_is_shipped_after_a_store_return_of_a_delivered_unit(sandbox):
+    # Magento counts refunded units against what is left to ship (Order\Item::getSimpleQtyToShip():
+    # ordered - shipped - refunded - canceled). After a store return of a delivered unit, the store
+    # delivering the rest must still reach Magento as far as Magento lets it (with the tracking), not
+    # fail the whole delivery over a unit Magento holds as refunded.
+    order, sitoo = delivered_one_of_three_and_returned_it_in_a_store(sandbox)
+    sandbox.sitoo.state.deliver(sitoo["orderid"], items=[(0, 2)], ref="PN-2")
+    out = sandbox.run_json("sync-fulfilment", check_code=0)
+    assert out["failures"] == []
+    item = sandbox.magento.state.orders[order["entity_id"]]["items"][0]
+    assert (item["qty_shipped"], item["qty_refunded"]) == (2, 1)  # all Magento can still ship: 3 - 1 - 1
+    assert [t["track_number"] for s in shipments(sandbox, order) for t in s.get("tracks", [])] == ["PN-1", "PN-2"]
+    assert sandbox.run_json("sync-fulfilment", check_code=0)["failures"] == []  # settled, nothing retried
