@@ -450,9 +450,15 @@ class StateStore:
             )
 
     # -- mappings --------------------------------------------------------------------------------
+    # The mapping reads and writes below are the hot path (several per order: a 2,000-order push
+    # makes ~8,000 writes) and are one plain statement each: sqlite-utils' table API introspects the
+    # table on every call (sqlite_master, PRAGMA table_info: ~20 statements per write), which cost a
+    # push-orders run ~6 s of CPU (bench/README.md, 2026-12-03).
     def get_mapping(self, entity: str, system: str, external_id: str) -> dict[str, Any] | None:
-        row = self._first("mappings", "entity = ? AND system = ? AND external_id = ?", (entity, system, str(external_id)))
-        return _mapping(row) if row else None
+        rows = self._rows(
+            "SELECT * FROM mappings WHERE entity = ? AND system = ? AND external_id = ?", (entity, system, str(external_id))
+        )
+        return _mapping(rows[0]) if rows else None
 
     def find_mapping_by_other(self, entity: str, other_id: str) -> dict[str, Any] | None:
         row = self._first("mappings", "entity = ? AND other_id = ?", (entity, str(other_id)))
@@ -473,12 +479,16 @@ class StateStore:
             "data": _json(data or {}),
             "updated_at": iso(),
         }
-        key = (entity, system, str(external_id))
-        # Not upsert(): its ON CONFLICT would overwrite created_at too.
+        # created_at is kept on an update (sqlite-utils' upsert() would overwrite it too).
         with self.transaction():
-            if not self._update("mappings", key, values):
-                row = dict(zip(("entity", "system", "external_id"), key, strict=True))
-                self._table("mappings").insert({**row, **values, "created_at": values["updated_at"]})
+            self._exec(
+                "INSERT INTO mappings (entity, system, external_id, other_id, status, data, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entity, system, external_id) DO UPDATE SET "
+                "other_id = excluded.other_id, status = excluded.status, data = excluded.data, "
+                "updated_at = excluded.updated_at",
+                (entity, system, str(external_id), values["other_id"], status, values["data"], values["updated_at"],
+                 values["updated_at"]),
+            )  # fmt: skip
 
     def mappings(self, entity: str, status: str | None = None) -> list[dict[str, Any]]:
         where, params = ("entity = ?", (entity,)) if status is None else ("entity = ? AND status = ?", (entity, status))
