@@ -341,7 +341,8 @@ class StateStore:
             return list(self.db.query(sql, params))
 
     # Single-table reads and writes go through sqlite-utils' table API; plain SQL is kept only where a
-    # query is relational (joins, GROUP BY, correlated sub-selects) and says so. Every write runs
+    # query is relational (joins, GROUP BY, correlated sub-selects) or on the per-order hot path (the
+    # mapping read and write, see get_mapping), and says so. Every write runs
     # inside transaction(): sqlite-utils wraps its statements in ``db.atomic()``, which inside an open
     # transaction is a SAVEPOINT (never a COMMIT behind the caller's back; sqlite-utils 3.x used
     # ``with conn:``, which commits: hence the >=4.0 pin), and outside one would be a deferred BEGIN
