@@ -113,7 +113,10 @@ class Plan:
         if waiting:
             summary.append(f"{plural(waiting, 'POS customer')} with no Magento account would not be created: Magento's "
                            "REST API always sends the welcome e-mail, and [customers].send_welcome_email is false")
-        return Preview([a.describe() for a in self.actions], summary, problems,
+        # A Magento create that the setting keeps back is no write: the plan table must not count it as one.
+        rows = [{**a.describe(), **({"write": False} if a.kind == "create_magento" and not self.welcome_email else {})}
+                for a in self.actions]  # fmt: skip
+        return Preview(rows, summary, problems,
                        {**self.counts, "planned": len(self.actions), **would_counts(*self.doings())})
 
 

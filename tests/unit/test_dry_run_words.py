@@ -51,3 +51,16 @@ def test_fulfilment_preview_lists_the_finance_task_the_cancel_of_an_edited_origi
     preview = FulfilmentPlan(checked=1, cancellations=[edited]).preview()
     assert preview.counts == {"orders": 1, "to_cancel_in_sitoo": 1}
     assert [(p.kind, p.owner, p.key) for p in preview.problems] == [("edited_original_still_open", "finance", "000000007")]
+
+
+def test_sync_customers_preview_does_not_count_magento_creates_the_setting_keeps_back_as_writes():
+    from magsit.report import _is_write
+    from magsit.sync.customerplan import CustomerAction
+    from magsit.sync.customers import Plan
+
+    actions = [CustomerAction("create_sitoo", "a@example.com"), CustomerAction("create_magento", "pos@example.com")]
+    kept_back = Plan(actions, [], None, [], "", [], {}, welcome_email=False).preview()
+    assert [_is_write(row) for row in kept_back.rows] == [True, False]
+    assert kept_back.summary[-2] == "would create 1 Sitoo customer"
+    sent = Plan(actions, [], None, [], "", [], {}, welcome_email=True).preview()
+    assert [_is_write(row) for row in sent.rows] == [True, True]
