@@ -103,6 +103,10 @@ class DocumentsMixin:
         with self.lock:
             order = self.order(entity_id)
             tops = [i for i in top_items(order) if not i["is_virtual"]]
+            # Magento's Order\Item::getSimpleQtyToShip() is ordered - shipped - refunded - canceled (floored
+            # at 0): every refunded unit counts against what is left to ship, even one that was shipped and
+            # came back. refunded_unshipped is the part of the refunds that lowers it (the rest would take it
+            # below 0), so this gives the same answer.
             to_ship = {i["item_id"]: i["qty_ordered"] - i["qty_shipped"] - i["qty_canceled"] - self._meta(i)["refunded_unshipped"] for i in tops}
             errors: list[str] = []
             if order["state"] in ("payment_review", "holded", "canceled"):
